@@ -1,0 +1,125 @@
+package keyspace
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Intervals are Binance's kline intervals, in order, with their durations
+// (a month counted as 30 days, which is all a TTL needs).
+var intervals = []struct {
+	name string
+	d    time.Duration
+}{
+	{"1m", time.Minute}, {"3m", 3 * time.Minute}, {"5m", 5 * time.Minute},
+	{"15m", 15 * time.Minute}, {"30m", 30 * time.Minute},
+	{"1h", time.Hour}, {"2h", 2 * time.Hour}, {"4h", 4 * time.Hour},
+	{"6h", 6 * time.Hour}, {"8h", 8 * time.Hour}, {"12h", 12 * time.Hour},
+	{"1d", 24 * time.Hour}, {"3d", 72 * time.Hour}, {"1w", 7 * 24 * time.Hour},
+	{"1M", 30 * 24 * time.Hour},
+}
+
+// IntervalDuration returns the length of a Binance kline interval ("1m", "4h",
+// "1M"). Intervals are case-sensitive: "1m" is a minute, "1M" a month.
+func IntervalDuration(interval string) (time.Duration, error) {
+	for _, iv := range intervals {
+		if iv.name == interval {
+			return iv.d, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown kline interval %q", ErrInvalidPart, interval)
+}
+
+// Intervals lists the supported kline intervals, shortest first.
+func Intervals() []string {
+	out := make([]string, len(intervals))
+	for i, iv := range intervals {
+		out[i] = iv.name
+	}
+	return out
+}
+
+// KlineTTL is the TTL of the kline key of an interval: the kline kind's TTL
+// (600 s by default) as a floor, two bars of the interval, at most
+// KlineTTLCap. The leader refreshes it on every write, so it only matters
+// once nobody writes: long intervals keep their window through a failover
+// without holding memory for days.
+func (r *Registry) KlineTTL(interval string) (time.Duration, error) {
+	d, err := IntervalDuration(interval)
+	if err != nil {
+		return 0, err
+	}
+	k, _ := r.Lookup(KindKline)
+	return min(max(k.TTL, klineBars*d), max(k.TTL, KlineTTLCap)), nil
+}
+
+// Positions is ats:positions:cache.
+func (r *Registry) Positions() Key { return r.must(KindPositions) }
+
+// Balance is ats:balance:cache:{ASSET}.
+func (r *Registry) Balance(asset string) (Key, error) { return r.Key(KindBalance, asset) }
+
+// Kline is market:kline:{SYMBOL}:{interval}, with the interval's TTL.
+func (r *Registry) Kline(symbol, interval string) (Key, error) {
+	ttl, err := r.KlineTTL(interval)
+	if err != nil {
+		return Key{}, err
+	}
+	k, err := r.Key(KindKline, symbol, interval)
+	if err != nil {
+		return Key{}, err
+	}
+	k.ttl = ttl
+	return k, nil
+}
+
+// Ticker24h is ticker_24h:{SYMBOL}.
+func (r *Registry) Ticker24h(symbol string) (Key, error) { return r.Key(KindTicker24h, symbol) }
+
+// MarketTicker24h is market:ticker_24h.
+func (r *Registry) MarketTicker24h() Key { return r.must(KindMarketTicker24h) }
+
+// BookTicker is market:book_ticker.
+func (r *Registry) BookTicker() Key { return r.must(KindBookTicker) }
+
+// SymbolInfo is symbol_info:{SYMBOL}.
+func (r *Registry) SymbolInfo(symbol string) (Key, error) { return r.Key(KindSymbolInfo, symbol) }
+
+// ListenKey is listen_key:{account}.
+func (r *Registry) ListenKey(account string) (Key, error) { return r.Key(KindListenKey, account) }
+
+// MarketWSLeader is market_ws_leader.
+func (r *Registry) MarketWSLeader() Key { return r.must(KindMarketWSLeader) }
+
+// must builds a built-in key without parts; New registered it.
+func (r *Registry) must(kind string) Key {
+	k, err := r.Key(kind)
+	if err != nil {
+		panic(err) // unreachable: built-in kinds are registered by New
+	}
+	return k
+}
+
+// Table renders every kind, its key pattern (prefix included), TTL and value
+// format, and the kline TTL of each interval. It is the golden file's content
+// and what `tradecache keys kinds` prints.
+func (r *Registry) Table() string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tKEY\tTTL\tVALUE")
+	for _, k := range r.sortedKinds() {
+		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\n", k.Name, r.prefix, k.Pattern, k.TTL, k.Value)
+	}
+	tw.Flush()
+	b.WriteString("\nKLINE INTERVAL TTL\n")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, iv := range Intervals() {
+		ttl, _ := r.KlineTTL(iv)
+		fmt.Fprintf(tw, "%s\t%s\n", iv, ttl)
+	}
+	tw.Flush()
+	fmt.Fprintf(&b, "\nCHANNEL %s\n", r.prefix+r.channel)
+	return b.String()
+}

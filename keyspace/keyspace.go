@@ -1,0 +1,505 @@
+// Package keyspace is the one registry of every Redis key pattern, pub/sub
+// channel and TTL that tradecache writes. It is the Go form of seed 000's
+// redis_ttl.py: no other package spells a key.
+//
+// A Key is only obtainable from a Registry, and it carries the TTL of its
+// kind, so the write APIs of this project (cache.Set and friends) cannot
+// write a key without an expiry: a zero Key, or a kind declared with a zero
+// or negative TTL, is an error, never "forever".
+//
+// The defaults are the seed's table:
+//
+//	kind              key                                TTL
+//	positions         ats:positions:cache                300 s
+//	balance           ats:balance:cache:{ASSET}          300 s
+//	kline             market:kline:{SYMBOL}:{interval}   max(600 s, 2 × interval), at most 48 h
+//	ticker_24h        ticker_24h:{SYMBOL}                30 s
+//	market_ticker_24h market:ticker_24h                  120 s
+//	book_ticker       market:book_ticker                 30 s
+//	symbol_info       symbol_info:{SYMBOL}               3600 s
+//	listen_key        listen_key:{account}               3300 s
+//	market_ws_leader  market_ws_leader                   30 s
+//
+// An optional global prefix (Config.Prefix) is prepended to every key and
+// channel so several deployments can share one Redis. TTLs are overridable
+// per kind (Config.TTL). A program embedding tradecache declares its own
+// kinds with Register, each with its TTL, and builds keys for them with Key.
+//
+// Parts substituted into a pattern ({SYMBOL}, {ASSET}, …) are validated:
+// empty parts, and parts holding ':', white space, control characters or the
+// glob metacharacters SCAN patterns use (* ? [ ] \) are rejected, so a key
+// always parses back into the kind and parts it was built from.
+package keyspace
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Kind names of the built-in key kinds.
+const (
+	KindPositions       = "positions"
+	KindBalance         = "balance"
+	KindKline           = "kline"
+	KindTicker24h       = "ticker_24h"
+	KindMarketTicker24h = "market_ticker_24h"
+	KindBookTicker      = "book_ticker"
+	KindSymbolInfo      = "symbol_info"
+	KindListenKey       = "listen_key"
+	KindMarketWSLeader  = "market_ws_leader"
+)
+
+// MaxPartLen bounds one substituted part of a key.
+const MaxPartLen = 128
+
+// Kline TTL policy: the kline kind's TTL is a floor; an interval keeps its
+// key for two bars, but never more than KlineTTLCap.
+const (
+	klineBars   = 2
+	KlineTTLCap = 48 * time.Hour
+)
+
+// ErrInvalidPart reports a key part that cannot be used in a key.
+var ErrInvalidPart = errors.New("keyspace: invalid key part")
+
+// ErrNoTTL reports a zero or negative TTL where one is required.
+var ErrNoTTL = errors.New("keyspace: a Redis key needs a positive TTL")
+
+// Kind declares one family of keys.
+type Kind struct {
+	// Name identifies the kind ("balance"); lower-case letters, digits, '_'.
+	Name string
+	// Pattern is the key with {placeholders} for its parts, without the
+	// global prefix: "ats:balance:cache:{ASSET}". A placeholder written in
+	// upper case ({SYMBOL}) has its value upper-cased when a key is built.
+	Pattern string
+	// TTL is the expiry of every key of the kind; it must be positive.
+	TTL time.Duration
+	// Value documents the value format, for the README and non-Go readers.
+	Value string
+}
+
+// Key is a validated Redis key together with the TTL it must be written with.
+// The zero Key is invalid; obtain keys from a Registry.
+type Key struct {
+	name string
+	kind string
+	ttl  time.Duration
+}
+
+// Name is the full key, prefix included.
+func (k Key) Name() string { return k.name }
+
+// String is the full key, prefix included.
+func (k Key) String() string { return k.name }
+
+// Kind is the name of the key's kind.
+func (k Key) Kind() string { return k.kind }
+
+// TTL is the expiry the key must be written with.
+func (k Key) TTL() time.Duration { return k.ttl }
+
+// Valid reports whether k came from a Registry with a positive TTL.
+func (k Key) Valid() error {
+	if k.name == "" {
+		return errors.New("keyspace: zero Key (build keys with a Registry)")
+	}
+	if k.ttl <= 0 {
+		return fmt.Errorf("%w: key %q has TTL %v", ErrNoTTL, k.name, k.ttl)
+	}
+	return nil
+}
+
+// WithTTL returns k with another TTL. A zero or negative ttl is an error.
+func (k Key) WithTTL(ttl time.Duration) (Key, error) {
+	if ttl <= 0 {
+		return Key{}, fmt.Errorf("%w: key %q with TTL %v", ErrNoTTL, k.name, ttl)
+	}
+	if k.name == "" {
+		return Key{}, k.Valid()
+	}
+	k.ttl = ttl
+	return k, nil
+}
+
+// Config adjusts the defaults.
+type Config struct {
+	// Prefix is prepended to every key and channel ("" by default; "prod:"
+	// to share one Redis between deployments).
+	Prefix string
+	// TTL overrides the TTL of a kind by name. For "kline" it is the floor
+	// of the per-interval TTL.
+	TTL map[string]time.Duration
+	// Channel is the pub/sub channel pattern; "{APP_PORT}:channel:1" by
+	// default (Jesse's), where {APP_PORT} is replaced by Channel's argument.
+	Channel string
+}
+
+// DefaultChannel is Jesse's event channel pattern.
+const DefaultChannel = "{APP_PORT}:channel:1"
+
+// Defaults returns the seed's table of built-in kinds.
+func Defaults() []Kind {
+	return []Kind{
+		{KindPositions, "ats:positions:cache", 300 * time.Second, "JSON array of positions (symbol, positionSide, positionAmt, entryPrice, unrealizedProfit, updateTime)"},
+		{KindBalance, "ats:balance:cache:{ASSET}", 300 * time.Second, "JSON object: asset, walletBalance, crossWalletBalance, availableBalance, updateTime"},
+		{KindKline, "market:kline:{SYMBOL}:{interval}", 600 * time.Second, "JSON array of klines [openTime, open, high, low, close, volume, closeTime, closed], oldest first, bounded window"},
+		{KindTicker24h, "ticker_24h:{SYMBOL}", 30 * time.Second, "JSON object: Binance 24hr ticker of one symbol"},
+		{KindMarketTicker24h, "market:ticker_24h", 120 * time.Second, "JSON object keyed by symbol: Binance 24hr tickers of the whole market"},
+		{KindBookTicker, "market:book_ticker", 30 * time.Second, "JSON object keyed by symbol: best bid/ask price and quantity"},
+		{KindSymbolInfo, "symbol_info:{SYMBOL}", 3600 * time.Second, "JSON object: the symbol's entry of Binance exchangeInfo"},
+		{KindListenKey, "listen_key:{account}", 3300 * time.Second, "string: the user data stream listenKey"},
+		{KindMarketWSLeader, "market_ws_leader", 30 * time.Second, "string: node id and epoch of the market stream leader"},
+	}
+}
+
+// Registry holds the kinds of one deployment. It is safe for concurrent use.
+type Registry struct {
+	prefix  string
+	channel string
+	ttl     map[string]time.Duration // overrides, read-only after New
+
+	mu    sync.RWMutex // guards kinds and order
+	kinds map[string]*compiled
+	order []string
+}
+
+type compiled struct {
+	Kind
+	segs []segment
+}
+
+// segment is one ':'-separated piece of a pattern: a literal or a placeholder.
+type segment struct {
+	lit   string
+	param string // placeholder name, without braces
+	upper bool   // upper-case the value (placeholder written in upper case)
+}
+
+// New returns a Registry with the default kinds and cfg applied.
+func New(cfg Config) (*Registry, error) {
+	if err := validPrefix(cfg.Prefix); err != nil {
+		return nil, err
+	}
+	ch := cfg.Channel
+	if ch == "" {
+		ch = DefaultChannel
+	}
+	if err := validPrefix(ch); err != nil {
+		return nil, fmt.Errorf("keyspace: channel: %w", err)
+	}
+	r := &Registry{prefix: cfg.Prefix, channel: ch, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
+	for name, ttl := range cfg.TTL {
+		if ttl <= 0 {
+			return nil, fmt.Errorf("%w: TTL override for kind %q is %v", ErrNoTTL, name, ttl)
+		}
+		r.ttl[name] = ttl
+	}
+	for _, k := range Defaults() {
+		if err := r.Register(k); err != nil {
+			return nil, err
+		}
+	}
+	for name := range cfg.TTL {
+		if _, ok := r.kinds[name]; !ok {
+			return nil, fmt.Errorf("keyspace: TTL override for unknown kind %q", name)
+		}
+	}
+	return r, nil
+}
+
+// MustNew is New for configurations known to be valid (tests, examples).
+func MustNew(cfg Config) *Registry {
+	r, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Prefix is the global prefix.
+func (r *Registry) Prefix() string { return r.prefix }
+
+// Register declares a kind. Its name must be new, its pattern well formed and
+// its TTL positive (or overridden by Config.TTL). Kinds declared by a program
+// embedding tradecache get the same guarantees as the built-in ones.
+func (r *Registry) Register(k Kind) error {
+	if !validName(k.Name) {
+		return fmt.Errorf("keyspace: register: invalid kind name %q (want [a-z0-9_]+)", k.Name)
+	}
+	if ttl, ok := r.ttl[k.Name]; ok {
+		k.TTL = ttl
+	}
+	if k.TTL <= 0 {
+		return fmt.Errorf("keyspace: register %q: %w (got %v)", k.Name, ErrNoTTL, k.TTL)
+	}
+	segs, err := compilePattern(k.Pattern)
+	if err != nil {
+		return fmt.Errorf("keyspace: register %q: %w", k.Name, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.kinds[k.Name]; dup {
+		return fmt.Errorf("keyspace: register: kind %q already registered", k.Name)
+	}
+	for _, other := range r.kinds {
+		if samePattern(other.segs, segs) {
+			return fmt.Errorf("keyspace: register %q: pattern %q collides with kind %q (%q)", k.Name, k.Pattern, other.Name, other.Pattern)
+		}
+	}
+	r.kinds[k.Name] = &compiled{Kind: k, segs: segs}
+	r.order = append(r.order, k.Name)
+	return nil
+}
+
+// Kinds returns every registered kind in registration order.
+func (r *Registry) Kinds() []Kind {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Kind, 0, len(r.order))
+	for _, n := range r.order {
+		out = append(out, r.kinds[n].Kind)
+	}
+	return out
+}
+
+// Lookup returns the kind called name.
+func (r *Registry) Lookup(name string) (Kind, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.kinds[name]
+	if !ok {
+		return Kind{}, false
+	}
+	return c.Kind, true
+}
+
+// Key builds a key of the named kind from its parts, in pattern order.
+func (r *Registry) Key(kind string, parts ...string) (Key, error) {
+	r.mu.RLock()
+	c, ok := r.kinds[kind]
+	r.mu.RUnlock()
+	if !ok {
+		return Key{}, fmt.Errorf("keyspace: unknown kind %q", kind)
+	}
+	var b strings.Builder
+	b.Grow(len(r.prefix) + len(c.Pattern) + 16)
+	b.WriteString(r.prefix)
+	n := 0
+	for i, s := range c.segs {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		if s.param == "" {
+			b.WriteString(s.lit)
+			continue
+		}
+		if n >= len(parts) {
+			return Key{}, fmt.Errorf("keyspace: kind %q needs %d parts, got %d", kind, c.params(), len(parts))
+		}
+		p := parts[n]
+		n++
+		if err := ValidPart(p); err != nil {
+			return Key{}, fmt.Errorf("keyspace: kind %q {%s}: %w", kind, s.param, err)
+		}
+		if s.upper {
+			p = strings.ToUpper(p)
+		}
+		b.WriteString(p)
+	}
+	if n != len(parts) {
+		return Key{}, fmt.Errorf("keyspace: kind %q needs %d parts, got %d", kind, n, len(parts))
+	}
+	return Key{name: b.String(), kind: kind, ttl: c.TTL}, nil
+}
+
+func (c *compiled) params() int {
+	n := 0
+	for _, s := range c.segs {
+		if s.param != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Parse splits a full key name into its kind and parts. It is the inverse of
+// Key: Parse(Key(kind, parts...).Name()) returns kind and the (normalised)
+// parts.
+func (r *Registry) Parse(name string) (kind string, parts []string, err error) {
+	rest, ok := strings.CutPrefix(name, r.prefix)
+	if !ok {
+		return "", nil, fmt.Errorf("keyspace: parse %q: missing prefix %q", name, r.prefix)
+	}
+	segs := strings.Split(rest, ":")
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, n := range r.order {
+		c := r.kinds[n]
+		if len(c.segs) != len(segs) {
+			continue
+		}
+		var ps []string
+		match := true
+		for i, s := range c.segs {
+			if s.param == "" {
+				if segs[i] != s.lit {
+					match = false
+					break
+				}
+				continue
+			}
+			if ValidPart(segs[i]) != nil || (s.upper && strings.ToUpper(segs[i]) != segs[i]) {
+				match = false
+				break
+			}
+			ps = append(ps, segs[i])
+		}
+		if match {
+			return c.Name, ps, nil
+		}
+	}
+	return "", nil, fmt.Errorf("keyspace: parse %q: no registered kind matches", name)
+}
+
+// ScanPattern is the SCAN MATCH glob for every key of a kind ("market:kline:*:*").
+func (r *Registry) ScanPattern(kind string) (string, error) {
+	r.mu.RLock()
+	c, ok := r.kinds[kind]
+	r.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("keyspace: unknown kind %q", kind)
+	}
+	parts := make([]string, len(c.segs))
+	for i, s := range c.segs {
+		if s.param != "" {
+			parts[i] = "*"
+		} else {
+			parts[i] = globEscape(s.lit)
+		}
+	}
+	return globEscape(r.prefix) + strings.Join(parts, ":"), nil
+}
+
+// Channel is the pub/sub channel for appPort ("8080:channel:1" by default).
+func (r *Registry) Channel(appPort string) (string, error) {
+	if err := ValidPart(appPort); err != nil {
+		return "", fmt.Errorf("keyspace: channel app port: %w", err)
+	}
+	return r.prefix + strings.ReplaceAll(r.channel, "{APP_PORT}", appPort), nil
+}
+
+// ValidPart reports whether s can be substituted into a key pattern.
+func ValidPart(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidPart)
+	}
+	if len(s) > MaxPartLen {
+		return fmt.Errorf("%w: %d bytes long (max %d)", ErrInvalidPart, len(s), MaxPartLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidPart, s)
+	}
+	for _, c := range s {
+		switch {
+		case c == ':':
+			return fmt.Errorf("%w: %q contains ':'", ErrInvalidPart, s)
+		case unicode.IsSpace(c) || unicode.IsControl(c):
+			return fmt.Errorf("%w: %q contains white space or a control character", ErrInvalidPart, s)
+		case strings.ContainsRune(`*?[]\{}`, c):
+			return fmt.Errorf("%w: %q contains %q", ErrInvalidPart, s, c)
+		}
+	}
+	return nil
+}
+
+func validPrefix(p string) error {
+	for _, c := range p {
+		if unicode.IsSpace(c) || unicode.IsControl(c) {
+			return fmt.Errorf("keyspace: prefix %q contains white space or a control character", p)
+		}
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("keyspace: prefix %q is not valid UTF-8", p)
+	}
+	return nil
+}
+
+func validName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func compilePattern(p string) ([]segment, error) {
+	if p == "" {
+		return nil, errors.New("empty pattern")
+	}
+	var segs []segment
+	seen := map[string]bool{}
+	for _, s := range strings.Split(p, ":") {
+		if name, ok := strings.CutPrefix(s, "{"); ok {
+			name, ok = strings.CutSuffix(name, "}")
+			if !ok || name == "" || strings.ContainsAny(name, "{}") {
+				return nil, fmt.Errorf("malformed placeholder %q in pattern %q", s, p)
+			}
+			if seen[strings.ToLower(name)] {
+				return nil, fmt.Errorf("placeholder {%s} twice in pattern %q", name, p)
+			}
+			seen[strings.ToLower(name)] = true
+			segs = append(segs, segment{param: name, upper: strings.ToUpper(name) == name && strings.ToLower(name) != name})
+			continue
+		}
+		if err := ValidPart(s); err != nil {
+			return nil, fmt.Errorf("literal %q in pattern %q: %w", s, p, err)
+		}
+		segs = append(segs, segment{lit: s})
+	}
+	return segs, nil
+}
+
+// samePattern reports whether two patterns could build the same key.
+func samePattern(a, b []segment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].param == "" && b[i].param == "" && a[i].lit != b[i].lit {
+			return false
+		}
+	}
+	return true
+}
+
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// sortedKinds is Kinds sorted by name, for stable output.
+func (r *Registry) sortedKinds() []Kind {
+	ks := r.Kinds()
+	slices.SortFunc(ks, func(a, b Kind) int { return strings.Compare(a.Name, b.Name) })
+	return ks
+}
