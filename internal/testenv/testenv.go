@@ -1,0 +1,317 @@
+// Package testenv starts real redis-server processes for tests.
+//
+// Tests talk to a real Redis on a free loopback port, never to a mock. A
+// package shares one server (Shared), started on first use and stopped by
+// Main after the package's tests, which also audits it: a key left without a
+// TTL fails the package. A test that stops, restarts or pauses Redis takes a
+// private server (Start). Tests that share a server keep apart by key prefix
+// (Prefix).
+//
+// When redis-server cannot be found or started the test fails with the reason
+// and how to fix it; it never skips.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/tradecache/tradecache/internal/keyaudit"
+)
+
+// Redis is one redis-server process on 127.0.0.1.
+type Redis struct {
+	Port int
+	dir  string
+
+	mu  sync.Mutex // guards cmd
+	cmd *exec.Cmd
+}
+
+// Addr is host:port.
+func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)) }
+
+// URL is the redis:// URL of the server.
+func (r *Redis) URL() string { return "redis://" + r.Addr() }
+
+// Start starts a private redis-server for tb, stopped and audited for keys
+// without TTL when tb ends.
+func Start(tb testing.TB) *Redis {
+	tb.Helper()
+	r, err := start(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(func() {
+		if r.running() {
+			if err := auditNoTTL(r); err != nil {
+				tb.Errorf("testenv: %v", err)
+			}
+		}
+		r.kill()
+	})
+	return r
+}
+
+func start(dir string) (*Redis, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found on PATH: install Debian's package (apt-get install -y redis-server) or run the README's test command, which installs it: %w", err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		r := &Redis{Port: port, dir: dir}
+		if lastErr = r.launch(bin); lastErr == nil {
+			return r, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (r *Redis) launch(bin string) error {
+	logPath := filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.Port))
+	cmd := exec.Command(bin,
+		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--logfile", logPath, "--daemonize", "no", "--protected-mode", "yes",
+	)
+	// Die with the test binary, even when it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("redis-server on port %d exited at start: %s", r.Port, lastLines(string(log), 5))
+		default:
+		}
+		if ping(r.Addr()) == nil {
+			r.mu.Lock()
+			r.cmd = cmd
+			r.mu.Unlock()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", r.Port)
+}
+
+// ping sends an inline PING and expects +PONG.
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	buf := make([]byte, 7)
+	n, err := c.Read(buf)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(string(buf[:n]), "+PONG") {
+		return fmt.Errorf("unexpected PING reply %q", buf[:n])
+	}
+	return nil
+}
+
+func (r *Redis) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd != nil
+}
+
+func (r *Redis) kill() {
+	r.mu.Lock()
+	cmd := r.cmd
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGCONT) // a paused server must be able to die
+	cmd.Process.Kill()
+	// Wait is called by launch's reaper; wait for the port to close.
+	for i := 0; i < 200 && ping(r.Addr()) == nil; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Stop kills the server with SIGKILL (an outage, not a clean shutdown).
+func (r *Redis) Stop(tb testing.TB) {
+	tb.Helper()
+	r.kill()
+}
+
+// Restart starts the server again on the same port, empty.
+func (r *Redis) Restart(tb testing.TB) {
+	tb.Helper()
+	r.kill()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("testenv: redis-server not found: %v", err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 50; attempt++ { // the port may linger briefly
+		if lastErr = r.launch(bin); lastErr == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("testenv: restart redis on port %d: %v", r.Port, lastErr)
+}
+
+// Pause stops the server process with SIGSTOP: connections stay open and
+// nothing answers, like a hung server or a partition.
+func (r *Redis) Pause(tb testing.TB) { r.signal(tb, syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (r *Redis) Resume(tb testing.TB) { r.signal(tb, syscall.SIGCONT) }
+
+func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		tb.Fatalf("testenv: signal %v: redis on port %d is not running", s, r.Port)
+	}
+	if err := r.cmd.Process.Signal(s); err != nil {
+		tb.Fatalf("testenv: signal %v: %v", s, err)
+	}
+}
+
+// Client returns a valkey client for the server, closed when tb ends.
+func (r *Redis) Client(tb testing.TB) valkey.Client {
+	tb.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		tb.Fatalf("testenv: connect to %s: %v", r.Addr(), err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+var (
+	sharedMu  sync.Mutex
+	shared    *Redis
+	sharedErr error
+	sharedDir string
+	prefixSeq atomic.Int64
+)
+
+// Shared returns the package's shared server, starting it on first use. The
+// package's TestMain must call Main so the server is audited and stopped.
+func Shared(tb testing.TB) *Redis {
+	tb.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil && sharedErr == nil {
+		sharedDir, sharedErr = os.MkdirTemp("", "testenv-redis-")
+		if sharedErr == nil {
+			shared, sharedErr = start(sharedDir)
+		}
+	}
+	if sharedErr != nil {
+		tb.Fatalf("testenv: %v", sharedErr)
+	}
+	return shared
+}
+
+// Main runs the package's tests, then fails the package if the shared server
+// holds a key without TTL, and stops it. Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	sharedMu.Lock()
+	r := shared
+	sharedMu.Unlock()
+	if r != nil {
+		if err := auditNoTTL(r); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			code = 1
+		}
+		r.kill()
+		os.RemoveAll(sharedDir)
+	}
+	os.Exit(code)
+}
+
+// Prefix returns a key prefix no other test of the process uses.
+func Prefix(tb testing.TB) string {
+	name := strings.NewReplacer("/", ".", " ", "_", ":", ".").Replace(tb.Name())
+	return fmt.Sprintf("t%d.%s:", prefixSeq.Add(1), name)
+}
+
+// auditNoTTL fails when the server holds a key without TTL: seed 000's rule,
+// checked after every test run against the test servers.
+func auditNoTTL(r *Redis) error {
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", r.Addr(), err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := keyaudit.Audit(ctx, c, keyaudit.Options{})
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", r.Addr(), err)
+	}
+	if !rep.OK() {
+		return fmt.Errorf("redis %s holds %d keys without TTL after the tests: %v", r.Addr(), rep.NoTTLCount, rep.NoTTL)
+	}
+	return nil
+}
+
+// Eventually polls cond every 10 ms until it holds or timeout passes.
+func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v: "+format, append([]any{timeout}, args...)...)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

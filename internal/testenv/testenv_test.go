@@ -1,0 +1,47 @@
+package testenv_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tradecache/tradecache/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestStopRestartPause(t *testing.T) {
+	r := testenv.Start(t)
+	c := r.Client(t)
+	ctx := context.Background()
+	do := func() error {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		return c.Do(ctx, c.B().Set().Key("k").Value("v").ExSeconds(10).Build()).Error()
+	}
+	if err := do(); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(t)
+	if err := do(); err == nil {
+		t.Fatal("write succeeded against a stopped server")
+	}
+	r.Restart(t)
+	testenv.Eventually(t, 5*time.Second, func() bool { return do() == nil }, "no write after restart")
+	r.Pause(t)
+	if err := do(); err == nil {
+		t.Fatal("write succeeded against a paused server")
+	}
+	r.Resume(t)
+	testenv.Eventually(t, 5*time.Second, func() bool { return do() == nil }, "no write after resume")
+}
+
+func TestSharedAndPrefix(t *testing.T) {
+	a, b := testenv.Shared(t), testenv.Shared(t)
+	if a != b {
+		t.Fatal("Shared started two servers")
+	}
+	if p, q := testenv.Prefix(t), testenv.Prefix(t); p == q {
+		t.Fatalf("Prefix repeated %q", p)
+	}
+}
