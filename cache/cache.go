@@ -1,0 +1,563 @@
+// Package cache is the tiered cache of seed 000: Redis/Valkey first, a
+// bounded in-memory LRU when Redis is unreachable, back to Redis by itself.
+//
+// # Tiers
+//
+// The cache is in one of two tiers. In TierRedis every read and write goes to
+// Redis only and the memory tier stays empty. Every Redis call carries a
+// deadline (Config.CallTimeout). A call that fails on the connection (refused,
+// reset, timed out) is served by the memory tier instead: a read there, a
+// write kept there. After Config.FailureThreshold consecutive connection
+// failures the cache switches to TierMemory, where calls go straight to
+// memory without touching Redis, so callers never queue behind a dead server.
+// Run probes Redis with a capped, jittered backoff and switches back when it
+// answers.
+//
+// A call therefore costs at most the deadline while Redis dies and the
+// memory tier's microseconds once the switch is made. Errors Redis itself
+// returns (WRONGTYPE, NOSCRIPT…) are not outages: they are returned.
+//
+// # Write-back
+//
+// Writes and deletes made in memory reach Redis when it returns, through a
+// Lua script that writes only when the Redis copy is older. Every key of a
+// kind is written with the kind's TTL, so the copy with more time left was
+// written later: a memory entry written at t with TTL T is written back with
+// TTL T-(now-t) only if Redis holds no copy, a copy without TTL, or one with
+// less time left. A value another node wrote during the outage is kept. The
+// comparison uses Redis's relative PTTL and our monotonic clock, so clocks of
+// different hosts never meet.
+//
+// # Memory tier
+//
+// The memory tier is a least-recently-used map of Config.MemoryEntries
+// entries (200 by default, the seed's figure); an entry lives for the key's
+// TTL or Config.MemoryTTL (5 minutes), whichever is shorter. Expiry is checked
+// on read; no goroutine sweeps. When full, the least recently used entry is
+// evicted, even if it has not been written back: the seed's bound wins over
+// completeness, and evictions are counted.
+//
+// # Keys
+//
+// Every key is a keyspace.Key, which carries its TTL: a write without TTL
+// cannot be expressed. A miss is (nil, false, nil), never an error.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tradecache/tradecache/keyspace"
+)
+
+// Tier is where the cache reads and writes.
+type Tier int32
+
+const (
+	// TierMemory: the bounded in-process LRU.
+	TierMemory Tier = iota
+	// TierRedis: Redis/Valkey only.
+	TierRedis
+)
+
+func (t Tier) String() string {
+	if t == TierRedis {
+		return "redis"
+	}
+	return "memory"
+}
+
+// Config configures a Cache. Zero fields take the documented defaults.
+type Config struct {
+	// Redis is the Redis/Valkey client configuration; nil runs on the memory
+	// tier alone (the embedded default). Build it with RedisOptions.
+	Redis *valkey.ClientOption
+	// CallTimeout is the deadline of every Redis call (default 250 ms).
+	CallTimeout time.Duration
+	// FailureThreshold is the number of consecutive connection failures
+	// that switches to the memory tier (default 3).
+	FailureThreshold int
+	// ProbeMin and ProbeMax bound the reconnect backoff (100 ms, 5 s).
+	ProbeMin, ProbeMax time.Duration
+	// MemoryEntries bounds the memory tier (default 200).
+	MemoryEntries int
+	// MemoryTTL caps an entry's life in the memory tier (default 5 min).
+	MemoryTTL time.Duration
+	// LoadTimeout bounds a GetOrLoad loader (default 10 s).
+	LoadTimeout time.Duration
+	// WriteBackBatch is how many entries one write-back round trip carries (64).
+	WriteBackBatch int
+	// Logger receives one line per tier change (slog.Default() if nil).
+	Logger *slog.Logger
+	// OnTierChange, if set, is called after each tier change, from the
+	// goroutine that made it. It must not block.
+	OnTierChange func(from, to Tier, reason string)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.CallTimeout, 250*time.Millisecond)
+	def(&c.ProbeMin, 100*time.Millisecond)
+	def(&c.ProbeMax, 5*time.Second)
+	def(&c.MemoryTTL, 5*time.Minute)
+	def(&c.LoadTimeout, 10*time.Second)
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = 3
+	}
+	if c.MemoryEntries == 0 {
+		c.MemoryEntries = 200
+	}
+	if c.WriteBackBatch == 0 {
+		c.WriteBackBatch = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.CallTimeout < 0, c.ProbeMin < 0, c.ProbeMax < c.ProbeMin, c.MemoryTTL < 0, c.LoadTimeout < 0:
+		return c, errors.New("cache: negative duration or ProbeMax < ProbeMin in Config")
+	case c.FailureThreshold < 1:
+		return c, fmt.Errorf("cache: FailureThreshold %d < 1", c.FailureThreshold)
+	case c.MemoryEntries < 1:
+		return c, fmt.Errorf("cache: MemoryEntries %d < 1", c.MemoryEntries)
+	case c.WriteBackBatch < 1:
+		return c, fmt.Errorf("cache: WriteBackBatch %d < 1", c.WriteBackBatch)
+	}
+	return c, nil
+}
+
+// Loader loads a value on a miss.
+type Loader func(ctx context.Context) ([]byte, error)
+
+// Cache is the tiered cache. Its methods are safe for concurrent use. Run
+// connects to Redis and keeps the tier up to date; without Run a Cache with
+// Redis configured stays on the memory tier.
+type Cache struct {
+	cfg Config
+	mem *memTier
+	sf  singleflight.Group
+
+	tier     atomic.Int32                  // a Tier
+	client   atomic.Pointer[valkey.Client] // nil until connected; owned by Run
+	failures atomic.Int64                  // consecutive connection failures
+	kick     chan struct{}                 // wakes Run: tier dropped or memory holds entries to write back
+
+	connMu sync.Mutex // serialises connect and Close
+
+	st counters
+}
+
+type counters struct {
+	hits, misses          [2]atomic.Uint64 // by Tier
+	toMemory, toRedis     atomic.Uint64
+	connErrors, replyErrs atomic.Uint64
+	written, skipped      atomic.Uint64
+	loads, loadErrors     atomic.Uint64
+}
+
+// New returns a Cache on the memory tier. It does no I/O and starts no
+// goroutine; call Run (or Connect) to reach Redis.
+func New(cfg Config) (*Cache, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{
+		cfg:  cfg,
+		mem:  newMemTier(cfg.MemoryEntries, cfg.MemoryTTL),
+		kick: make(chan struct{}, 1),
+	}, nil
+}
+
+// Embedded reports whether the cache runs without Redis by configuration.
+func (c *Cache) Embedded() bool { return c.cfg.Redis == nil }
+
+// Tier returns the current tier.
+func (c *Cache) Tier() Tier { return Tier(c.tier.Load()) }
+
+// Get returns the value of key. A miss is (nil, false, nil). The returned
+// slice must not be modified.
+func (c *Cache) Get(ctx context.Context, key keyspace.Key) ([]byte, bool, error) {
+	if err := key.Valid(); err != nil {
+		return nil, false, fmt.Errorf("cache: get: %w", err)
+	}
+	if cl := c.redis(); cl != nil {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		v, err := cl.Do(cctx, cl.B().Get().Key(key.Name()).Build()).AsBytes()
+		cancel()
+		switch err := c.classify(ctx, err); {
+		case err == nil:
+			c.st.hits[TierRedis].Add(1)
+			return v, true, nil
+		case err == errMiss:
+			if c.mem.len() > 0 { // a write not yet written back
+				return c.memGet(key)
+			}
+			c.st.misses[TierRedis].Add(1)
+			return nil, false, nil
+		case err != errOutage:
+			return nil, false, fmt.Errorf("cache: get %s: %w", key, err)
+		}
+	}
+	return c.memGet(key)
+}
+
+func (c *Cache) memGet(key keyspace.Key) ([]byte, bool, error) {
+	e := c.mem.get(key.Name(), time.Now())
+	if e == nil || e.tomb {
+		c.st.misses[TierMemory].Add(1)
+		return nil, false, nil
+	}
+	c.st.hits[TierMemory].Add(1)
+	return e.val, true, nil
+}
+
+// Set writes value under key with the key's TTL: to Redis, or to memory when
+// Redis is unreachable. A Redis outage is not an error.
+func (c *Cache) Set(ctx context.Context, key keyspace.Key, value []byte) error {
+	if err := key.Valid(); err != nil {
+		return fmt.Errorf("cache: set: %w", err)
+	}
+	if cl := c.redis(); cl != nil {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		err := cl.Do(cctx, cl.B().Set().Key(key.Name()).Value(valkey.BinaryString(value)).Px(key.TTL()).Build()).Error()
+		cancel()
+		switch err := c.classify(ctx, err); {
+		case err == nil:
+			return nil
+		case err != errOutage:
+			return fmt.Errorf("cache: set %s: %w", key, err)
+		}
+	}
+	c.mem.put(key.Name(), value, false, key.TTL(), time.Now())
+	c.wake()
+	return nil
+}
+
+// Delete removes key. While Redis is unreachable the delete is remembered
+// and written back like a write.
+func (c *Cache) Delete(ctx context.Context, key keyspace.Key) error {
+	if err := key.Valid(); err != nil {
+		return fmt.Errorf("cache: delete: %w", err)
+	}
+	if cl := c.redis(); cl != nil {
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		err := cl.Do(cctx, cl.B().Del().Key(key.Name()).Build()).Error()
+		cancel()
+		switch err := c.classify(ctx, err); {
+		case err == nil:
+			c.mem.remove(key.Name())
+			return nil
+		case err != errOutage:
+			return fmt.Errorf("cache: delete %s: %w", key, err)
+		}
+	}
+	if c.Embedded() {
+		c.mem.remove(key.Name())
+		return nil
+	}
+	c.mem.put(key.Name(), nil, true, key.TTL(), time.Now())
+	c.wake()
+	return nil
+}
+
+// GetOrLoad returns the value of key, loading it on a miss. However many
+// callers miss the same key at once, load runs once and they all get its
+// result. The loaded value is written to Redis with the key's TTL, and to
+// memory only if that write fails. The loader runs with its own deadline
+// (Config.LoadTimeout), not cancelled when the first caller gives up; a
+// caller whose ctx ends stops waiting.
+func (c *Cache) GetOrLoad(ctx context.Context, key keyspace.Key, load Loader) ([]byte, error) {
+	v, ok, err := c.Get(ctx, key)
+	if err != nil || ok {
+		return v, err
+	}
+	ch := c.sf.DoChan(key.Name(), func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
+		defer cancel()
+		// Another flight may have stored it between our miss and now.
+		if v, ok, err := c.Get(lctx, key); err == nil && ok {
+			return v, nil
+		}
+		c.st.loads.Add(1)
+		v, err := load(lctx)
+		if err != nil {
+			c.st.loadErrors.Add(1)
+			return nil, fmt.Errorf("cache: load %s: %w", key, err)
+		}
+		if err := c.Set(lctx, key, v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cache: load %s: %w", key, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]byte), nil
+	}
+}
+
+var (
+	errMiss   = errors.New("miss")
+	errOutage = errors.New("outage")
+)
+
+// classify turns a Redis result error into nil, errMiss, errOutage (served
+// by memory, counted toward the switch) or an error to return.
+func (c *Cache) classify(ctx context.Context, err error) error {
+	if err == nil || valkey.IsValkeyNil(err) {
+		if c.failures.Load() != 0 {
+			c.failures.Store(0)
+		}
+		if err != nil {
+			return errMiss
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the caller gave up; not Redis's fault
+	}
+	if ve, ok := valkey.IsValkeyErr(err); ok && !ve.IsLoading() && !ve.IsClusterDown() && !ve.IsTryAgain() {
+		c.st.replyErrs.Add(1)
+		return err
+	}
+	c.st.connErrors.Add(1)
+	if c.failures.Add(1) >= int64(c.cfg.FailureThreshold) {
+		c.setTier(TierRedis, TierMemory, "redis unreachable: "+err.Error())
+	}
+	return errOutage
+}
+
+// redis returns the client when the cache is on the Redis tier.
+func (c *Cache) redis() valkey.Client {
+	if Tier(c.tier.Load()) != TierRedis {
+		return nil
+	}
+	if p := c.client.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (c *Cache) setTier(from, to Tier, reason string) bool {
+	if !c.tier.CompareAndSwap(int32(from), int32(to)) {
+		return false
+	}
+	if to == TierMemory {
+		c.st.toMemory.Add(1)
+		c.cfg.Logger.Warn("cache tier changed", "from", from.String(), "to", to.String(), "reason", reason)
+	} else {
+		c.failures.Store(0)
+		c.st.toRedis.Add(1)
+		c.cfg.Logger.Info("cache tier changed", "from", from.String(), "to", to.String(), "reason", reason)
+	}
+	if c.cfg.OnTierChange != nil {
+		c.cfg.OnTierChange(from, to, reason)
+	}
+	c.wake()
+	return true
+}
+
+func (c *Cache) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Connect dials Redis once and, if it answers, switches to the Redis tier.
+// Run calls it in its loop; a command-line tool may call it instead of Run.
+func (c *Cache) Connect(ctx context.Context) error {
+	if c.cfg.Redis == nil {
+		return errors.New("cache: connect: no Redis configured (embedded memory tier)")
+	}
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	p := c.client.Load()
+	if p == nil {
+		opt := *c.cfg.Redis
+		if opt.Dialer.Timeout == 0 {
+			opt.Dialer.Timeout = max(c.cfg.CallTimeout, 500*time.Millisecond)
+		}
+		cl, err := valkey.NewClient(opt)
+		if err != nil {
+			return fmt.Errorf("cache: connect: %w", err)
+		}
+		p = &cl
+		c.client.Store(p)
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	if err := (*p).Do(cctx, (*p).B().Ping().Build()).Error(); err != nil {
+		return fmt.Errorf("cache: connect: ping: %w", err)
+	}
+	c.setTier(TierMemory, TierRedis, "redis answered")
+	return nil
+}
+
+// Close closes the Redis client. Run calls it when it returns.
+func (c *Cache) Close() {
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.tier.Store(int32(TierMemory))
+	if p := c.client.Swap(nil); p != nil {
+		(*p).Close()
+	}
+}
+
+// Run connects to Redis, probes it while the cache is on the memory tier,
+// and writes back what the memory tier holds once Redis answers. It returns
+// when ctx ends, after closing the Redis client. With no Redis configured it
+// only waits for ctx.
+func (c *Cache) Run(ctx context.Context) error {
+	defer c.Close()
+	if c.cfg.Redis == nil {
+		<-ctx.Done()
+		return nil
+	}
+	backoff := time.Duration(0)
+	var lastErr string
+	for {
+		if c.Tier() == TierMemory {
+			if backoff > 0 {
+				if !sleep(ctx, jitter(backoff)) {
+					return nil
+				}
+			}
+			if err := c.Connect(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if msg := err.Error(); msg != lastErr {
+					c.cfg.Logger.Debug("cache probe failed", "err", err)
+					lastErr = msg
+				}
+				backoff = min(max(2*backoff, c.cfg.ProbeMin), c.cfg.ProbeMax)
+				continue
+			}
+			backoff, lastErr = 0, ""
+		}
+		c.writeBack(ctx)
+		if c.Tier() == TierRedis && c.mem.len() == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-c.kick:
+			}
+		} else if c.Tier() == TierRedis {
+			// Entries left after a partial write-back: retry after a pause.
+			if !sleep(ctx, c.cfg.ProbeMin) {
+				return nil
+			}
+		}
+	}
+}
+
+// writeBackScript writes ARGV[1] (or deletes, ARGV[3]=="1") with TTL ARGV[2]
+// ms unless Redis holds a copy with at least as much time left, which was
+// written later. Returns 1 when it wrote, 0 when Redis's copy was newer.
+var writeBackScript = valkey.NewLuaScript(`
+local p = redis.call('PTTL', KEYS[1])
+local ttl = tonumber(ARGV[2])
+if p == -2 or p == -1 or p < ttl then
+  if ARGV[3] == '1' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+  end
+  return 1
+end
+return 0
+`)
+
+// writeBack drains the memory tier into Redis, in batches, while the cache
+// is on the Redis tier. It stops at the first connection failure.
+func (c *Cache) writeBack(ctx context.Context) {
+	for c.Tier() == TierRedis && ctx.Err() == nil {
+		cl := c.redis()
+		if cl == nil {
+			return
+		}
+		keys, ents := c.mem.snapshot(time.Now())
+		if len(keys) == 0 {
+			return
+		}
+		for start := 0; start < len(keys); start += c.cfg.WriteBackBatch {
+			end := min(start+c.cfg.WriteBackBatch, len(keys))
+			now := time.Now()
+			execs := make([]valkey.LuaExec, 0, end-start)
+			idx := make([]int, 0, end-start)
+			for i := start; i < end; i++ {
+				left := ents[i].redisExpire.Sub(now).Milliseconds()
+				if left <= 0 || !now.Before(ents[i].memExpire) {
+					c.mem.removeIf(keys[i], ents[i])
+					continue
+				}
+				tomb := "0"
+				if ents[i].tomb {
+					tomb = "1"
+				}
+				execs = append(execs, valkey.LuaExec{Keys: []string{keys[i]}, Args: []string{string(ents[i].val), strconv.FormatInt(left, 10), tomb}})
+				idx = append(idx, i)
+			}
+			if len(execs) == 0 {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+			res := writeBackScript.ExecMulti(cctx, cl, execs...)
+			cancel()
+			for j, r := range res {
+				i := idx[j]
+				n, err := r.AsInt64()
+				if err := c.classify(ctx, err); err != nil {
+					if err != errOutage {
+						c.cfg.Logger.Error("cache write-back failed", "key", keys[i], "err", err)
+						c.mem.removeIf(keys[i], ents[i]) // a reply error will not heal by retrying
+						continue
+					}
+					return
+				}
+				if n == 1 {
+					c.st.written.Add(1)
+				} else {
+					c.st.skipped.Add(1)
+				}
+				c.mem.removeIf(keys[i], ents[i])
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// jitter spreads d by ±20 % so many nodes do not probe in step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
