@@ -506,4 +506,3 @@ func TestRedisOptions(t *testing.T) {
 		t.Errorf("Redact kept the password: %s", got)
 	}
 }
-
