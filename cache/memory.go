@@ -38,14 +38,14 @@ const maxSent = 4
 type memTier struct {
 	ttl time.Duration
 
-	mu        sync.Mutex // guards lru, recent and evictions
-	lru       *simplelru.LRU[string, *entry]
+	mu  sync.Mutex // guards lru, recent and evictions
+	lru *simplelru.LRU[string, *entry]
 	// recent maps a key to the SHA-1 of the value write-back last put in
 	// Redis for it. A write that reaches memory after its key's entry was
 	// written back (it read the tier just before the switch) starts with
 	// that SHA-1 in its sent list: the Redis copy is older even when the two
 	// writes are less than a millisecond apart. Bounded like lru.
-	recent *simplelru.LRU[string, string]
+	recent    *simplelru.LRU[string, string]
 	evictions uint64
 	// n mirrors lru.Len() so the Redis-tier hot path can see that memory is
 	// empty without taking mu.
@@ -118,7 +118,6 @@ func (m *memTier) remove(key string) {
 	m.lru.Remove(key)
 	m.n.Store(int64(m.lru.Len()))
 }
-
 
 // removeIf removes key only while it still holds e. If a newer entry took
 // e's place and e's value was written to Redis (sent != ""), the newer entry
