@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/internal/benchfmt"
+	"github.com/tradecache/tradecache/internal/config"
+	"github.com/tradecache/tradecache/keyspace"
+)
+
+func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: bench cache [flags]", errUsage)
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "cache":
+		var o benchCacheOpts
+		extra := func(fs *flag.FlagSet) {
+			fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers")
+			fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each phase (set, then get)")
+			fs.IntVar(&o.valueSize, "value-size", 100, "value size in bytes")
+			fs.IntVar(&o.keys, "keys", 10000, "distinct keys")
+			fs.BoolVar(&o.json, "json", false, "print one JSON object")
+			fs.BoolVar(&o.compare, "compare", true, "also run redis-benchmark (when on the PATH) and print the ratio")
+		}
+		return withConfig("bench cache", rest, getenv, stderr, extra, func(c config.Config) error {
+			rep, err := benchCache(ctx, c, o, stderr)
+			if err != nil {
+				return err
+			}
+			return rep.Write(stdout, o.json)
+		})
+	default:
+		return fmt.Errorf("%w: bench: unknown benchmark %q (cache; filecache, fanout and ingest arrive with their packages)", errUsage, sub)
+	}
+}
+
+// benchKeyPrefix starts every key a cache benchmark writes.
+const benchKeyPrefix = "tradecache_bench:"
+
+type benchCacheOpts struct {
+	concurrency, valueSize, keys int
+	duration                     time.Duration
+	json, compare                bool
+}
+
+// benchCache measures Set then Get through the tiered cache: on Redis when
+// one is configured, else on the memory tier. Keys are a "bench" kind with
+// a 10-minute TTL, so a run leaves nothing behind for long.
+func benchCache(ctx context.Context, c config.Config, o benchCacheOpts, stderr io.Writer) (benchfmt.Report, error) {
+	if o.concurrency < 1 || o.keys < 1 || o.valueSize < 0 || o.duration <= 0 {
+		return nil, fmt.Errorf("%w: bench cache: --concurrency, --keys must be >= 1, --duration > 0", errUsage)
+	}
+	reg, err := c.Keyspace()
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(keyspace.Kind{Name: "bench", Pattern: benchKeyPrefix + "{id}", TTL: 10 * time.Minute}); err != nil {
+		return nil, err
+	}
+	keys := make([]keyspace.Key, o.keys)
+	for i := range keys {
+		keys[i], _ = reg.Key("bench", strconv.Itoa(i))
+	}
+	cc, err := c.CacheConfig()
+	if err != nil {
+		return nil, err
+	}
+	cc.MemoryEntries = max(cc.MemoryEntries, o.keys)
+	tc, err := cache.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	defer tc.Close()
+	tier := "memory"
+	if cc.Redis != nil {
+		if err := tc.Connect(ctx); err != nil {
+			return nil, fmt.Errorf("bench cache: %w", err)
+		}
+		tier = "redis"
+	}
+	value := bytes.Repeat([]byte("x"), o.valueSize)
+	var rep benchfmt.Report
+	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
+	rep.Add("bench.concurrency", float64(o.concurrency), "callers")
+	rep.Add("bench.value_size", float64(o.valueSize), "bytes")
+	fmt.Fprintf(stderr, "bench cache: %s tier, %d callers, %d keys, %d-byte values, %v per phase\n", tier, o.concurrency, o.keys, o.valueSize, o.duration)
+
+	var rps = map[string]float64{}
+	for _, op := range []string{"set", "get"} {
+		ops, h, errs := hammer(ctx, o.concurrency, o.duration, func(r *rand.Rand) error {
+			k := keys[r.IntN(len(keys))]
+			if op == "set" {
+				return tc.Set(ctx, k, value)
+			}
+			_, _, err := tc.Get(ctx, k)
+			return err
+		})
+		if errs > 0 {
+			return nil, fmt.Errorf("bench cache: %d %s calls failed", errs, op)
+		}
+		name := "cache." + op + "." + tier
+		rps[op] = ops
+		rep.Add(name, benchfmt.Round(ops, 4), "ops/s")
+		rep.AddLatency(name, h)
+	}
+	if tc.Tier().String() != tier {
+		return nil, fmt.Errorf("bench cache: the cache left the %s tier during the run", tier)
+	}
+	if tier == "redis" && o.compare {
+		if err := compareRedisBenchmark(ctx, cc, o, rps, &rep, stderr); err != nil {
+			fmt.Fprintln(stderr, "bench cache: redis-benchmark comparison skipped:", err)
+		}
+	}
+	return rep, nil
+}
+
+// hammer runs f from n goroutines for d and returns ops/s, the merged
+// latency histogram and the number of errors.
+func hammer(ctx context.Context, n int, d time.Duration, f func(*rand.Rand) error) (float64, *benchfmt.Hist, int) {
+	hs := make([]benchfmt.Hist, n)
+	errs := make([]int, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for g := range n {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			h := &hs[g]
+			for i := 0; ; i++ {
+				if i%64 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
+					return
+				}
+				t0 := time.Now()
+				if err := f(r); err != nil {
+					errs[g]++
+				}
+				h.Record(time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all benchfmt.Hist
+	total := 0
+	for g := range hs {
+		all.Merge(&hs[g])
+		total += errs[g]
+	}
+	return float64(all.Count()) / elapsed.Seconds(), &all, total
+}
+
+// compareRedisBenchmark runs redis-benchmark with the same concurrency,
+// value size and key count, without pipelining (-P 1), and reports its
+// figures and our ratio to them.
+func compareRedisBenchmark(ctx context.Context, cc cache.Config, o benchCacheOpts, rps map[string]float64, rep *benchfmt.Report, stderr io.Writer) error {
+	bin, err := exec.LookPath("redis-benchmark")
+	if err != nil {
+		return fmt.Errorf("redis-benchmark is not on the PATH (Debian: apt-get install redis-tools)")
+	}
+	if cc.Redis.TLSConfig != nil || len(cc.Redis.InitAddress) != 1 {
+		return fmt.Errorf("only a single plain-TCP server is compared")
+	}
+	host, port, err := net.SplitHostPort(cc.Redis.InitAddress[0])
+	if err != nil {
+		return err
+	}
+	for _, op := range []string{"set", "get"} {
+		n := max(int(rps[op]*o.duration.Seconds()), 10000)
+		// The same commands as "-t set/get -d size -r keys", spelled out so
+		// the keys carry our prefix and a TTL: a comparison run leaves no
+		// TTL-less key behind (-t would write "key:…" without one).
+		cmd := []string{"GET", benchKeyPrefix + "rb:__rand_int__"}
+		if op == "set" {
+			cmd = []string{"SET", benchKeyPrefix + "rb:__rand_int__", string(bytes.Repeat([]byte("x"), o.valueSize)), "EX", "600"}
+		}
+		args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(o.concurrency), "-P", "1",
+			"-n", strconv.Itoa(n), "-r", strconv.Itoa(o.keys), "-q", "--csv"}
+		if cc.Redis.Password != "" {
+			args = append(args, "-a", cc.Redis.Password, "--no-auth-warning")
+		}
+		if cc.Redis.Username != "" {
+			args = append(args, "--user", cc.Redis.Username)
+		}
+		if cc.Redis.SelectDB != 0 {
+			args = append(args, "--dbnum", strconv.Itoa(cc.Redis.SelectDB))
+		}
+		args = append(args, cmd...)
+		fmt.Fprintf(stderr, "bench cache: redis-benchmark -c %d -P 1 -n %d -r %d %s …\n", o.concurrency, n, o.keys, cmd[0])
+		out, err := exec.CommandContext(ctx, bin, args...).Output()
+		if err != nil {
+			return fmt.Errorf("redis-benchmark: %w", err)
+		}
+		rb, p50, p99, err := parseRedisBenchmark(out)
+		if err != nil {
+			return err
+		}
+		name := "redis-benchmark." + op
+		rep.Add(name, benchfmt.Round(rb, 4), "ops/s")
+		rep.Add(name+".p50", p50*1000, "us")
+		rep.Add(name+".p99", p99*1000, "us")
+		rep.Add("cache."+op+".redis.ratio", benchfmt.Round(rps[op]/rb, 3), "x")
+	}
+	return nil
+}
+
+// parseRedisBenchmark reads the CSV of redis-benchmark 7:
+// "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+func parseRedisBenchmark(out []byte) (rps, p50ms, p99ms float64, err error) {
+	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+	if err != nil || len(recs) < 2 || len(recs[1]) < 7 {
+		return 0, 0, 0, fmt.Errorf("unexpected redis-benchmark output %q", out)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	get := func(name string) (float64, error) {
+		i, ok := col[name]
+		if !ok {
+			return 0, fmt.Errorf("redis-benchmark output lacks %q", name)
+		}
+		return strconv.ParseFloat(recs[1][i], 64)
+	}
+	if rps, err = get("rps"); err != nil {
+		return
+	}
+	if p50ms, err = get("p50_latency_ms"); err != nil {
+		return
+	}
+	p99ms, err = get("p99_latency_ms")
+	return
+}

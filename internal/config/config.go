@@ -1,0 +1,268 @@
+// Package config turns command-line flags, the environment and a .env file
+// into one plain Config. Precedence: flag, then environment, then .env, then
+// the default. Every flag has an environment variable; Jesse's REDIS_HOST,
+// REDIS_PORT, REDIS_PASSWORD and REDIS_DB are honoured when REDIS_URL is
+// not set. Errors name the field, the value and the source they came from.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/keyspace"
+)
+
+// Config is the effective configuration of a command.
+type Config struct {
+	RedisURL         string        // "" = embedded memory tier
+	KeyPrefix        string        // global key prefix
+	Listen           string        // HTTP address of serve
+	NodeID           string        // this node's id
+	Demo             bool          // serve: simulated exchange, embedded tier unless --redis
+	RedisTimeout     time.Duration // deadline of every Redis call
+	FailureThreshold int           // consecutive failures before the memory tier
+	MemoryEntries    int           // memory tier bound
+	MemoryTTL        time.Duration // memory tier entry life
+	LogFormat        string        // text | json
+	LogLevel         string        // debug | info | warn | error
+	EnvFile          string        // the .env file read ("" if none)
+
+	// Args are the positional arguments left after the flags.
+	Args []string
+	// Sources tells where each field's value came from (flag, env, .env, default).
+	Sources map[string]string
+}
+
+// FieldError is a bad value for one field.
+type FieldError struct {
+	Field  string // flag name
+	Env    string // environment variable
+	Value  string
+	Source string
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("--%s (%s) = %q from %s: %v", e.Field, e.Env, e.Value, e.Source, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+type field struct {
+	name, env, def, usage string
+	set                   func(string) error
+}
+
+// Parse parses args (without the command name) for command name. getenv
+// reads the environment; a .env file in the working directory, or the one
+// --env-file / TRADECACHE_ENV_FILE names, fills what the environment lacks.
+// Usage goes to usage. A bad field is returned as a *FieldError (several
+// joined with errors.Join). extra registers a command's own flags.
+func Parse(name string, args []string, getenv func(string) string, usage io.Writer, extra ...func(*flag.FlagSet)) (Config, error) {
+	var c Config
+	c.Sources = map[string]string{}
+	envFile, explicit := scanEnvFile(args, getenv)
+	dotenv := map[string]string{}
+	if envFile != "" {
+		m, err := godotenv.Read(envFile)
+		switch {
+		case err == nil:
+			dotenv, c.EnvFile = m, envFile
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return c, fmt.Errorf("config: read %s: %w", envFile, err)
+		}
+	}
+	lookup := func(env string) (string, string, bool) {
+		if v := getenv(env); v != "" {
+			return v, "env " + env, true
+		}
+		if v, ok := dotenv[env]; ok && v != "" {
+			return v, ".env " + env, true
+		}
+		return "", "", false
+	}
+	host, _ := os.Hostname()
+	fields := []field{
+		{"redis", "REDIS_URL", "", "Redis/Valkey URL (redis://, rediss://, ?addr= for cluster, ?master_set= for Sentinel); empty runs on the embedded memory tier", func(s string) error {
+			if s != "" {
+				if _, err := cache.RedisOptions(s); err != nil {
+					return err
+				}
+			}
+			c.RedisURL = s
+			return nil
+		}},
+		{"key-prefix", "TRADECACHE_KEY_PREFIX", "", "prefix of every Redis key and channel, to share one Redis", func(s string) error {
+			if _, err := keyspace.New(keyspace.Config{Prefix: s}); err != nil {
+				return err
+			}
+			c.KeyPrefix = s
+			return nil
+		}},
+		{"listen", "TRADECACHE_LISTEN", "127.0.0.1:8080", "HTTP listen address of serve", func(s string) error {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return err
+			}
+			c.Listen = s
+			return nil
+		}},
+		{"node-id", "TRADECACHE_NODE_ID", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's id", func(s string) error {
+			if err := keyspace.ValidPart(s); err != nil {
+				return err
+			}
+			c.NodeID = s
+			return nil
+		}},
+		{"demo", "TRADECACHE_DEMO", "false", "run a demo node: simulated exchange, embedded memory tier unless --redis is given", boolSetter(&c.Demo)},
+		{"redis-timeout", "TRADECACHE_REDIS_TIMEOUT", "250ms", "deadline of every Redis call", durSetter(&c.RedisTimeout)},
+		{"failure-threshold", "TRADECACHE_FAILURE_THRESHOLD", "3", "consecutive Redis failures before the memory tier takes over", intSetter(&c.FailureThreshold)},
+		{"memory-entries", "TRADECACHE_MEMORY_ENTRIES", "200", "bound of the memory tier (entries)", intSetter(&c.MemoryEntries)},
+		{"memory-ttl", "TRADECACHE_MEMORY_TTL", "5m", "longest life of a memory-tier entry", durSetter(&c.MemoryTTL)},
+		{"log-format", "TRADECACHE_LOG_FORMAT", "text", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
+		{"log-level", "TRADECACHE_LOG_LEVEL", "info", "log level: debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.String("env-file", ".env", "file of KEY=value settings read before the environment defaults (TRADECACHE_ENV_FILE)")
+	vals := make([]*string, len(fields))
+	for i, f := range fields {
+		vals[i] = fs.String(f.name, f.def, f.usage+" ("+f.env+")")
+	}
+	for _, x := range extra {
+		x(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	setByFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
+	var errs []error
+	for i, f := range fields {
+		v, src := *vals[i], "flag --"+f.name
+		if !setByFlag[f.name] {
+			if ev, esrc, ok := lookup(f.env); ok {
+				v, src = ev, esrc
+			} else {
+				src = "default"
+			}
+		}
+		if f.name == "redis" && src == "default" {
+			// Jesse's settings, when REDIS_URL is not given.
+			if h, hsrc, ok := lookup("REDIS_HOST"); ok {
+				p, _, _ := lookup("REDIS_PORT")
+				pw, _, _ := lookup("REDIS_PASSWORD")
+				db, _, _ := lookup("REDIS_DB")
+				u, err := cache.JesseURL(h, p, pw, db)
+				if err != nil {
+					errs = append(errs, &FieldError{"redis", "REDIS_HOST/PORT/PASSWORD/DB", h, hsrc, err})
+					continue
+				}
+				v, src = u, strings.Replace(hsrc, "REDIS_HOST", "REDIS_HOST/PORT/PASSWORD/DB", 1)
+			}
+		}
+		c.Sources[f.name] = src
+		if err := f.set(v); err != nil {
+			shown := v
+			if f.name == "redis" {
+				shown = cache.Redact(v)
+			}
+			errs = append(errs, &FieldError{f.name, f.env, shown, src, err})
+		}
+	}
+	c.Args = fs.Args()
+	return c, errors.Join(errs...)
+}
+
+// scanEnvFile finds --env-file in args or TRADECACHE_ENV_FILE, before the
+// flags are parsed: the file supplies defaults for them.
+func scanEnvFile(args []string, getenv func(string) string) (path string, explicit bool) {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, "env-file="); ok {
+			return v, true
+		}
+		if a == "env-file" && i+1 < len(args) {
+			return args[i+1], true
+		}
+	}
+	if v := getenv("TRADECACHE_ENV_FILE"); v != "" {
+		return v, true
+	}
+	return ".env", false
+}
+
+func boolSetter(p *bool) func(string) error {
+	return func(s string) error {
+		v, err := strconv.ParseBool(s)
+		*p = v
+		return err
+	}
+}
+
+func durSetter(p *time.Duration) func(string) error {
+	return func(s string) error {
+		v, err := time.ParseDuration(s)
+		if err == nil && v <= 0 {
+			err = errors.New("must be positive")
+		}
+		*p = v
+		return err
+	}
+}
+
+func intSetter(p *int) func(string) error {
+	return func(s string) error {
+		v, err := strconv.Atoi(s)
+		if err == nil && v < 1 {
+			err = errors.New("must be at least 1")
+		}
+		*p = v
+		return err
+	}
+}
+
+func oneOf(p *string, allowed ...string) func(string) error {
+	return func(s string) error {
+		for _, a := range allowed {
+			if s == a {
+				*p = s
+				return nil
+			}
+		}
+		return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+// CacheConfig is the part of the tiered cache's configuration that comes
+// from Config. The caller adds the logger and hooks.
+func (c Config) CacheConfig() (cache.Config, error) {
+	cc := cache.Config{
+		CallTimeout:      c.RedisTimeout,
+		FailureThreshold: c.FailureThreshold,
+		MemoryEntries:    c.MemoryEntries,
+		MemoryTTL:        c.MemoryTTL,
+	}
+	if c.RedisURL != "" {
+		opt, err := cache.RedisOptions(c.RedisURL)
+		if err != nil {
+			return cc, err
+		}
+		cc.Redis = opt
+	}
+	return cc, nil
+}
+
+// Keyspace returns the key registry of Config.
+func (c Config) Keyspace() (*keyspace.Registry, error) {
+	return keyspace.New(keyspace.Config{Prefix: c.KeyPrefix})
+}

@@ -1,0 +1,89 @@
+// Package httpapi serves a node's HTTP API: /healthz, /metrics and, as the
+// other parts land, the market data, account and dashboard paths of
+// DESIGN.md. It reads state through small interfaces and owns no goroutine;
+// cmd/tradecache runs the http.Server.
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tradecache/tradecache/cache"
+)
+
+// CacheStatus is what health needs of the tiered cache.
+type CacheStatus interface {
+	Tier() cache.Tier
+	Embedded() bool
+}
+
+// Server holds what the handlers read.
+type Server struct {
+	NodeID   string
+	Cache    CacheStatus
+	Leader   func() bool // nil: not leading
+	Gatherer prometheus.Gatherer
+	Started  time.Time
+	Version  string
+}
+
+// Health is the body of GET /healthz.
+type Health struct {
+	Status    string  `json:"status"`     // ok | degraded
+	CacheTier string  `json:"cache_tier"` // redis | memory
+	Redis     string  `json:"redis"`      // configured | embedded
+	Leader    bool    `json:"leader"`
+	NodeID    string  `json:"node_id"`
+	UptimeS   float64 `json:"uptime_s"`
+	Version   string  `json:"version"`
+}
+
+// Handler returns the node's HTTP routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", s.index)
+	return mux
+}
+
+// Health reports the node's state. A node whose Redis is configured but
+// unreachable is "degraded": it still serves from its memory tier.
+func (s *Server) Health() Health {
+	h := Health{
+		Status:    "ok",
+		CacheTier: s.Cache.Tier().String(),
+		Redis:     "configured",
+		NodeID:    s.NodeID,
+		UptimeS:   time.Since(s.Started).Seconds(),
+		Version:   s.Version,
+	}
+	if s.Cache.Embedded() {
+		h.Redis = "embedded"
+	} else if s.Cache.Tier() != cache.TierRedis {
+		h.Status = "degraded"
+	}
+	if s.Leader != nil {
+		h.Leader = s.Leader()
+	}
+	return h
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(s.Health())
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	h := s.Health()
+	b, _ := json.MarshalIndent(h, "", "  ")
+	w.Write([]byte(`<!doctype html><meta charset="utf-8"><title>tradecache</title>
+<h1>tradecache node</h1><pre id="h">` + string(b) + `</pre>
+<p><a href="/healthz">/healthz</a> · <a href="/metrics">/metrics</a></p>`))
+}
