@@ -113,6 +113,9 @@ type Config struct {
 	LoadTimeout time.Duration
 	// WriteBackBatch is how many entries one write-back round trip carries (64).
 	WriteBackBatch int
+	// HealthInterval is how often Run pings Redis while on the Redis tier,
+	// so an idle node notices an outage too (default 1 s).
+	HealthInterval time.Duration
 	// Logger receives one line per tier change (slog.Default() if nil).
 	Logger *slog.Logger
 	// OnTierChange, if set, is called after each tier change, from the
@@ -131,6 +134,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.ProbeMax, 5*time.Second)
 	def(&c.MemoryTTL, 5*time.Minute)
 	def(&c.LoadTimeout, 10*time.Second)
+	def(&c.HealthInterval, time.Second)
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = 3
 	}
@@ -144,7 +148,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	switch {
-	case c.CallTimeout < 0, c.ProbeMin < 0, c.ProbeMax < c.ProbeMin, c.MemoryTTL < 0, c.LoadTimeout < 0:
+	case c.CallTimeout < 0, c.ProbeMin < 0, c.ProbeMax < c.ProbeMin, c.MemoryTTL < 0, c.LoadTimeout < 0, c.HealthInterval < 0:
 		return c, errors.New("cache: negative duration or ProbeMax < ProbeMin in Config")
 	case c.FailureThreshold < 1:
 		return c, fmt.Errorf("cache: FailureThreshold %d < 1", c.FailureThreshold)
@@ -486,6 +490,8 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 	backoff := time.Duration(0)
 	var lastErr string
+	health := time.NewTicker(c.cfg.HealthInterval)
+	defer health.Stop()
 	for {
 		if c.Tier() == TierMemory {
 			if backoff > 0 {
@@ -512,6 +518,8 @@ func (c *Cache) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-c.kick:
+			case <-health.C:
+				c.ping(ctx)
 			}
 		} else if c.Tier() == TierRedis {
 			// Entries left after a partial write-back: retry after a pause.
@@ -519,6 +527,21 @@ func (c *Cache) Run(ctx context.Context) error {
 				return nil
 			}
 		}
+	}
+}
+
+// ping checks Redis on behalf of an idle node; a failure counts like a
+// caller's.
+func (c *Cache) ping(ctx context.Context) {
+	cl := c.redis()
+	if cl == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	err := cl.Do(cctx, cl.B().Ping().Build()).Error()
+	if err != nil && ctx.Err() == nil {
+		c.classify(ctx, err)
 	}
 }
 

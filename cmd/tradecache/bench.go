@@ -80,6 +80,7 @@ func benchCache(ctx context.Context, c config.Config, o benchCacheOpts, stderr i
 		return nil, err
 	}
 	cc.MemoryEntries = max(cc.MemoryEntries, o.keys)
+	cc.Logger = quietLogger()
 	tc, err := cache.New(cc)
 	if err != nil {
 		return nil, err

@@ -112,6 +112,7 @@ func connectCache(ctx context.Context, c config.Config) (*cache.Cache, error) {
 		return nil, err
 	}
 	cc.CallTimeout = max(cc.CallTimeout, 2*time.Second)
+	cc.Logger = quietLogger()
 	tc, err := cache.New(cc)
 	if err != nil {
 		return nil, err

@@ -124,6 +124,11 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// quietLogger is for one-shot commands: tier changes are not news there.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 func buildVersion() string {
 	if version != "" {
 		return version

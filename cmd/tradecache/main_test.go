@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tradecache/tradecache/internal/httpapi"
+	"github.com/tradecache/tradecache/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut syncBuf
+	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// startServe runs serve in the background and returns its base URL.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuf
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d: %s", code, errOut.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop within 15s of cancellation")
+		}
+	})
+	addr := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`)
+	var url string
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		if m := addr.FindStringSubmatch(out.String()); m != nil {
+			url = "http://" + m[1]
+			return true
+		}
+		return false
+	}, "serve printed no address; stderr: %s", errOut.String())
+	return url
+}
+
+func health(t *testing.T, url string) httpapi.Health {
+	t.Helper()
+	res, err := http.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var h httpapi.Health
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestServeDemo(t *testing.T) {
+	url := startServe(t, "--demo", "--node-id", "demo-1")
+	h := health(t, url)
+	if h.Status != "ok" || h.CacheTier != "memory" || h.Redis != "embedded" || h.NodeID != "demo-1" {
+		t.Fatalf("healthz = %+v", h)
+	}
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(res.Body)
+	res.Body.Close()
+	for _, m := range []string{`tradecache_cache_tier{tier="memory"} 1`, "go_goroutines", "process_resident_memory_bytes"} {
+		if !strings.Contains(b.String(), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+}
+
+func TestServeWithRedisDegradesAndRecovers(t *testing.T) {
+	r := testenv.Start(t)
+	url := startServe(t, "--redis", r.URL(), "--redis-timeout", "100ms")
+	testenv.Eventually(t, 5*time.Second, func() bool { return health(t, url).CacheTier == "redis" }, "never on redis")
+	r.Stop(t)
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		h := health(t, url)
+		return h.Status == "degraded" && h.CacheTier == "memory"
+	}, "healthz never turned degraded with redis down")
+	r.Restart(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return health(t, url).Status == "ok" }, "never recovered")
+}
+
+func TestServeStartsWithoutRedis(t *testing.T) {
+	r := testenv.Start(t)
+	r.Stop(t)
+	url := startServe(t, "--redis", r.URL())
+	if h := health(t, url); h.Status != "degraded" || h.CacheTier != "memory" {
+		t.Fatalf("with redis down: %+v", h)
+	}
+	r.Restart(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return health(t, url).Status == "ok" }, "never recovered")
+}
+
+func TestCacheAndKeysCommands(t *testing.T) {
+	r := testenv.Start(t)
+	env := map[string]string{"REDIS_URL": r.URL()}
+	if code, _, errOut := runCmd(t, env, "cache", "set", "ticker_24h", "btcusdt", `{"lastPrice":"1"}`); code != 0 {
+		t.Fatalf("cache set: %d %s", code, errOut)
+	}
+	code, out, _ := runCmd(t, env, "cache", "get", "ticker_24h", "BTCUSDT")
+	if code != 0 || out != "{\"lastPrice\":\"1\"}\n" {
+		t.Fatalf("cache get = %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, env, "cache", "set", "kline", "BTCUSDT", "1h", "[]"); code != 0 {
+		t.Fatal("cache set kline failed")
+	}
+	code, out, _ = runCmd(t, env, "keys", "ls", "market:*")
+	if code != 0 || !strings.Contains(out, "market:kline:BTCUSDT:1h") || !strings.Contains(out, "1h59m") {
+		t.Fatalf("keys ls = %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, env, "cache", "del", "ticker_24h", "BTCUSDT"); code != 0 {
+		t.Fatal("cache del failed")
+	}
+	if code, _, errOut := runCmd(t, env, "cache", "get", "ticker_24h", "BTCUSDT"); code != 1 || !strings.Contains(errOut, "miss") {
+		t.Fatalf("get after del = %d %q", code, errOut)
+	}
+
+	// Bad input: a clear error and exit status 2.
+	for _, args := range [][]string{
+		{"cache", "get", "ticker_24h", "BTC:USDT"},
+		{"cache", "get", "nokind"},
+		{"cache", "set", "ticker_24h", "BTCUSDT", "--ttl", "0s"},
+		{"cache", "set", "--ttl", "-1s", "ticker_24h", "BTCUSDT", "x"},
+		{"cache", "frob", "ticker_24h", "BTCUSDT"},
+		{"keys", "nope"},
+		{"serve", "--listen", "nohost"},
+		{"nope"},
+	} {
+		if code, _, errOut := runCmd(t, env, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runCmd(t, nil, "cache", "get", "ticker_24h", "X"); code != 2 || !strings.Contains(errOut, "REDIS_URL") {
+		t.Errorf("cache without redis: %d %q", code, errOut)
+	}
+
+	// The audit: clean, then a TTL-less key makes it fail and name the key.
+	code, out, _ = runCmd(t, env, "keys", "audit")
+	if code != 0 || !strings.Contains(out, "without TTL: 0") || !strings.Contains(out, "market:kline:*:*") {
+		t.Fatalf("clean audit = %d:\n%s", code, out)
+	}
+	rc := r.Client(t)
+	ctx := context.Background()
+	rc.Do(ctx, rc.B().Set().Key("leaked:forever").Value("x").Build())
+	code, out, errOut := runCmd(t, env, "keys", "audit", "--json")
+	if code != 1 || !strings.Contains(out, `"leaked:forever"`) || !strings.Contains(errOut, "1 keys without TTL") {
+		t.Fatalf("audit with a leak = %d:\n%s\n%s", code, out, errOut)
+	}
+	rc.Do(ctx, rc.B().Del().Key("leaked:forever").Build())
+}
+
+func TestBenchCacheOutput(t *testing.T) {
+	r := testenv.Start(t)
+	code, out, errOut := runCmd(t, map[string]string{"REDIS_URL": r.URL()}, "bench", "cache", "--duration", "200ms", "--concurrency", "4", "--keys", "100")
+	if code != 0 {
+		t.Fatalf("bench cache: %d %s", code, errOut)
+	}
+	line := regexp.MustCompile(`^[a-z0-9_.-]+ -?[0-9.e+]+ [a-z/]+$`)
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !line.MatchString(l) {
+			t.Errorf("bad figure line %q", l)
+		}
+		seen[strings.Fields(l)[0]] = true
+	}
+	for _, f := range []string{"cache.get.redis", "cache.get.redis.p99", "cache.set.redis.p50", "redis-benchmark.get", "cache.get.redis.ratio"} {
+		if !seen[f] {
+			t.Errorf("no figure %s in:\n%s", f, out)
+		}
+	}
+	code, out, _ = runCmd(t, nil, "bench", "cache", "--duration", "100ms", "--json")
+	if code != 0 || !strings.Contains(out, `"cache.get.memory": {`) {
+		t.Fatalf("bench cache --json on memory = %d %s", code, out)
+	}
+}
