@@ -38,8 +38,11 @@ func cacheCmd(ctx context.Context, args []string, getenv func(string) string, st
 			v := args[len(args)-1]
 			args = args[:len(args)-1]
 			if v == "-" {
-				if value, err = io.ReadAll(io.LimitReader(os.Stdin, 512<<20)); err != nil {
+				if value, err = io.ReadAll(io.LimitReader(os.Stdin, maxValue+1)); err != nil {
 					return fmt.Errorf("cache set: read stdin: %w", err)
+				}
+				if len(value) > maxValue {
+					return fmt.Errorf("%w: cache set: value on stdin exceeds %d bytes (Redis's bulk limit)", errUsage, maxValue)
 				}
 			} else {
 				value = []byte(v)
@@ -93,6 +96,9 @@ func cacheCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	})
 }
+
+// maxValue is Redis's default proto-max-bulk-len.
+const maxValue = 512 << 20
 
 func buildKey(reg *keyspace.Registry, kind string, parts []string) (keyspace.Key, error) {
 	if kind == keyspace.KindKline && len(parts) == 2 {
