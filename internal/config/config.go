@@ -63,6 +63,20 @@ type field struct {
 	set                   func(string) error
 }
 
+// isBool: a field whose default is a boolean is a bool flag.
+func (f field) isBool() bool { return f.def == "false" || f.def == "true" }
+
+// strValue holds a flag's text until every source is known; bool fields
+// take no argument on the command line (--demo).
+type strValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *strValue) String() string     { return v.s }
+func (v *strValue) Set(s string) error { v.s = s; return nil }
+func (v *strValue) IsBoolFlag() bool   { return v.isBool }
+
 // Parse parses args (without the command name) for command name. getenv
 // reads the environment; a .env file in the working directory, or the one
 // --env-file / TRADECACHE_ENV_FILE names, fills what the environment lacks.
@@ -134,9 +148,10 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
 	fs.String("env-file", ".env", "file of KEY=value settings read before the environment defaults (TRADECACHE_ENV_FILE)")
-	vals := make([]*string, len(fields))
+	vals := make([]*strValue, len(fields))
 	for i, f := range fields {
-		vals[i] = fs.String(f.name, f.def, f.usage+" ("+f.env+")")
+		vals[i] = &strValue{s: f.def, isBool: f.isBool()}
+		fs.Var(vals[i], f.name, f.usage+" ("+f.env+")")
 	}
 	for _, x := range extra {
 		x(fs)
@@ -148,7 +163,7 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
 	var errs []error
 	for i, f := range fields {
-		v, src := *vals[i], "flag --"+f.name
+		v, src := vals[i].s, "flag --"+f.name
 		if !setByFlag[f.name] {
 			if ev, esrc, ok := lookup(f.env); ok {
 				v, src = ev, esrc
