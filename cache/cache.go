@@ -396,6 +396,11 @@ func (c *Cache) classify(ctx context.Context, err error) error {
 	return errOutage
 }
 
+// Redis returns the cache's Redis client while the cache is on the Redis
+// tier, nil otherwise. Parts that need Redis itself (leader election, fenced
+// Lua writes) share the cache's connections and its view of Redis health.
+func (c *Cache) Redis() valkey.Client { return c.redis() }
+
 // redis returns the client when the cache is on the Redis tier.
 func (c *Cache) redis() valkey.Client {
 	if Tier(c.tier.Load()) != TierRedis {

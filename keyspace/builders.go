@@ -93,6 +93,15 @@ func (r *Registry) ListenKey(account string) (Key, error) { return r.Key(KindLis
 // MarketWSLeader is market_ws_leader.
 func (r *Registry) MarketWSLeader() Key { return r.must(KindMarketWSLeader) }
 
+// LeaderEpoch is the fencing epoch counter of a lease key: "leader_epoch:market_ws_leader".
+func (r *Registry) LeaderEpoch(lease Key) (Key, error) {
+	name, ok := strings.CutPrefix(lease.Name(), r.prefix)
+	if !ok {
+		return Key{}, fmt.Errorf("keyspace: lease %q lacks prefix %q", lease.Name(), r.prefix)
+	}
+	return r.Key(KindLeaderEpoch, name)
+}
+
 // must builds a built-in key without parts; New registered it.
 func (r *Registry) must(kind string) Key {
 	k, err := r.Key(kind)

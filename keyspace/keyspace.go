@@ -19,6 +19,7 @@
 //	symbol_info       symbol_info:{SYMBOL}               3600 s
 //	listen_key        listen_key:{account}               3300 s
 //	market_ws_leader  market_ws_leader                   30 s
+//	leader_epoch      leader_epoch:{lease}               7 days, refreshed while anyone leads
 //
 // An optional global prefix (Config.Prefix) is prepended to every key and
 // channel so several deployments can share one Redis. TTLs are overridable
@@ -53,6 +54,7 @@ const (
 	KindSymbolInfo      = "symbol_info"
 	KindListenKey       = "listen_key"
 	KindMarketWSLeader  = "market_ws_leader"
+	KindLeaderEpoch     = "leader_epoch"
 )
 
 // MaxPartLen bounds one substituted part of a key.
@@ -155,7 +157,8 @@ func Defaults() []Kind {
 		{KindBookTicker, "market:book_ticker", 30 * time.Second, "JSON object keyed by symbol: best bid/ask price and quantity"},
 		{KindSymbolInfo, "symbol_info:{SYMBOL}", 3600 * time.Second, "JSON object: the symbol's entry of Binance exchangeInfo"},
 		{KindListenKey, "listen_key:{account}", 3300 * time.Second, "string: the user data stream listenKey"},
-		{KindMarketWSLeader, "market_ws_leader", 30 * time.Second, "string: node id and epoch of the market stream leader"},
+		{KindMarketWSLeader, "market_ws_leader", 30 * time.Second, `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
+		{KindLeaderEpoch, "leader_epoch:{lease}", 7 * 24 * time.Hour, "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
 	}
 }
 
