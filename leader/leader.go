@@ -1,0 +1,315 @@
+// Package leader elects one node to hold a resource (the exchange's market
+// streams) with a lease in Redis, and hands the leadership to the leader's
+// work as a context.
+//
+// # Lease
+//
+// The lease is one key (market_ws_leader) holding {"node":…,"epoch":…} with
+// a TTL (30 s by default). A node acquires it with a Lua script that sets it
+// only if absent and takes the next epoch from a counter key
+// (leader_epoch:market_ws_leader, which also has a TTL, refreshed on every
+// renewal so it outlives any lease). The JSON value is the node's token. The
+// leader renews every TTL/3 with compare-and-pexpire in Lua: it extends the
+// lease only while the key still holds its token.
+//
+// # Leadership is a context
+//
+// Run calls work with a context that is cancelled the moment leadership may
+// be lost: a renewal that finds another token, or no successful renewal
+// before the lease could have expired. The deadline is kept on the monotonic
+// clock from the time each acquire or renewal was *sent*, less a safety
+// margin, so a paused process (SIGSTOP, a long GC, a frozen VM) finds its
+// context cancelled as soon as it runs again.
+//
+// A context is not enough on its own: between waking from a pause and the
+// cancellation, the work may already be issuing a write. So every write of
+// the leader is fenced: Term.Fence gives the lease key and the token, and
+// the writer's Lua script refuses to write unless the lease key still holds
+// that token (see marketdata). On a single Redis or a Sentinel setup the
+// check and the write are one atomic step; on Redis Cluster the lease and the
+// data live on different shards and the fence is only advisory.
+//
+// On a clean shutdown the leader releases the lease (delete if it still
+// holds its token), so a follower takes over within its next attempt
+// (Config.RetryEvery, 1 s) instead of waiting out the TTL.
+package leader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/tradecache/tradecache/keyspace"
+)
+
+// RedisSource gives the Redis client while Redis is reachable, nil
+// otherwise. *cache.Cache satisfies it.
+type RedisSource interface {
+	Redis() valkey.Client
+}
+
+// Config configures an Elector.
+type Config struct {
+	// Lease is the lease key (keyspace's MarketWSLeader); its TTL is the
+	// lease TTL. Epoch is its counter key (keyspace's LeaderEpoch).
+	Lease, Epoch keyspace.Key
+	// NodeID identifies this node in the lease.
+	NodeID string
+	// RetryEvery is how often a follower tries to acquire (default 1 s).
+	RetryEvery time.Duration
+	// CallTimeout bounds each Redis call (default TTL/10, at most 1 s).
+	CallTimeout time.Duration
+	// Logger gets one line per change of leadership.
+	Logger *slog.Logger
+}
+
+// Term is one tenure of leadership.
+type Term struct {
+	Epoch int64
+	Fence Fence
+}
+
+// Fence is what a fenced write checks: the lease key must hold Token.
+type Fence struct {
+	Key   string
+	Token string
+}
+
+// Elector campaigns for the lease and runs the leader's work.
+type Elector struct {
+	cfg   Config
+	redis RedisSource
+
+	mu      sync.Mutex // guards leading and term
+	leading bool
+	term    Term
+}
+
+// New returns an Elector; it does no I/O.
+func New(redis RedisSource, cfg Config) (*Elector, error) {
+	if err := cfg.Lease.Valid(); err != nil {
+		return nil, fmt.Errorf("leader: lease key: %w", err)
+	}
+	if err := cfg.Epoch.Valid(); err != nil {
+		return nil, fmt.Errorf("leader: epoch key: %w", err)
+	}
+	if cfg.NodeID == "" {
+		return nil, errors.New("leader: empty NodeID")
+	}
+	if cfg.Lease.TTL() < 300*time.Millisecond {
+		return nil, fmt.Errorf("leader: lease TTL %v is too short", cfg.Lease.TTL())
+	}
+	if cfg.RetryEvery <= 0 {
+		cfg.RetryEvery = time.Second
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = min(cfg.Lease.TTL()/10, time.Second)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Elector{cfg: cfg, redis: redis}, nil
+}
+
+// Leading reports whether this node holds the lease now, and its term.
+func (e *Elector) Leading() (bool, Term) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leading, e.term
+}
+
+var acquireScript = valkey.NewLuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local token = cjson.encode({node = ARGV[1], epoch = epoch})
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+return token
+`)
+
+var renewScript = valkey.NewLuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`)
+
+var releaseScript = valkey.NewLuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// ErrLost is the cause of a leadership context cancelled because the lease
+// was lost or could not be renewed in time.
+var ErrLost = errors.New("leader: lease lost")
+
+// Run campaigns until ctx ends. Each time this node acquires the lease it
+// calls work with a context cancelled when leadership ends (cause ErrLost)
+// or ctx ends, waits for work to return, and campaigns again. An error from
+// work ends the term (the lease is released) and is logged, not returned:
+// leadership moves on. Run returns nil when ctx ends, after releasing the
+// lease if it holds it.
+func (e *Elector) Run(ctx context.Context, work func(ctx context.Context, t Term) error) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if term, sent, ok := e.tryAcquire(ctx); ok {
+			e.lead(ctx, term, sent, work)
+		}
+		t.Reset(e.cfg.RetryEvery)
+	}
+}
+
+func (e *Elector) tryAcquire(ctx context.Context) (Term, time.Time, bool) {
+	cl := e.redis.Redis()
+	if cl == nil {
+		return Term{}, time.Time{}, false
+	}
+	ttl := e.cfg.Lease.TTL()
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+	defer cancel()
+	token, err := acquireScript.Exec(cctx, cl, []string{e.cfg.Lease.Name(), e.cfg.Epoch.Name()},
+		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL())}).ToString()
+	if err != nil {
+		if !valkey.IsValkeyNil(err) && ctx.Err() == nil {
+			e.cfg.Logger.Debug("leader: acquire failed", "err", err)
+		}
+		return Term{}, time.Time{}, false
+	}
+	var v struct {
+		Node  string `json:"node"`
+		Epoch int64  `json:"epoch"`
+	}
+	if err := json.Unmarshal([]byte(token), &v); err != nil || v.Node != e.cfg.NodeID {
+		e.cfg.Logger.Error("leader: unexpected lease value", "value", token, "err", err)
+		return Term{}, time.Time{}, false
+	}
+	return Term{Epoch: v.Epoch, Fence: Fence{Key: e.cfg.Lease.Name(), Token: token}}, sent, true
+}
+
+// lead runs one term: work under a context, renewals at TTL/3, and a
+// monotonic deadline that cancels the context if renewals stop succeeding.
+func (e *Elector) lead(ctx context.Context, term Term, sent time.Time, work func(context.Context, Term) error) {
+	ttl := e.cfg.Lease.TTL()
+	// Stop before the lease can expire: leave a tenth of the TTL (at least
+	// one call timeout) for clock drift between us and Redis.
+	margin := max(ttl/10, e.cfg.CallTimeout)
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	e.setLeading(true, term)
+	e.cfg.Logger.Info("leader: acquired lease", "node_id", e.cfg.NodeID, "epoch", term.Epoch, "lease", e.cfg.Lease.Name())
+
+	done := make(chan error, 1)
+	go func() { done <- work(lctx, term) }()
+
+	expiry := time.NewTimer(time.Until(sent.Add(ttl - margin)))
+	defer expiry.Stop()
+	renew := time.NewTicker(ttl / 3)
+	defer renew.Stop()
+	var reason string
+loop:
+	for {
+		select {
+		case err := <-done:
+			done = nil
+			reason = "work returned"
+			if err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Error("leader: work failed; giving up the lease", "err", err)
+				reason = "work failed"
+			}
+			break loop
+		case <-ctx.Done():
+			reason = "shutdown"
+			break loop
+		case <-expiry.C:
+			cancel(ErrLost)
+			reason = "lease not renewed in time"
+			break loop
+		case <-renew.C:
+			at := time.Now()
+			switch held, err := e.renew(ctx, term); {
+			case err == nil && held:
+				expiry.Reset(time.Until(at.Add(ttl - margin)))
+			case err == nil && !held:
+				cancel(ErrLost)
+				reason = "lease taken by another node"
+				break loop
+			default:
+				// Keep trying until the deadline; the expiry timer decides.
+				e.cfg.Logger.Warn("leader: renew failed", "err", err)
+			}
+		}
+	}
+	cancel(ErrLost)
+	if done != nil {
+		<-done
+	}
+	e.setLeading(false, Term{})
+	if reason != "lease not renewed in time" && reason != "lease taken by another node" {
+		e.release(ctx, term)
+	}
+	e.cfg.Logger.Info("leader: stepped down", "node_id", e.cfg.NodeID, "epoch", term.Epoch, "reason", reason)
+}
+
+func (e *Elector) renew(ctx context.Context, term Term) (bool, error) {
+	cl := e.redis.Redis()
+	if cl == nil {
+		return false, errors.New("redis unreachable")
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+	defer cancel()
+	n, err := renewScript.Exec(cctx, cl, []string{e.cfg.Lease.Name(), e.cfg.Epoch.Name()},
+		[]string{term.Fence.Token, ms(e.cfg.Lease.TTL()), ms(e.cfg.Epoch.TTL())}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("leader: renew: %w", err)
+	}
+	return n == 1, nil
+}
+
+// release deletes the lease if it still holds our token, with its own short
+// deadline: it runs while the node shuts down.
+func (e *Elector) release(ctx context.Context, term Term) {
+	cl := e.redis.Redis()
+	if cl == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CallTimeout)
+	defer cancel()
+	if err := releaseScript.Exec(cctx, cl, []string{e.cfg.Lease.Name()}, []string{term.Fence.Token}).Error(); err != nil {
+		e.cfg.Logger.Warn("leader: release failed; the lease expires by itself", "err", err)
+	}
+}
+
+func (e *Elector) setLeading(on bool, t Term) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.leading, e.term = on, t
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+// FenceCheck is the Lua prologue of a fenced write. With the lease key as
+// KEYS[1] and the token as ARGV[1], the script stops with a FENCED error
+// unless the lease still holds the token. An empty token (a node running
+// without election, Redis having been down) skips the check.
+const FenceCheck = `if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease not held') end
+`
+
+// IsFenced reports whether err is a fenced write's refusal.
+func IsFenced(err error) bool {
+	ve, ok := valkey.IsValkeyErr(err)
+	return ok && len(ve.Error()) >= 6 && ve.Error()[:6] == "FENCED"
+}
