@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -310,6 +311,6 @@ const FenceCheck = `if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] t
 
 // IsFenced reports whether err is a fenced write's refusal.
 func IsFenced(err error) bool {
-	ve, ok := valkey.IsValkeyErr(err)
-	return ok && len(ve.Error()) >= 6 && ve.Error()[:6] == "FENCED"
+	var ve *valkey.ValkeyError
+	return errors.As(err, &ve) && strings.HasPrefix(ve.Error(), "FENCED")
 }

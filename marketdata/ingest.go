@@ -1,0 +1,332 @@
+package marketdata
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+)
+
+// buffer holds updates between flushes. Its size is bounded by the
+// configured series and symbols: one entry per (series, open time), per
+// symbol, per market symbol (capped).
+type buffer struct {
+	maxMarket int
+
+	mu      sync.Mutex // guards everything below
+	klines  map[keyspace.Key]map[int64]exchange.Kline
+	tickers map[string]exchange.Ticker24h // configured symbols
+	market  map[string]exchange.Ticker24h // whole market
+	books   map[string]exchange.BookTicker
+}
+
+func newBuffer(maxMarket int) *buffer {
+	b := &buffer{maxMarket: maxMarket}
+	b.reset()
+	return b
+}
+
+func (b *buffer) reset() {
+	b.klines = map[keyspace.Key]map[int64]exchange.Kline{}
+	b.tickers = map[string]exchange.Ticker24h{}
+	b.market = map[string]exchange.Ticker24h{}
+	b.books = map[string]exchange.BookTicker{}
+}
+
+// take swaps the buffer's contents out.
+func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	klines, tickers, market, books = b.klines, b.tickers, b.market, b.books
+	b.reset()
+	return
+}
+
+// restore puts back klines whose write failed, under newer ones that
+// arrived meanwhile.
+func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.klines[key]
+	if cur == nil {
+		b.klines[key] = ks
+		return
+	}
+	for t, k := range ks {
+		if _, newer := cur[t]; !newer {
+			cur[t] = k
+		}
+	}
+}
+
+func (n *Node) onEvent(b *buffer) func(exchange.Event) {
+	symbols := map[string]bool{}
+	for _, s := range n.cfg.Symbols {
+		symbols[upper(s)] = true
+	}
+	return func(ev exchange.Event) {
+		n.st.Events.Add(1)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev.Kind {
+		case exchange.EventKline:
+			key, ok := n.series[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
+			if !ok {
+				n.st.Ignored.Add(1)
+				return
+			}
+			m := b.klines[key]
+			if m == nil {
+				m = map[int64]exchange.Kline{}
+				b.klines[key] = m
+			}
+			m[ev.Kline.OpenTime] = ev.Kline
+		case exchange.EventTicker:
+			if !symbols[ev.Ticker.Symbol] {
+				n.st.Ignored.Add(1)
+				return
+			}
+			b.tickers[ev.Ticker.Symbol] = ev.Ticker
+			b.putMarket(ev.Ticker)
+		case exchange.EventTickers:
+			for _, t := range ev.Tickers {
+				b.putMarket(t)
+			}
+		case exchange.EventBookTicker:
+			if !symbols[ev.Book.Symbol] {
+				n.st.Ignored.Add(1)
+				return
+			}
+			b.books[ev.Book.Symbol] = ev.Book
+		}
+	}
+}
+
+func (b *buffer) putMarket(t exchange.Ticker24h) {
+	if _, ok := b.market[t.Symbol]; ok || len(b.market) < b.maxMarket {
+		b.market[t.Symbol] = t
+	}
+}
+
+// ingest streams into s until ctx ends or a write is fenced.
+func (n *Node) ingest(ctx context.Context, s sink) error {
+	b := newBuffer(n.cfg.MaxMarketSymbols)
+	backfill := make(chan struct{}, 1)
+	st, err := n.streams(slices.Clone(n.names), n.onEvent(b), func(string) {
+		select {
+		case backfill <- struct{}{}:
+		default: // one is queued already
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("marketdata: streams: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := st.Run(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("marketdata: streams: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		t := time.NewTicker(n.cfg.FlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if err := n.flush(gctx, s, b); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-backfill:
+				if err := n.backfillAll(gctx, s); err != nil {
+					return err
+				}
+			}
+		}
+	})
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+var errFenced = errors.New("marketdata: lease lost; writes fenced")
+
+// flush writes what the buffer holds. A fenced write ends the term; other
+// failures put the klines back for the next flush.
+func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
+	klines, tickers, market, books := b.take()
+	n.st.Flushes.Add(1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(64) // concurrent scripts: valkey-go pipelines them on one connection
+	var fenced bool
+	var mu sync.Mutex
+	fail := func(err error) {
+		if leader.IsFenced(err) {
+			n.st.Fenced.Add(1)
+			mu.Lock()
+			fenced = true
+			mu.Unlock()
+			return
+		}
+		n.st.WriteErrors.Add(1)
+		n.cfg.Logger.Warn("marketdata: write failed", "err", err)
+	}
+	for key, m := range klines {
+		g.Go(func() error {
+			ks := slices.SortedFunc(maps.Values(m), func(a, b exchange.Kline) int { return int(a.OpenTime - b.OpenTime) })
+			if err := s.putKlines(gctx, key, ks); err != nil {
+				fail(err)
+				b.restore(key, m)
+				return nil
+			}
+			n.st.KlinesWritten.Add(uint64(len(ks)))
+			return nil
+		})
+	}
+	for sym, t := range tickers {
+		g.Go(func() error {
+			key, _ := n.keys.Ticker24h(sym)
+			v, _ := json.Marshal(t)
+			if err := s.putValue(gctx, key, v); err != nil {
+				fail(err)
+			}
+			return nil
+		})
+	}
+	if len(market) > 0 {
+		g.Go(func() error {
+			if err := s.putFields(gctx, n.keys.MarketTicker24h(), jsonFields(market)); err != nil {
+				fail(err)
+			}
+			return nil
+		})
+	}
+	if len(books) > 0 {
+		g.Go(func() error {
+			if err := s.putFields(gctx, n.keys.BookTicker(), jsonFields(books)); err != nil {
+				fail(err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if fenced {
+		return errFenced
+	}
+	return nil
+}
+
+func jsonFields[T any](m map[string]T) map[string][]byte {
+	out := make(map[string][]byte, len(m))
+	for k, v := range m {
+		out[k], _ = json.Marshal(v)
+	}
+	return out
+}
+
+// backfillAll fills every series from REST after a gap, four at a time.
+func (n *Node) backfillAll(ctx context.Context, s sink) error {
+	if n.rest == nil {
+		return nil
+	}
+	n.backfillMu.Lock()
+	defer n.backfillMu.Unlock()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var fenced bool
+	var mu sync.Mutex
+	for id, key := range n.series {
+		g.Go(func() error {
+			err := n.backfill(gctx, s, id, key)
+			switch {
+			case err == nil:
+			case leader.IsFenced(err):
+				mu.Lock()
+				fenced = true
+				mu.Unlock()
+			case gctx.Err() == nil:
+				n.cfg.Logger.Warn("marketdata: backfill failed", "symbol", id.symbol, "interval", id.interval, "err", err)
+			}
+			return nil
+		})
+	}
+	g.Wait()
+	if fenced {
+		n.st.Fenced.Add(1)
+		return errFenced
+	}
+	return nil
+}
+
+// backfill writes the closed klines from the newest one held (or the last
+// Window) up to now, in pages of at most 1500.
+func (n *Node) backfill(ctx context.Context, s sink, id seriesID, key keyspace.Key) error {
+	from, err := s.lastOpen(ctx, key)
+	if err != nil {
+		return err
+	}
+	limit := min(n.cfg.Window, 1500)
+	for page := 0; page < 100; page++ {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ks, err := n.rest.Klines(rctx, id.symbol, id.interval, from, 0, limit)
+		cancel()
+		if err != nil {
+			return err
+		}
+		// A page shorter than limit reaches the present: its last kline is
+		// the open bar, which the stream owns. (The exchange's clock decides
+		// what is closed, not ours: a simulated exchange may run faster.)
+		final := len(ks) < limit || from == 0
+		closed := ks
+		if final && len(ks) > 0 && !ks[len(ks)-1].Closed {
+			closed = ks[:len(ks)-1]
+		}
+		for i := range closed {
+			closed[i].Closed = true
+		}
+		if len(closed) > 0 {
+			if err := s.putKlines(ctx, key, closed); err != nil {
+				return err
+			}
+			n.st.BackfillKline.Add(uint64(len(closed)))
+		}
+		if final || len(closed) == 0 {
+			break
+		}
+		from = ks[len(ks)-1].OpenTime + 1
+	}
+	n.st.Backfills.Add(1)
+	return nil
+}
+
+func upper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 32
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,250 @@
+// Package marketdata moves the exchange's market data into Redis and reads
+// it back, the heart of seed 000.
+//
+// One elected node (the leader, see package leader) holds the exchange's
+// market streams and writes, every FlushEvery:
+//
+//	market:kline:{SYMBOL}:{interval}  sorted set, score = open time, member = JSON kline
+//	                                  (Binance's single-letter fields), the last Window klines,
+//	                                  the open kline upserted in place; TTL per interval
+//	ticker_24h:{SYMBOL}               string, JSON 24hr ticker (REST field names), 30 s
+//	market:ticker_24h                 hash, symbol → JSON 24hr ticker, 120 s
+//	market:book_ticker                hash, symbol → JSON book ticker, 30 s
+//
+// Each write is one Lua script that first checks the leader's fence (the
+// lease still holds the leader's token) and refreshes the key's TTL in the
+// same step, so a deposed leader writes nothing and no key outlives its
+// TTL. Updates are buffered between flushes and dropped from the buffer once
+// written: only unflushed klines stay in process memory.
+//
+// After any gap — the first connection, a reconnect, a rotation, a failover
+// to a new leader — the leader backfills every series from REST, from the
+// newest kline it holds, so readers never see a missing kline. Backfill
+// writes closed klines only; the open kline comes from the stream.
+//
+// Every node reads through a Reader: klines, book tickers and the
+// whole-market tickers from Redis; ticker_24h:{SYMBOL} and
+// symbol_info:{SYMBOL} read-through (a miss is loaded from REST once,
+// however many callers wait, and written with its TTL).
+//
+// With Redis down there is nothing to elect on: each node streams for itself
+// into a bounded in-memory sink with the same TTLs, serves its readers from
+// it, and rejoins the election when Redis is back.
+package marketdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+)
+
+// Streamer runs the exchange's market streams until its context ends.
+type Streamer interface {
+	Run(ctx context.Context) error
+}
+
+// StreamFactory builds a Streamer for the named streams. onEvent receives
+// every decoded event; onConnect is called after each (re)connection, once
+// the streams are subscribed: a gap may lie behind it.
+type StreamFactory func(streams []string, onEvent func(exchange.Event), onConnect func(path string)) (Streamer, error)
+
+// Config configures a Node.
+type Config struct {
+	Symbols    []string      // upper-case symbols ("BTCUSDT")
+	Intervals  []string      // kline intervals ("1m", "5m")
+	Window     int           // klines kept per series (default 1000)
+	FlushEvery time.Duration // buffer → Redis period (default 100 ms)
+	// CallTimeout bounds each Redis write (default 2 s) and REST call (10 s).
+	CallTimeout time.Duration
+	// MaxMarketSymbols bounds the whole-market hashes in memory (4096).
+	MaxMarketSymbols int
+	Logger           *slog.Logger
+}
+
+// Mode is what a node is doing with the streams.
+type Mode int32
+
+const (
+	ModeIdle       Mode = iota // not started
+	ModeFollower               // Redis up, another node leads
+	ModeLeader                 // elected: streams → Redis
+	ModeStandalone             // Redis down: streams → this node's memory
+)
+
+func (m Mode) String() string {
+	return [...]string{"idle", "follower", "leader", "standalone"}[m]
+}
+
+// Node is one process's market-data role.
+type Node struct {
+	cfg     Config
+	keys    *keyspace.Registry
+	cache   *cache.Cache
+	rest    exchange.MarketREST
+	streams StreamFactory
+	elector *leader.Elector
+	mem     *memSink
+
+	series map[seriesID]keyspace.Key // configured kline series
+	names  []string                  // stream names
+
+	mode atomic.Int32
+	st   Stats
+	// backfillMu serialises backfills of one ingest (a reconnect storm
+	// queues at most one more).
+	backfillMu sync.Mutex
+}
+
+type seriesID struct{ symbol, interval string }
+
+// Stats are cumulative counters.
+type Stats struct {
+	Events        atomic.Uint64 // stream events received
+	Ignored       atomic.Uint64 // events for symbols or series not configured
+	KlinesWritten atomic.Uint64 // kline upserts written (after coalescing)
+	Flushes       atomic.Uint64
+	Backfills     atomic.Uint64 // series backfilled from REST
+	BackfillKline atomic.Uint64 // klines written by backfill
+	WriteErrors   atomic.Uint64
+	Fenced        atomic.Uint64 // writes refused because the lease was lost
+	Terms         atomic.Uint64 // leadership terms started here
+}
+
+// New returns a Node; it does no I/O. elector may be nil when there is no
+// Redis at all (embedded mode): the node then always streams standalone.
+func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.MarketREST, streams StreamFactory, elector *leader.Elector) (*Node, error) {
+	if cfg.Window <= 0 {
+		cfg.Window = 1000
+	}
+	if cfg.FlushEvery <= 0 {
+		cfg.FlushEvery = 100 * time.Millisecond
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 2 * time.Second
+	}
+	if cfg.MaxMarketSymbols <= 0 {
+		cfg.MaxMarketSymbols = 4096
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	n := &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
+		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}}
+	if len(cfg.Symbols) == 0 || len(cfg.Intervals) == 0 {
+		return nil, errors.New("marketdata: no symbols or intervals configured")
+	}
+	for _, s := range cfg.Symbols {
+		for _, iv := range cfg.Intervals {
+			k, err := keys.Kline(s, iv)
+			if err != nil {
+				return nil, fmt.Errorf("marketdata: %w", err)
+			}
+			n.series[seriesID{strings.ToUpper(s), iv}] = k
+			n.names = append(n.names, strings.ToLower(s)+"@kline_"+iv)
+		}
+		if _, err := keys.Ticker24h(s); err != nil {
+			return nil, fmt.Errorf("marketdata: %w", err)
+		}
+		n.names = append(n.names, strings.ToLower(s)+"@ticker", strings.ToLower(s)+"@bookTicker")
+	}
+	n.names = append(n.names, "!ticker@arr")
+	return n, nil
+}
+
+// Mode reports what the node is doing now.
+func (n *Node) Mode() Mode { return Mode(n.mode.Load()) }
+
+// Streaming reports whether this node holds the exchange streams (elected,
+// or standalone with Redis down).
+func (n *Node) Streaming() bool { m := n.Mode(); return m == ModeLeader || m == ModeStandalone }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() *Stats { return &n.st }
+
+// Run plays the node's role until ctx ends: with Redis, campaign and lead
+// when elected; without, stream standalone into memory. It switches as
+// Redis comes and goes.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.mode.Store(int32(ModeIdle))
+	for ctx.Err() == nil {
+		if n.elector == nil || n.cache.Redis() == nil {
+			n.mode.Store(int32(ModeStandalone))
+			sctx, cancel := context.WithCancel(ctx)
+			stop := n.watch(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
+			err := n.ingest(sctx, n.mem)
+			cancel()
+			<-stop
+			if err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Error("marketdata: standalone stream failed", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		n.mode.Store(int32(ModeFollower))
+		ectx, cancel := context.WithCancel(ctx)
+		stop := n.watch(ectx, cancel, func() bool { return n.cache.Redis() == nil })
+		n.elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
+			cl := n.cache.Redis()
+			if cl == nil {
+				return errors.New("redis went away")
+			}
+			n.st.Terms.Add(1)
+			n.mode.Store(int32(ModeLeader))
+			defer n.mode.Store(int32(ModeFollower))
+			return n.ingest(lctx, &redisSink{cl: cl, fence: t.Fence, window: n.cfg.Window, timeout: n.cfg.CallTimeout})
+		})
+		cancel()
+		<-stop
+	}
+	return nil
+}
+
+// watch cancels when cond holds, polling; it returns a channel closed when
+// it has stopped.
+func (n *Node) watch(ctx context.Context, cancel context.CancelFunc, cond func() bool) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if cond() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return done
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// readSink is where readers look now: Redis when reachable, else memory.
+func (n *Node) readSink() sink {
+	if cl := n.cache.Redis(); cl != nil {
+		return &redisSink{cl: cl, window: n.cfg.Window, timeout: n.cfg.CallTimeout}
+	}
+	return n.mem
+}

@@ -1,0 +1,352 @@
+package marketdata_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/testenv"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/marketdata"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// fakeExchange is a deterministic exchange in process: a 1m kline every
+// `minute` of real time, its OHLC a function of its open time, so REST and
+// the stream agree on every kline. It stands in for the wire (package
+// exchange/sim is the wire-level fixture); Redis is real.
+type fakeExchange struct {
+	minute time.Duration
+	start  time.Time
+	origin int64 // open time of the first kline, ms
+
+	restCalls   atomic.Int64
+	tickerCalls atomic.Int64
+	infoCalls   atomic.Int64
+}
+
+func newFake(minute time.Duration) *fakeExchange {
+	return &fakeExchange{minute: minute, start: time.Now(), origin: 1_700_000_000_000 - 1_700_000_000_000%60000}
+}
+
+// current is the open time of the open kline now.
+func (f *fakeExchange) current() int64 {
+	return f.origin + int64(time.Since(f.start)/f.minute)*60000
+}
+
+func (f *fakeExchange) kline(open int64, closed bool) exchange.Kline {
+	p := 100 + (open/60000)%50
+	return exchange.Kline{Symbol: "BTCUSDT", Interval: "1m", OpenTime: open, CloseTime: open + 59999,
+		Open: strconv.FormatInt(p, 10), High: strconv.FormatInt(p+2, 10), Low: strconv.FormatInt(p-1, 10),
+		Close: strconv.FormatInt(p+1, 10), Volume: "10", Closed: closed}
+}
+
+func (f *fakeExchange) Klines(_ context.Context, symbol, interval string, start, _ int64, limit int) ([]exchange.Kline, error) {
+	f.restCalls.Add(1)
+	cur := f.current()
+	from := max(start, cur-int64(limit-1)*60000, f.origin-100*60000)
+	var out []exchange.Kline
+	for t := from - from%60000; t <= cur && len(out) < limit; t += 60000 {
+		out = append(out, f.kline(t, t < cur))
+	}
+	return out, nil
+}
+
+func (f *fakeExchange) Ticker24h(_ context.Context, symbol string) (exchange.Ticker24h, error) {
+	f.tickerCalls.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return exchange.Ticker24h{Symbol: symbol, LastPrice: "101"}, nil
+}
+
+func (f *fakeExchange) Symbols(context.Context) ([]exchange.SymbolInfo, error) {
+	f.infoCalls.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return []exchange.SymbolInfo{
+		{Symbol: "BTCUSDT", Status: "TRADING", Raw: json.RawMessage(`{"symbol":"BTCUSDT","status":"TRADING"}`)},
+		{Symbol: "ETHUSDT", Status: "TRADING", Raw: json.RawMessage(`{"symbol":"ETHUSDT","status":"TRADING"}`)},
+	}, nil
+}
+
+// streams emits the open kline every 10 ms and each closing kline once.
+func (f *fakeExchange) streams(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
+	return streamerFunc(func(ctx context.Context) error {
+		onConnect("/market")
+		last := f.current()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			cur := f.current()
+			for o := last; o < cur; o += 60000 {
+				onEvent(exchange.Event{Kind: exchange.EventKline, Kline: f.kline(o, true)})
+			}
+			last = cur
+			onEvent(exchange.Event{Kind: exchange.EventKline, Kline: f.kline(cur, false)})
+			onEvent(exchange.Event{Kind: exchange.EventBookTicker, Book: exchange.BookTicker{Symbol: "BTCUSDT", BidPrice: "100", AskPrice: "101"}})
+			onEvent(exchange.Event{Kind: exchange.EventTickers, Tickers: []exchange.Ticker24h{{Symbol: "BTCUSDT", LastPrice: "100.5"}, {Symbol: "XPTUSDT", LastPrice: "1"}}})
+		}
+	}), nil
+}
+
+type streamerFunc func(ctx context.Context) error
+
+func (s streamerFunc) Run(ctx context.Context) error { return s(ctx) }
+
+type testNode struct {
+	id     string
+	c      *cache.Cache
+	n      *marketdata.Node
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeExchange, id string) *testNode {
+	t.Helper()
+	opt, _ := cache.RedisOptions(r.URL())
+	c, err := cache.New(cache.Config{Redis: opt, CallTimeout: 200 * time.Millisecond, ProbeMin: 20 * time.Millisecond, ProbeMax: 200 * time.Millisecond, HealthInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := reg.MarketWSLeader()
+	epoch, _ := reg.LeaderEpoch(lease)
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Window: 500, FlushEvery: 20 * time.Millisecond}, reg, c, f, f.streams, el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{id: id, c: c, n: n, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	wg.Go(func() { n.Run(ctx) })
+	go func() { wg.Wait(); close(tn.done) }()
+	t.Cleanup(func() { tn.stop() })
+	return tn
+}
+
+func (tn *testNode) stop() { tn.cancel(); <-tn.done }
+
+func streaming(ns []*testNode) []string {
+	var ids []string
+	for _, n := range ns {
+		if n.n.Mode() == marketdata.ModeLeader {
+			ids = append(ids, n.id)
+		}
+	}
+	return ids
+}
+
+// checkSeries asserts open times are consecutive minutes, each once.
+func checkSeries(t *testing.T, ks []exchange.Kline) {
+	t.Helper()
+	for i := 1; i < len(ks); i++ {
+		if d := ks[i].OpenTime - ks[i-1].OpenTime; d != 60000 {
+			t.Fatalf("kline %d opens %d ms after the previous one (want 60000): a gap or a duplicate", i, d)
+		}
+	}
+}
+
+func TestOneLeaderAllNodesServeTheSameKlines(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 2 * time.Second}})
+	f := newFake(100 * time.Millisecond)
+	ns := []*testNode{startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b"), startNode(t, r, reg, f, "c")}
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(streaming(ns)) == 1 }, "no single leader")
+	ctx := context.Background()
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		ks, _ := ns[0].n.Reader().Klines(ctx, "BTCUSDT", "1m", 500)
+		return len(ks) >= 110
+	}, "klines never reached redis")
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if l := streaming(ns); len(l) != 1 {
+			t.Fatalf("leaders: %v", l)
+		}
+	}
+	// Every node reads the same series from Redis.
+	var series [][]exchange.Kline
+	for _, n := range ns {
+		ks, err := n.n.Reader().Klines(ctx, "BTCUSDT", "1m", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		series = append(series, ks[:len(ks)-1]) // the open kline may move between reads
+	}
+	for i := 1; i < len(series); i++ {
+		if diff := cmp.Diff(series[0][:90], series[i][:90]); diff != "" {
+			t.Fatalf("node %d serves other klines (-node0 +node%d):\n%s", i, i, diff)
+		}
+	}
+	checkSeries(t, series[0])
+	bt, ok, err := ns[1].n.Reader().BookTicker(ctx, "btcusdt")
+	if err != nil || !ok || bt.BidPrice != "100" {
+		t.Errorf("book ticker = %+v %v %v", bt, ok, err)
+	}
+	mt, err := ns[2].n.Reader().MarketTickers(ctx)
+	if err != nil || mt["XPTUSDT"].LastPrice != "1" {
+		t.Errorf("market tickers = %v %v", mt, err)
+	}
+	// Keys carry their TTLs.
+	rc := r.Client(t)
+	k, _ := reg.Kline("BTCUSDT", "1m")
+	for _, name := range []string{k.Name(), reg.BookTicker().Name(), reg.MarketTicker24h().Name()} {
+		if p, _ := rc.Do(ctx, rc.B().Pttl().Key(name).Build()).AsInt64(); p <= 0 {
+			t.Errorf("%s PTTL %d", name, p)
+		}
+	}
+	// Only the window is kept.
+	if n, _ := rc.Do(ctx, rc.B().Zcard().Key(k.Name()).Build()).AsInt64(); n > 500 {
+		t.Errorf("series holds %d klines, window 500", n)
+	}
+}
+
+func TestFailoverKeepsTheSeriesWhole(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: time.Second}})
+	f := newFake(50 * time.Millisecond)
+	ns := []*testNode{startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")}
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(streaming(ns)) == 1 }, "no leader")
+	time.Sleep(500 * time.Millisecond)
+	first := streaming(ns)[0]
+	for _, n := range ns {
+		if n.id == first {
+			n.stop()
+		}
+	}
+	testenv.Eventually(t, 3*time.Second, func() bool { l := streaming(ns); return len(l) == 1 && l[0] != first }, "no takeover")
+	time.Sleep(500 * time.Millisecond)
+	var other *testNode
+	for _, n := range ns {
+		if n.id != first {
+			other = n
+		}
+	}
+	ks, err := other.n.Reader().Klines(context.Background(), "BTCUSDT", "1m", 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ks) < 100 {
+		t.Fatalf("only %d klines", len(ks))
+	}
+	checkSeries(t, ks)
+	for _, k := range ks[:len(ks)-1] {
+		if want := f.kline(k.OpenTime, true); k != want {
+			t.Fatalf("kline %d = %+v, want %+v", k.OpenTime, k, want)
+		}
+	}
+}
+
+func TestStandaloneWhileRedisIsDown(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake(50 * time.Millisecond)
+	n := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return n.n.Mode() == marketdata.ModeLeader }, "never led")
+	r.Stop(t)
+	testenv.Eventually(t, 5*time.Second, func() bool { return n.n.Mode() == marketdata.ModeStandalone }, "never went standalone")
+	ctx := context.Background()
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		ks, err := n.n.Reader().Klines(ctx, "BTCUSDT", "1m", 50)
+		return err == nil && len(ks) == 50
+	}, "no klines from memory")
+	ks, _ := n.n.Reader().Klines(ctx, "BTCUSDT", "1m", 50)
+	checkSeries(t, ks)
+	r.Restart(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return n.n.Mode() == marketdata.ModeLeader }, "never rejoined")
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		ks, err := n.n.Reader().Klines(ctx, "BTCUSDT", "1m", 100)
+		return err == nil && len(ks) == 100
+	}, "no klines in redis after recovery")
+}
+
+func TestReadThroughLoadsOnce(t *testing.T) {
+	r := testenv.Shared(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake(time.Hour)
+	n := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return n.c.Redis() != nil }, "no redis")
+	rd := n.n.Reader()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 100 {
+		wg.Go(func() {
+			tk, err := rd.Ticker24h(context.Background(), "ethusdt")
+			if err == nil && tk.LastPrice != "101" {
+				err = fmt.Errorf("ticker %+v", tk)
+			}
+			errs <- err
+			sym := []string{"BTCUSDT", "ETHUSDT"}[i%2]
+			info, err := rd.SymbolInfo(context.Background(), sym)
+			if err == nil && !json.Valid(info) {
+				err = fmt.Errorf("info %s", info)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := f.tickerCalls.Load(), f.infoCalls.Load(); a != 1 || b > 2 {
+		t.Errorf("REST calls: ticker %d (want 1), exchangeInfo %d (want ≤ 2)", a, b)
+	}
+	if _, err := rd.SymbolInfo(context.Background(), "NOPEUSDT"); err == nil {
+		t.Error("unknown symbol found")
+	}
+	if _, err := rd.Ticker24h(context.Background(), "BTC:USDT"); err == nil {
+		t.Error("bad symbol accepted")
+	}
+}
+
+// TestDeposedLeaderWritesNothing: once another token holds the lease, the
+// leader's writes are refused by the fence and stop landing.
+func TestDeposedLeaderWritesNothing(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 3 * time.Second}})
+	f := newFake(20 * time.Millisecond)
+	n := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return n.n.Mode() == marketdata.ModeLeader }, "never led")
+	rc := r.Client(t)
+	ctx := context.Background()
+	k, _ := reg.Kline("BTCUSDT", "1m")
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		c, _ := rc.Do(ctx, rc.B().Zcard().Key(k.Name()).Build()).AsInt64()
+		return c > 100
+	}, "no klines")
+	// Steal the lease (as a split brain would): the next flush is fenced.
+	rc.Do(ctx, rc.B().Set().Key(reg.MarketWSLeader().Name()).Value(`{"node":"intruder","epoch":999}`).Px(10*time.Second).Build())
+	testenv.Eventually(t, 2*time.Second, func() bool { return n.n.Stats().Fenced.Load() > 0 }, "writes not fenced")
+	last := func() string {
+		m, _ := rc.Do(ctx, rc.B().Zrange().Key(k.Name()).Min("-1").Max("-1").Build()).AsStrSlice()
+		return fmt.Sprint(m)
+	}
+	before := last()
+	time.Sleep(300 * time.Millisecond) // 15 fake minutes: a live writer would have moved on
+	if after := last(); after != before {
+		t.Fatalf("a deposed leader's write landed: %s → %s", before, after)
+	}
+	if n.n.Mode() == marketdata.ModeLeader {
+		t.Error("still leading with the lease stolen")
+	}
+	rc.Do(ctx, rc.B().Del().Key(reg.MarketWSLeader().Name()).Build())
+}

@@ -1,0 +1,125 @@
+package marketdata
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+)
+
+// ErrUnknownSymbol is returned for a symbol the exchange does not list.
+var ErrUnknownSymbol = errors.New("marketdata: unknown symbol")
+
+// Reader reads market data on any node: from Redis when it is reachable,
+// from this node's memory sink when it is not.
+type Reader struct {
+	n  *Node
+	sf singleflight.Group // collapses exchangeInfo loads
+}
+
+// Reader returns the node's reader.
+func (n *Node) Reader() *Reader { return &Reader{n: n} }
+
+// Klines returns the last limit klines of symbol and interval, oldest
+// first. A series nobody writes (not configured on the leader) is read from
+// REST, not stored.
+func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int) ([]exchange.Kline, error) {
+	if limit <= 0 || limit > 1500 {
+		return nil, fmt.Errorf("marketdata: limit %d out of 1..1500", limit)
+	}
+	key, err := r.n.keys.Kline(symbol, interval)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := r.n.readSink().klines(ctx, key, limit)
+	if err != nil || len(ks) > 0 || r.n.rest == nil {
+		return ks, err
+	}
+	if _, ok := r.n.series[seriesID{strings.ToUpper(symbol), interval}]; ok {
+		return ks, nil // configured but empty: the leader is backfilling
+	}
+	return r.n.rest.Klines(ctx, strings.ToUpper(symbol), interval, 0, 0, limit)
+}
+
+// Ticker24h returns the 24-hour ticker of symbol, read-through.
+func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker24h, error) {
+	key, err := r.n.keys.Ticker24h(symbol)
+	if err != nil {
+		return exchange.Ticker24h{}, err
+	}
+	return cache.GetOrLoadJSON(ctx, r.n.cache, key, func(ctx context.Context) (exchange.Ticker24h, error) {
+		if r.n.rest == nil {
+			return exchange.Ticker24h{}, errors.New("marketdata: no REST source")
+		}
+		return r.n.rest.Ticker24h(ctx, strings.ToUpper(symbol))
+	})
+}
+
+// MarketTickers returns the whole-market 24-hour tickers by symbol.
+func (r *Reader) MarketTickers(ctx context.Context) (map[string]exchange.Ticker24h, error) {
+	fs, err := r.n.readSink().fields(ctx, r.n.keys.MarketTicker24h())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]exchange.Ticker24h, len(fs))
+	for sym, b := range fs {
+		var t exchange.Ticker24h
+		if err := json.Unmarshal(b, &t); err != nil {
+			return nil, fmt.Errorf("marketdata: decode market ticker %s: %w", sym, err)
+		}
+		out[sym] = t
+	}
+	return out, nil
+}
+
+// BookTicker returns the best bid and ask of symbol; false when none is held.
+func (r *Reader) BookTicker(ctx context.Context, symbol string) (exchange.BookTicker, bool, error) {
+	var bt exchange.BookTicker
+	if _, err := r.n.keys.Ticker24h(symbol); err != nil { // validates the symbol
+		return bt, false, err
+	}
+	b, ok, err := r.n.readSink().field(ctx, r.n.keys.BookTicker(), strings.ToUpper(symbol))
+	if err != nil || !ok {
+		return bt, false, err
+	}
+	if err := json.Unmarshal(b, &bt); err != nil {
+		return bt, false, fmt.Errorf("marketdata: decode book ticker %s: %w", symbol, err)
+	}
+	return bt, true, nil
+}
+
+// SymbolInfo returns the exchangeInfo entry of symbol, read-through:
+// symbol_info:{SYMBOL} for an hour, exchangeInfo fetched once however many
+// symbols miss at the same time.
+func (r *Reader) SymbolInfo(ctx context.Context, symbol string) (json.RawMessage, error) {
+	key, err := r.n.keys.SymbolInfo(symbol)
+	if err != nil {
+		return nil, err
+	}
+	sym := strings.ToUpper(symbol)
+	b, err := r.n.cache.GetOrLoad(ctx, key, func(ctx context.Context) ([]byte, error) {
+		if r.n.rest == nil {
+			return nil, errors.New("marketdata: no REST source")
+		}
+		v, err, _ := r.sf.Do("exchangeInfo", func() (any, error) { return r.n.rest.Symbols(ctx) })
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range v.([]exchange.SymbolInfo) {
+			if s.Symbol == sym {
+				if len(s.Raw) > 0 {
+					return s.Raw, nil
+				}
+				return json.Marshal(s)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s", ErrUnknownSymbol, sym)
+	})
+	return b, err
+}
