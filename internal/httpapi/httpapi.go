@@ -29,6 +29,7 @@ type Server struct {
 	Gatherer prometheus.Gatherer
 	Started  time.Time
 	Version  string
+	Market   MarketReader // nil: no market data routes
 }
 
 // Health is the body of GET /healthz.
@@ -48,6 +49,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.index)
+	s.marketRoutes(mux)
 	return mux
 }
 

@@ -1,0 +1,91 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/httpapi"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/marketdata"
+)
+
+// market is an in-memory MarketReader: the routes' contract is tested
+// here; the reader itself is tested against Redis in package marketdata.
+type market struct{}
+
+var reg = keyspace.MustNew(keyspace.Config{})
+
+func (market) Klines(_ context.Context, symbol, interval string, limit int) ([]exchange.Kline, error) {
+	if _, err := reg.Kline(symbol, interval); err != nil {
+		return nil, err
+	}
+	return []exchange.Kline{{OpenTime: 60000, CloseTime: 119999, Open: "1", High: "2", Low: "0.5", Close: "1.5", Volume: "10", QuoteVolume: "15", Trades: 3, TakerBuyBase: "4", TakerBuyQuote: "6"}}[:min(limit, 1)], nil
+}
+func (market) Ticker24h(_ context.Context, symbol string) (exchange.Ticker24h, error) {
+	return exchange.Ticker24h{Symbol: symbol, LastPrice: "9"}, nil
+}
+func (market) MarketTickers(context.Context) (map[string]exchange.Ticker24h, error) {
+	return map[string]exchange.Ticker24h{"A": {Symbol: "A"}}, nil
+}
+func (market) BookTicker(_ context.Context, symbol string) (exchange.BookTicker, bool, error) {
+	return exchange.BookTicker{Symbol: symbol, BidPrice: "1"}, symbol == "BTCUSDT", nil
+}
+func (market) SymbolInfo(_ context.Context, symbol string) (json.RawMessage, error) {
+	if symbol != "BTCUSDT" {
+		return nil, fmt.Errorf("%w: %s", marketdata.ErrUnknownSymbol, symbol)
+	}
+	return json.RawMessage(`{"symbol":"BTCUSDT"}`), nil
+}
+
+func TestMarketRoutes(t *testing.T) {
+	c, _ := cache.New(cache.Config{})
+	s := &httpapi.Server{NodeID: "n", Cache: c, Started: time.Now(), Market: market{}}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tests := []struct {
+		path   string
+		status int
+		body   string
+	}{
+		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=1", 200, `[[60000,"1","2","0.5","1.5","10",119999,"15",3,"4","6","0"]]`},
+		{"/api/v1/klines?symbol=BTC:USDT&interval=1m", 400, ""},
+		{"/api/v1/klines?symbol=BTCUSDT&interval=7m", 400, ""},
+		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", 400, ""},
+		{"/api/v1/klines?interval=1m", 400, ""},
+		{"/api/v1/ticker/24hr?symbol=BTCUSDT", 200, ""},
+		{"/api/v1/ticker/24hr", 200, ""},
+		{"/api/v1/bookTicker?symbol=BTCUSDT", 200, ""},
+		{"/api/v1/bookTicker?symbol=ETHUSDT", 404, ""},
+		{"/api/v1/symbols/BTCUSDT", 200, `{"symbol":"BTCUSDT"}`},
+		{"/api/v1/symbols/NOPE", 404, ""},
+	}
+	for _, tt := range tests {
+		res, err := http.Get(srv.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tt.status {
+			t.Errorf("%s: status %d, want %d (%s)", tt.path, res.StatusCode, tt.status, b)
+		}
+		if tt.body != "" {
+			var got, want any
+			json.Unmarshal(b, &got)
+			json.Unmarshal([]byte(tt.body), &want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", tt.path, diff)
+			}
+		}
+	}
+}
