@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -35,6 +36,13 @@ type Config struct {
 	MemoryTTL        time.Duration // memory tier entry life
 	LogFormat        string        // text | json
 	LogLevel         string        // debug | info | warn | error
+	Exchange         string        // binance | sim
+	ExchangeREST     string        // REST base URL ("" = the exchange's default)
+	ExchangeWS       string        // WebSocket base URL ("" = the exchange's default)
+	Symbols          []string      // upper-case symbols
+	Intervals        []string      // kline intervals
+	LeaseTTL         time.Duration // market stream leader lease
+	Window           int           // klines kept per series in Redis
 	EnvFile          string        // the .env file read ("" if none)
 
 	// Args are the positional arguments left after the flags.
@@ -144,6 +152,33 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 		{"memory-ttl", "TRADECACHE_MEMORY_TTL", "5m", "longest life of a memory-tier entry", durSetter(&c.MemoryTTL)},
 		{"log-format", "TRADECACHE_LOG_FORMAT", "text", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
 		{"log-level", "TRADECACHE_LOG_LEVEL", "info", "log level: debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
+		{"exchange", "TRADECACHE_EXCHANGE", "binance", "exchange: binance (Binance USDⓈ-M futures, or any server speaking its API) or sim (an in-process simulated one)", oneOf(&c.Exchange, "binance", "sim")},
+		{"exchange-rest", "TRADECACHE_EXCHANGE_REST", "", "REST base URL of the exchange (default https://fapi.binance.com)", urlSetter(&c.ExchangeREST, "http", "https")},
+		{"exchange-ws", "TRADECACHE_EXCHANGE_WS", "", "WebSocket base URL of the exchange (default wss://fstream.binance.com)", urlSetter(&c.ExchangeWS, "ws", "wss")},
+		{"symbols", "TRADECACHE_SYMBOLS", "BTCUSDT,ETHUSDT", "symbols to stream, comma-separated", func(s string) error {
+			c.Symbols = nil
+			for _, p := range strings.Split(s, ",") {
+				p = strings.ToUpper(strings.TrimSpace(p))
+				if err := keyspace.ValidPart(p); err != nil {
+					return err
+				}
+				c.Symbols = append(c.Symbols, p)
+			}
+			return nil
+		}},
+		{"intervals", "TRADECACHE_INTERVALS", "1m,5m", "kline intervals to stream, comma-separated", func(s string) error {
+			c.Intervals = nil
+			for _, p := range strings.Split(s, ",") {
+				p = strings.TrimSpace(p)
+				if _, err := keyspace.IntervalDuration(p); err != nil {
+					return err
+				}
+				c.Intervals = append(c.Intervals, p)
+			}
+			return nil
+		}},
+		{"lease-ttl", "TRADECACHE_LEASE_TTL", "30s", "TTL of the market stream leader's lease (renewed every third of it)", durSetter(&c.LeaseTTL)},
+		{"window", "TRADECACHE_WINDOW", "1000", "klines kept per series in Redis", intSetter(&c.Window)},
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
@@ -246,6 +281,25 @@ func intSetter(p *int) func(string) error {
 	}
 }
 
+func urlSetter(p *string, schemes ...string) func(string) error {
+	return func(s string) error {
+		*p = s
+		if s == "" {
+			return nil
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return err
+		}
+		for _, sc := range schemes {
+			if u.Scheme == sc && u.Host != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
+	}
+}
+
 func oneOf(p *string, allowed ...string) func(string) error {
 	return func(s string) error {
 		for _, a := range allowed {
@@ -279,5 +333,9 @@ func (c Config) CacheConfig() (cache.Config, error) {
 
 // Keyspace returns the key registry of Config.
 func (c Config) Keyspace() (*keyspace.Registry, error) {
-	return keyspace.New(keyspace.Config{Prefix: c.KeyPrefix})
+	ttl := map[string]time.Duration{}
+	if c.LeaseTTL > 0 {
+		ttl[keyspace.KindMarketWSLeader] = c.LeaseTTL
+	}
+	return keyspace.New(keyspace.Config{Prefix: c.KeyPrefix, TTL: ttl})
 }
