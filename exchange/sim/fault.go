@@ -1,0 +1,144 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// FaultMode is a way the stream side misbehaves on purpose.
+type FaultMode string
+
+const (
+	// FaultNone is normal service.
+	FaultNone FaultMode = "none"
+	// FaultDrop closes every WebSocket connection at once, abruptly (TCP
+	// close, no close frame). With a Duration, new connections are refused
+	// (HTTP 503) until it ends.
+	FaultDrop FaultMode = "drop"
+	// FaultStall keeps connections open but sends nothing: no data, no
+	// answers, no pings, no pongs.
+	FaultStall FaultMode = "stall"
+	// FaultMalformed follows every stream message with a bad frame:
+	// truncated JSON, wrong field types, not JSON, a JSON string, in turn.
+	FaultMalformed FaultMode = "malformed"
+	// FaultOversized sends every connection one frame of OversizedBytes (a
+	// valid JSON event with a huge field). With a Duration, connections
+	// opened before it ends get one too.
+	FaultOversized FaultMode = "oversized"
+	// FaultUnknown adds unknown fields to every stream payload and follows
+	// each with an event of an unknown "e" type.
+	FaultUnknown FaultMode = "unknown"
+)
+
+// OversizedBytes is the size of FaultOversized's frame.
+const OversizedBytes = 4 << 20
+
+// Fault is a fault and how long it lasts; Duration 0 means until the next
+// SetFault (drop and oversized then act once, on the connections open now).
+type Fault struct {
+	Mode     FaultMode
+	Duration time.Duration
+}
+
+type faultState struct {
+	mu    sync.Mutex
+	mode  FaultMode
+	until time.Time // real time; zero: until replaced
+	gen   uint64
+}
+
+type faultSnap struct {
+	mode FaultMode
+	gen  uint64
+}
+
+// snapshot returns the fault in force now.
+func (f *faultState) snapshot() faultSnap {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mode != "" && f.mode != FaultNone && !f.until.IsZero() && !time.Now().Before(f.until) {
+		f.mode, f.until = FaultNone, time.Time{}
+	}
+	return faultSnap{mode: f.mode, gen: f.gen}
+}
+
+// ParseFaultMode parses a mode name of POST /sim/fault.
+func ParseFaultMode(s string) (FaultMode, error) {
+	switch m := FaultMode(s); m {
+	case FaultNone, FaultDrop, FaultStall, FaultMalformed, FaultOversized, FaultUnknown:
+		return m, nil
+	}
+	return "", fmt.Errorf("sim: unknown fault mode %q (want none|drop|stall|malformed|oversized|unknown)", s)
+}
+
+// SetFault switches the stream side's fault, replacing the one in force.
+func (s *Server) SetFault(f Fault) error {
+	if f.Mode == "" {
+		f.Mode = FaultNone
+	}
+	if _, err := ParseFaultMode(string(f.Mode)); err != nil {
+		return err
+	}
+	if f.Duration < 0 {
+		return fmt.Errorf("sim: negative fault duration %v", f.Duration)
+	}
+	s.fault.mu.Lock()
+	s.fault.gen++
+	gen := s.fault.gen
+	s.fault.mode, s.fault.until = f.Mode, time.Time{}
+	if f.Duration > 0 {
+		s.fault.until = time.Now().Add(f.Duration)
+	} else if f.Mode == FaultDrop || f.Mode == FaultOversized {
+		s.fault.mode = FaultNone // one shot
+	}
+	s.fault.mu.Unlock()
+
+	s.hub.mu.RLock()
+	defer s.hub.mu.RUnlock()
+	for c := range s.hub.clients {
+		switch f.Mode {
+		case FaultDrop:
+			c.closing.Store(true)
+			if c.conn != nil {
+				go c.conn.CloseNow() // abrupt on purpose: no close frame
+			}
+		case FaultOversized:
+			c.sendOversized(gen, c.firstSub())
+		}
+	}
+	return nil
+}
+
+// firstSub names the stream an oversized frame claims to be; the caller
+// holds the hub lock.
+func (c *client) firstSub() string {
+	if len(c.subs) > 0 {
+		return c.subs[0]
+	}
+	return "!ticker@arr"
+}
+
+// sendOversized queues fault generation gen's oversized frame, once.
+func (c *client) sendOversized(gen uint64, stream string) {
+	if c.faultGen.Swap(gen) == gen {
+		return
+	}
+	name, _ := json.Marshal(stream)
+	var b bytes.Buffer
+	b.Grow(OversizedBytes + 256)
+	comb := c.combined.Load()
+	if comb {
+		b.WriteString(`{"stream":` + string(name) + `,"data":`)
+	}
+	b.WriteString(`{"e":"simOversized","E":` + strconv.FormatInt(c.s.nowMs(), 10) + `,"pad":"`)
+	b.Write(bytes.Repeat([]byte{'x'}, OversizedBytes-b.Len()-8))
+	b.WriteString(`"}`)
+	if comb {
+		b.WriteByte('}')
+	}
+	c.enqueue(b.Bytes())
+}
