@@ -1,0 +1,179 @@
+package filecache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Benchmarks run against caches pre-filled once per size and shared by
+// the three benchmarks (filling 100k entries takes a while), in
+// directories removed by TestMain.
+var (
+	benchMu   sync.Mutex
+	benchDirs = map[int]string{}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range benchDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
+const benchValue = 256
+
+func benchKey(i int) string { return "bench:" + strconv.Itoa(i) }
+
+// prefilled returns a cache holding n entries of benchValue bytes.
+func prefilled(b *testing.B, n int) *Cache {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	dir, ok := benchDirs[n]
+	if !ok {
+		var err error
+		if dir, err = os.MkdirTemp("", "filecache-bench-"); err != nil {
+			b.Fatal(err)
+		}
+		benchDirs[n] = dir
+		c, err := Open(dir, Options{MaxBytes: 1 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v := make([]byte, benchValue)
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; i < n; i += 4 {
+					if err := c.Set(benchKey(i), v, time.Hour); err != nil {
+						panic(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		c.Close()
+	}
+	c, err := Open(dir, Options{MaxBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+var benchSizes = []int{1_000, 10_000, 100_000}
+
+func sizeName(n int) string { return fmt.Sprintf("entries=%dk", n/1000) }
+
+func reportOps(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkSet overwrites random present keys: the entry count stays n.
+func BenchmarkSet(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			c := prefilled(b, n)
+			v := make([]byte, benchValue)
+			rng := rand.New(rand.NewPCG(1, uint64(n)))
+			for b.Loop() {
+				if err := c.Set(benchKey(rng.IntN(n)), v, time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportOps(b)
+		})
+	}
+}
+
+// BenchmarkGetHit reads random present keys (renewing them).
+func BenchmarkGetHit(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			c := prefilled(b, n)
+			rng := rand.New(rand.NewPCG(2, uint64(n)))
+			for b.Loop() {
+				if _, ok, err := c.Get(benchKey(rng.IntN(n))); !ok || err != nil {
+					b.Fatal("miss", err)
+				}
+			}
+			reportOps(b)
+		})
+	}
+}
+
+// BenchmarkGetMiss reads absent keys.
+func BenchmarkGetMiss(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			c := prefilled(b, n)
+			rng := rand.New(rand.NewPCG(3, uint64(n)))
+			for b.Loop() {
+				if _, ok, err := c.Get("absent:" + strconv.Itoa(rng.IntN(n))); ok || err != nil {
+					b.Fatal("hit", err)
+				}
+			}
+			reportOps(b)
+		})
+	}
+}
+
+// BenchmarkSetNew writes keys that do not exist yet: each allocates an
+// inode (the cost the spare pool saves on overwrites).
+func BenchmarkSetNew(b *testing.B) {
+	c := open(b, b.TempDir(), Options{})
+	v := make([]byte, benchValue)
+	i := 0
+	for b.Loop() {
+		i++
+		if err := c.Set(benchKey(i), v, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportOps(b)
+}
+
+// TestBenchFigures prints Bench at 1k, 10k and 100k entries:
+// FILECACHE_BENCH=1 go test -run TestBenchFigures -v ./filecache
+func TestBenchFigures(t *testing.T) {
+	if os.Getenv("FILECACHE_BENCH") == "" {
+		t.Skip("set FILECACHE_BENCH=1")
+	}
+	for _, n := range benchSizes {
+		r, err := Bench(t.TempDir(), n, benchValue, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Log(r)
+	}
+}
+
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r, err := Bench(t.TempDir(), 500, 100, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SetsPerSec <= 0 || r.HitsPerSec <= 0 || r.MissesPerSec <= 0 || r.ParallelHitsPerSec <= 0 || r.Workers == 0 {
+		t.Errorf("Bench = %+v", r)
+	}
+	t.Log(r)
+	// A directory that holds entries is refused.
+	dir := t.TempDir()
+	c := open(t, dir, Options{})
+	mustSet(t, c, "mine", []byte("precious"), 0)
+	if _, err := Bench(dir, 10, 10, time.Millisecond); err == nil {
+		t.Error("Bench ran on a cache holding entries")
+	}
+	if !get(t, c, "mine").OK {
+		t.Error("Bench destroyed an entry")
+	}
+}

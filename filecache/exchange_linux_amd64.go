@@ -1,0 +1,3 @@
+package filecache
+
+const sysRenameat2 = 316
