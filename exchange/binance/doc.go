@@ -1,0 +1,99 @@
+// Package binance is tradecache's own thin client for Binance USDⓈ-M
+// futures public market data: three REST endpoints and the market
+// WebSocket streams, decoded into the shared exchange.* types.
+//
+// # Why a thin client
+//
+// The SDKs were evaluated (reference/binance-usdm.md §4). adshao/ccxt
+// go-binance never reconnects market streams, keeps its endpoints in
+// mutable package globals (hostile to hermetic and parallel tests), has an
+// open data race that fails -race, lags the wire (no st/ps/ap) and decodes
+// every combined frame twice. Binance's official Go connector knows the
+// 2026 routed URLs but does not reconnect on read errors, decodes through
+// map[string]interface{} and defaults to a 1 s REST timeout, too short for
+// the 1.15 MB exchangeInfo. What tradecache needs most (reconnect,
+// resubscribe, rotation, staleness detection, control-message pacing,
+// per-path routing, backfill hooks) would have to be wrapped around either
+// of them anyway, while the surface actually used is small.
+//
+// # REST
+//
+// REST implements exchange.MarketREST plus Ticker24hAll and ServerTime.
+// It asks for gzip, always sends limit on klines (omitting it costs 5),
+// keeps decimals as strings, and marks a kline Closed only if it closed
+// before the request was made (the last bar of a most-recent request is
+// open). Weight: every response's X-MBX-USED-WEIGHT-1M raises the local
+// per-UTC-minute count, read with Weight. A 429 or 418 starts a
+// client-wide cooldown (Retry-After, else the next minute for 429 and
+// 2 min for 418); requests during it fail at once with an *APIError that
+// matches ErrRateLimited, carries RetryAt and has NotSent set. Callers are
+// never blocked for the cooldown. Binance error bodies
+// {"code":-1121,"msg":"Invalid symbol."} become *APIError.
+//
+// # Streams: connection policy
+//
+// Stream names are routed per name: bookTicker and depth streams to
+// /public, everything else to /market; each path gets its own connections,
+// and a path with more than MaxStreamsPerConn (1024, Binance's limit)
+// streams gets several. Each connection opens in combined mode with an
+// empty list (<base><path>/stream?streams=) and then sends SUBSCRIBE with
+// integer ids in batches of at most 200 names, paced at ControlRate (5/s;
+// Binance disconnects above 10 messages/s, pings and pongs included). Acks
+// are matched by id; an {"error":..} reply is logged and counted
+// (ControlErrors) but not fatal; a missing ack is (AckTimeout). OnConnect
+// is called once all acks are in.
+//
+// Keep-alive: server pings are answered with pongs; the client pings every
+// PingInterval (20 s); any frame (data, ack, ping, pong) counts as life,
+// and a connection silent for StaleAfter (30 s) is reset (StaleResets).
+// Malformed frames and frames of unknown types or streams are counted and
+// dropped; the connection is kept. A message above MaxFrame (4 MiB) is
+// counted (Oversized) and resets the connection, since reading it further
+// would be unbounded.
+//
+// Reconnect: after a lost connection or a failed dial, wait a capped
+// exponential backoff with jitter (uniform in [d/2, d], d from BackoffMin
+// 250 ms doubling to BackoffMax 30 s), reset once a connection has stayed
+// up for HealthyAfter (1 min); then dial, resubscribe everything and call
+// OnConnect, so the consumer backfills the gap from REST.
+//
+// Rotation is make-before-break: at Rotate (23 h 50 m, before Binance's
+// 24 h cut) a replacement is dialled and subscribed while the old
+// connection keeps delivering; both deliver for RotateOverlap (2 s), then
+// the old one is closed. Because there is no gap, OnConnect is not called
+// for a rotation. While the two overlap, and for RotateOverlap after, the
+// slot drops per stream what the other connection already delivered and
+// updates older than the newest delivered (all decoded streams carry
+// snapshots, superseded by the next one); closed klines are only dropped
+// as exact duplicates, so no bar's final update is lost (Duplicates). If
+// the replacement cannot be established the old connection is kept and
+// the rotation retried after a backoff; if the old connection died before
+// the replacement was subscribed, that is reported as a loss
+// (OnDisconnect, then OnConnect) so the consumer backfills.
+//
+// # Threading contract
+//
+// Run owns every goroutine: one supervisor per connection slot, and per
+// WebSocket connection a reader with a pinger and a watchdog; all have
+// exited when Run returns. OnEvent is called on a connection's reader
+// goroutine, serialised per slot (so events of one stream arrive in
+// order), but different slots call it concurrently: it must be safe for
+// concurrent use and must not block; while it runs that connection reads
+// nothing and answers no pings, and after StaleAfter it is reset. Events
+// may arrive before the OnConnect of their connection. OnConnect and
+// OnDisconnect are called from the slot's supervisor goroutine, never
+// concurrently with each other for one slot; every OnConnect is followed
+// by exactly one OnDisconnect (with ctx's error at shutdown). Stats may
+// be called at any time from any goroutine.
+//
+// # Decoding
+//
+// DecodeFrame and the raw decoders (DecodeKline, DecodeTicker,
+// DecodeTickerArray, DecodeBookTicker, DecodeKlinesREST) accept unknown
+// fields, match keys case-sensitively ("E" and "e" are different fields),
+// accept integers sent as strings and decimals sent as numbers (kept as
+// their literal text), and require every field that maps to an exchange.*
+// field. Errors wrap ErrUnknownEvent (well-formed but not decoded: other
+// event types, control replies) or ErrMalformed. !ticker@arr rows of other
+// markets (st != 1, e.g. COIN-M BTCUSD_PERP) are skipped.
+package binance
