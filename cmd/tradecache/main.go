@@ -44,6 +44,7 @@ const usage = `tradecache — storage, caching and market data for a trading sys
 
 usage:
   tradecache serve [flags]                 run a node (--demo: embedded memory tier, no Redis needed)
+  tradecache sim [--listen A] [--speed N]  a simulated Binance USDⓈ-M futures exchange (REST + streams)
   tradecache keys audit [--json] [--memory] keys without TTL (exit 1 if any), count/memory/TTL by prefix
   tradecache keys ls [PATTERN]             list keys with their TTL
   tradecache keys kinds                    the key registry: every kind, pattern and TTL
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = withConfig("serve", rest, getenv, stderr, nil, func(c config.Config) error { return serve(ctx, c, stdout, stderr) })
+	case "sim":
+		err = simCmd(ctx, rest, stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, rest, getenv, stdout, stderr)
 	case "cache":

@@ -48,7 +48,7 @@ func startServe(t *testing.T, args ...string) string {
 	var out, errOut syncBuf
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, &out, &errOut)
+		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--exchange", "sim"}, args...), func(string) string { return "" }, &out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()

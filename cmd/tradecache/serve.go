@@ -16,6 +16,8 @@ import (
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/httpapi"
+	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/marketdata"
 )
 
 // serve runs a node until ctx ends: the tiered cache's connect/probe loop
@@ -32,13 +34,37 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		tc.Collector(),
 	)
-	api := &httpapi.Server{NodeID: c.NodeID, Cache: tc, Gatherer: reg, Started: time.Now(), Version: buildVersion()}
+	reg, err := c.Keyspace()
+	if err != nil {
+		return err
+	}
+	ex, err := newExchange(c, log)
+	if err != nil {
+		return err
+	}
+	var elector *leader.Elector
+	if c.RedisURL != "" {
+		lease := reg.MarketWSLeader()
+		epoch, err := reg.LeaderEpoch(lease)
+		if err != nil {
+			return err
+		}
+		if elector, err = leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: c.NodeID, Logger: log}); err != nil {
+			return err
+		}
+	}
+	md, err := marketdata.New(marketdata.Config{Symbols: c.Symbols, Intervals: c.Intervals, Window: c.Window, Logger: log}, reg, tc, ex.rest, ex.streams, elector)
+	if err != nil {
+		return err
+	}
+	api := &httpapi.Server{NodeID: c.NodeID, Cache: tc, Gatherer: reg2, Started: time.Now(), Version: buildVersion(),
+		Market: md.Reader(), Leader: md.Streaming, Mode: func() string { return md.Mode().String() }}
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
@@ -50,14 +76,25 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer) error
 	if c.RedisURL != "" {
 		redisDesc = "Redis " + cache.Redact(c.RedisURL)
 	}
-	fmt.Fprintf(stdout, "tradecache %s: node %s on http://%s (health /healthz, metrics /metrics), %s\n",
-		buildVersion(), c.NodeID, ln.Addr(), redisDesc)
+	fmt.Fprintf(stdout, "tradecache %s: node %s on http://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v\n",
+		buildVersion(), c.NodeID, ln.Addr(), redisDesc, ex.desc, c.Symbols, c.Intervals)
 	if c.Demo {
 		fmt.Fprintln(stdout, "demo mode: no Redis, no internet and no API keys needed")
 	}
 
+	// The cache outlives everything that uses it: on shutdown the leader
+	// releases its lease through the cache's client, so the cache's Run is
+	// stopped only after the rest has returned.
+	cctx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
+	cacheDone := make(chan error, 1)
+	go func() { cacheDone <- tc.Run(cctx) }()
+	defer func() { stopCache(); <-cacheDone }()
+
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return tc.Run(gctx) })
+	g.Go(func() error { return md.Run(gctx) })
+	if ex.run != nil {
+		g.Go(func() error { return ex.run(gctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: http: %w", err)

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tradecache/tradecache/internal/httpapi"
+	"github.com/tradecache/tradecache/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/tradecache once per test run: the cluster tests run
+// real processes, so they can be killed and paused like real nodes.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "tradecache-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "tradecache")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+	log  *syncBuf
+}
+
+// spawn starts the binary and waits for the first http:// address it prints.
+func spawn(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), "TRADECACHE_ENV_FILE=/dev/null")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, _ := cmd.StdoutPipe()
+	p := &proc{name: name, cmd: cmd, log: &syncBuf{}}
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, lastN(p.log.String(), 30))
+		}
+	})
+	addr := regexp.MustCompile(`(?:http|on) (?:http://)?(127\.0\.0\.1:\d+)`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := addr.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case a := <-found:
+		p.url = "http://" + a
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s printed no address; log:\n%s", name, p.log.String())
+	}
+	return p
+}
+
+func lastN(s string, n int) string {
+	lines := regexp.MustCompile("\n").Split(s, -1)
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := ""
+	for _, l := range lines {
+		out += l + "\n"
+	}
+	return out
+}
+
+func getJSON(url string, v any) error {
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 {
+		return fmt.Errorf("%s: %d %s", url, res.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+func nodeHealth(p *proc) (httpapi.Health, error) {
+	var h httpapi.Health
+	err := getJSON(p.url+"/healthz", &h)
+	return h, err
+}
+
+// klineTimes returns the open times of the closed klines a node serves.
+func klineTimes(t *testing.T, p *proc, limit int) []int64 {
+	t.Helper()
+	var rows [][]any
+	if err := getJSON(fmt.Sprintf("%s/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=%d", p.url, limit), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var ts []int64
+	for _, r := range rows[:max(0, len(rows)-1)] { // the last one is open
+		ts = append(ts, int64(r[0].(float64)))
+	}
+	return ts
+}
+
+func assertContiguous(t *testing.T, ts []int64) {
+	t.Helper()
+	for i := 1; i < len(ts); i++ {
+		if ts[i]-ts[i-1] != 60000 {
+			t.Fatalf("open times %d → %d: a missing or duplicated kline", ts[i-1], ts[i])
+		}
+	}
+}
+
+type cluster struct {
+	t     *testing.T
+	redis *testenv.Redis
+	sim   *proc
+	nodes []*proc
+}
+
+func startCluster(t *testing.T, n int, leaseTTL string) *cluster {
+	r := testenv.Start(t)
+	c := &cluster{t: t, redis: r}
+	c.sim = spawn(t, "sim", "sim", "--listen", "127.0.0.1:0", "--speed", "60", "--symbols", "BTCUSDT,ETHUSDT")
+	for i := range n {
+		c.nodes = append(c.nodes, c.node(fmt.Sprintf("n%d", i), leaseTTL))
+	}
+	return c
+}
+
+func (c *cluster) node(id, leaseTTL string) *proc {
+	ws := "ws" + c.sim.url[len("http"):]
+	return spawn(c.t, id, "serve", "--listen", "127.0.0.1:0", "--redis", c.redis.URL(), "--node-id", id,
+		"--exchange-rest", c.sim.url, "--exchange-ws", ws, "--symbols", "BTCUSDT", "--intervals", "1m",
+		"--lease-ttl", leaseTTL, "--window", "1000", "--log-level", "debug")
+}
+
+// leaders returns the nodes reporting leader, among those answering.
+func (c *cluster) leaders(skip ...*proc) []*proc {
+	var out []*proc
+outer:
+	for _, p := range c.nodes {
+		for _, s := range skip {
+			if s == p {
+				continue outer
+			}
+		}
+		if h, err := nodeHealth(p); err == nil && h.Leader {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestClusterOneLeaderIdenticalKlinesAuditClean(t *testing.T) {
+	c := startCluster(t, 3, "5s")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(c.leaders()) == 1 }, "not exactly one leader")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(klineTimes(t, c.nodes[0], 1000)) > 500 }, "no backfilled klines")
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if l := c.leaders(); len(l) != 1 {
+			t.Fatalf("%d leaders", len(l))
+		}
+	}
+	// All three serve the same closed klines (read within a second of each
+	// other, the newest may differ by one: compare a common range).
+	var series [][][]any
+	for _, p := range c.nodes {
+		var rows [][]any
+		if err := getJSON(p.url+"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=200", &rows); err != nil {
+			t.Fatal(err)
+		}
+		series = append(series, rows[:150])
+	}
+	for i := 1; i < 3; i++ {
+		if fmt.Sprint(series[i]) != fmt.Sprint(series[0]) {
+			t.Fatalf("node %d serves other klines than node 0", i)
+		}
+	}
+	assertContiguous(t, klineTimes(t, c.nodes[1], 1000))
+	code, out, errOut := runCmd(t, map[string]string{"REDIS_URL": c.redis.URL()}, "keys", "audit")
+	if code != 0 {
+		t.Fatalf("keys audit exit %d:\n%s\n%s", code, out, errOut)
+	}
+	t.Logf("audit:\n%s", out)
+}
+
+func TestClusterFailover(t *testing.T) {
+	const ttl = 5 * time.Second
+	c := startCluster(t, 2, ttl.String())
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(c.leaders()) == 1 }, "no leader")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(klineTimes(t, c.nodes[0], 1000)) > 500 }, "no klines")
+
+	// SIGKILL: a follower leads within TTL + 2 s.
+	old := c.leaders()[0]
+	old.cmd.Process.Kill()
+	killed := time.Now()
+	testenv.Eventually(t, ttl+2*time.Second, func() bool { return len(c.leaders(old)) == 1 }, "no takeover within TTL+2s of SIGKILL")
+	t.Logf("takeover %v after SIGKILL (lease TTL %v)", time.Since(killed).Round(time.Millisecond), ttl)
+	survivor := c.leaders(old)[0]
+	time.Sleep(3 * time.Second) // a few sim minutes, backfilled and streamed
+	ts := klineTimes(t, survivor, 1000)
+	assertContiguous(t, ts)
+	if time.Now().UnixMilli() > 0 && len(ts) < 900 {
+		t.Fatalf("only %d klines after failover", len(ts))
+	}
+
+	// Clean shutdown: a new node joins, the leader stops with SIGTERM and
+	// the new one leads within 2 s.
+	fresh := c.node("n-fresh", ttl.String())
+	c.nodes = append(c.nodes, fresh)
+	time.Sleep(500 * time.Millisecond)
+	survivor.cmd.Process.Signal(syscall.SIGTERM)
+	stopped := time.Now()
+	testenv.Eventually(t, 2*time.Second, func() bool { l := c.leaders(old, survivor); return len(l) == 1 }, "no takeover within 2s of a clean shutdown")
+	t.Logf("takeover %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
+	time.Sleep(2 * time.Second)
+	assertContiguous(t, klineTimes(t, fresh, 1000))
+}
+
+func TestClusterPausedLeaderStepsDown(t *testing.T) {
+	const ttl = 3 * time.Second
+	c := startCluster(t, 2, ttl.String())
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(c.leaders()) == 1 }, "no leader")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(klineTimes(t, c.nodes[0], 1000)) > 500 }, "no klines")
+	old := c.leaders()[0]
+	old.cmd.Process.Signal(syscall.SIGSTOP)
+	testenv.Eventually(t, ttl+3*time.Second, func() bool { return len(c.leaders(old)) == 1 }, "no takeover while the leader is paused")
+	other := c.leaders(old)[0]
+	time.Sleep(time.Second)
+	old.cmd.Process.Signal(syscall.SIGCONT)
+	// The resumed node finds its lease gone: it steps down.
+	testenv.Eventually(t, ttl, func() bool { h, err := nodeHealth(old); return err == nil && !h.Leader }, "paused leader did not step down after resuming")
+	if l := c.leaders(); len(l) != 1 || l[0] != other {
+		t.Fatalf("leaders after resume: %d", len(l))
+	}
+	time.Sleep(2 * time.Second)
+	assertContiguous(t, klineTimes(t, other, 1000))
+	if !regexp.MustCompile(`stepped down|lease lost|FENCED|fenced`).MatchString(old.log.String()) {
+		t.Errorf("the resumed node logged no step-down:\n%s", lastN(old.log.String(), 20))
+	}
+}
