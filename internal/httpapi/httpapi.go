@@ -25,7 +25,8 @@ type CacheStatus interface {
 type Server struct {
 	NodeID   string
 	Cache    CacheStatus
-	Leader   func() bool // nil: not leading
+	Leader   func() bool   // nil: not leading
+	Mode     func() string // market data role (leader, follower, standalone); nil: none
 	Gatherer prometheus.Gatherer
 	Started  time.Time
 	Version  string
@@ -38,6 +39,7 @@ type Health struct {
 	CacheTier string  `json:"cache_tier"` // redis | memory
 	Redis     string  `json:"redis"`      // configured | embedded
 	Leader    bool    `json:"leader"`
+	Mode      string  `json:"mode,omitempty"` // leader | follower | standalone
 	NodeID    string  `json:"node_id"`
 	UptimeS   float64 `json:"uptime_s"`
 	Version   string  `json:"version"`
@@ -71,6 +73,9 @@ func (s *Server) Health() Health {
 	}
 	if s.Leader != nil {
 		h.Leader = s.Leader()
+	}
+	if s.Mode != nil {
+		h.Mode = s.Mode()
 	}
 	return h
 }
