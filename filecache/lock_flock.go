@@ -42,6 +42,14 @@ func abandonedTemp(path string, _ fs.FileInfo, _ time.Time) (bool, func()) {
 		f.Close()
 		return false, func() {}
 	}
+	// The inode we locked may no longer be the one named path: a Set may
+	// have swapped another file under that temp name since our open, and
+	// removing by name would then unlink a live spare. While path names the
+	// inode we hold locked, no writer holds that name.
+	if !stillNamed(f, path) {
+		f.Close()
+		return false, func() {}
+	}
 	return true, func() { f.Close() }
 }
 
