@@ -9,13 +9,16 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/filecache"
 	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/keyspace"
@@ -43,8 +46,49 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return rep.Write(stdout, o.json)
 		})
+	case "filecache":
+		var valueSize *int
+		var d *time.Duration
+		var entries *string
+		var asJSON *bool
+		extra := func(fs *flag.FlagSet) {
+			valueSize = fs.Int("value-size", 256, "value size in bytes")
+			d = fs.Duration("duration", 2*time.Second, "length of each phase")
+			entries = fs.String("entries", "1000,10000,100000", "entry counts to measure at, comma-separated")
+			asJSON = fs.Bool("json", false, "print one JSON object")
+		}
+		return withConfig("bench filecache", rest, getenv, stderr, extra, func(c config.Config) error {
+			var ns []int
+			for _, f := range strings.Split(*entries, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 1 {
+					return fmt.Errorf("%w: bench filecache: --entries %q", errUsage, *entries)
+				}
+				ns = append(ns, n)
+			}
+			rep, err := benchFilecache(ctx, ns, *valueSize, *d, stderr)
+			if err != nil {
+				return err
+			}
+			return rep.Write(stdout, *asJSON)
+		})
+	case "ingest":
+		var o benchIngestOpts
+		extra := func(fs *flag.FlagSet) {
+			fs.IntVar(&o.symbols, "symbols-count", 100, "simulated symbols (each streams every interval)")
+			fs.DurationVar(&o.every, "update-every", 5*time.Millisecond, "kline update period of the simulated exchange per stream")
+			fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run")
+			fs.BoolVar(&o.json, "json", false, "print one JSON object")
+		}
+		return withConfig("bench ingest", rest, getenv, stderr, extra, func(c config.Config) error {
+			rep, err := benchIngest(ctx, c, o, stderr)
+			if err != nil {
+				return err
+			}
+			return rep.Write(stdout, o.json)
+		})
 	default:
-		return fmt.Errorf("%w: bench: unknown benchmark %q (cache; filecache, fanout and ingest arrive with their packages)", errUsage, sub)
+		return fmt.Errorf("%w: bench: unknown benchmark %q (cache, filecache, ingest)", errUsage, sub)
 	}
 }
 
@@ -244,4 +288,32 @@ func parseRedisBenchmark(out []byte) (rps, p50ms, p99ms float64, err error) {
 	}
 	p99ms, err = get("p99_latency_ms")
 	return
+}
+
+// benchFilecache reports the file cache's set, get-hit and get-miss rates
+// at several entry counts, in a temporary directory.
+func benchFilecache(ctx context.Context, entries []int, valueSize int, d time.Duration, stderr io.Writer) (benchfmt.Report, error) {
+	var rep benchfmt.Report
+	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
+	for _, n := range entries {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		dir, err := os.MkdirTemp("", "tradecache-bench-filecache-")
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "bench filecache: %d entries of %d bytes, %v per phase, in %s\n", n, valueSize, d, dir)
+		r, err := filecache.Bench(dir, n, valueSize, d)
+		os.RemoveAll(dir)
+		if err != nil {
+			return nil, fmt.Errorf("bench filecache: %w", err)
+		}
+		p := fmt.Sprintf("filecache.%d.", n)
+		rep.Add(p+"set", benchfmt.Round(r.SetsPerSec, 4), "ops/s")
+		rep.Add(p+"get_hit", benchfmt.Round(r.HitsPerSec, 4), "ops/s")
+		rep.Add(p+"get_miss", benchfmt.Round(r.MissesPerSec, 4), "ops/s")
+		rep.Add(p+"parallel.get_hit", benchfmt.Round(r.ParallelHitsPerSec, 4), "ops/s")
+	}
+	return rep, nil
 }

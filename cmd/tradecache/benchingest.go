@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/exchange/binance"
+	"github.com/tradecache/tradecache/exchange/sim"
+	"github.com/tradecache/tradecache/internal/benchfmt"
+	"github.com/tradecache/tradecache/internal/config"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/marketdata"
+)
+
+type benchIngestOpts struct {
+	symbols         int
+	every, duration time.Duration
+	json            bool
+}
+
+// benchIngest runs a fast simulated exchange in process and one node that
+// leads and writes everything to Redis, and reports the kline updates per
+// second that went from the exchange's streams through the leader into
+// Redis. Keys live under the "tradecache_bench:" prefix with their TTLs.
+func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr io.Writer) (benchfmt.Report, error) {
+	if c.RedisURL == "" {
+		return nil, fmt.Errorf("%w: bench ingest measures writes into Redis: set --redis or REDIS_URL", errUsage)
+	}
+	if o.symbols < 1 || o.every <= 0 || o.duration <= 0 {
+		return nil, fmt.Errorf("%w: bench ingest: --symbols-count ≥ 1, --update-every and --duration > 0", errUsage)
+	}
+	syms := make([]string, o.symbols)
+	for i := range syms {
+		syms[i] = fmt.Sprintf("B%04dUSDT", i)
+	}
+	intervals := []string{"1m", "5m"}
+	s, err := sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: o.every, History: 10,
+		TickerEvery: time.Second, TickerArrEvery: 5 * time.Second, BookTickerEvery: time.Second, WriteQueue: 1 << 16})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sctx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	go s.Serve(sctx, ln)
+	go s.Run(sctx)
+
+	cc, err := c.CacheConfig()
+	if err != nil {
+		return nil, err
+	}
+	cc.Logger = quietLogger()
+	tc, err := cache.New(cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := tc.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("bench ingest: %w", err)
+	}
+	defer tc.Close()
+	reg, err := keyspace.New(keyspace.Config{Prefix: c.KeyPrefix + "tradecache_bench:"})
+	if err != nil {
+		return nil, err
+	}
+	lease := reg.MarketWSLeader()
+	epoch, _ := reg.LeaderEpoch(lease)
+	el, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench", Logger: quietLogger()})
+	if err != nil {
+		return nil, err
+	}
+	base := ln.Addr().String()
+	streams := func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
+		return binance.NewStreams(binance.StreamConfig{BaseURL: "ws://" + base, Streams: names, OnEvent: onEvent, OnConnect: onConnect})
+	}
+	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: quietLogger()},
+		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
+	if err != nil {
+		return nil, err
+	}
+	mctx, stopNode := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { md.Run(mctx); close(done) }()
+	defer func() { stopNode(); <-done }()
+
+	fmt.Fprintf(stderr, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.symbols, intervals, o.every, cache.Redact(c.RedisURL))
+	st := md.Stats()
+	series := uint64(o.symbols * len(intervals))
+	warm := time.Now().Add(30 * time.Second)
+	for st.Backfills.Load() < series || md.Mode() != marketdata.ModeLeader {
+		if time.Now().After(warm) {
+			return nil, fmt.Errorf("bench ingest: the node did not lead and backfill within 30 s (mode %v, %d/%d series backfilled)", md.Mode(), st.Backfills.Load(), series)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	ev0, wr0, fl0 := st.Events.Load(), st.KlinesWritten.Load(), st.Flushes.Load()
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(o.duration):
+	}
+	el0 := time.Since(t0).Seconds()
+	ev, wr, fl := st.Events.Load()-ev0, st.KlinesWritten.Load()-wr0, st.Flushes.Load()-fl0
+	if errs := st.WriteErrors.Load() + st.Fenced.Load(); errs > 0 {
+		return nil, fmt.Errorf("bench ingest: %d writes failed", errs)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	var rep benchfmt.Report
+	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
+	rep.Add("ingest.streams", float64(series), "kline streams")
+	rep.Add("ingest.events", benchfmt.Round(float64(ev)/el0, 4), "events/s")
+	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
+	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")
+	rep.Add("ingest.heap", benchfmt.Round(float64(m.HeapInuse)/(1<<20), 3), "MiB")
+	return rep, nil
+}
