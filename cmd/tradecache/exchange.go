@@ -20,14 +20,19 @@ type exchangeSide struct {
 	streams marketdata.StreamFactory
 	run     func(ctx context.Context) error // nil for a remote exchange
 	desc    string
+	metrics *streamMetrics
 }
+
+type streamerFunc func(ctx context.Context) error
+
+func (f streamerFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // newExchange connects to Binance (or any server speaking its API at
 // --exchange-rest / --exchange-ws), or starts the simulated exchange in
 // process on a loopback port for --demo and --exchange sim.
 func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
 	restURL, wsURL := c.ExchangeREST, c.ExchangeWS
-	side := &exchangeSide{desc: "Binance USDⓈ-M futures"}
+	side := &exchangeSide{desc: "Binance USDⓈ-M futures", metrics: newStreamMetrics()}
 	if c.Demo || c.Exchange == "sim" {
 		s, err := sim.New(sim.Config{Symbols: c.Symbols})
 		if err != nil {
@@ -53,10 +58,14 @@ func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
 	}
 	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL})
 	side.streams = func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
-		return binance.NewStreams(binance.StreamConfig{
+		s, err := binance.NewStreams(binance.StreamConfig{
 			BaseURL: wsURL, Streams: names, OnEvent: onEvent, OnConnect: onConnect,
 			Logger: log.With("component", "streams"),
 		})
+		if err != nil {
+			return nil, err
+		}
+		return streamerFunc(func(ctx context.Context) error { return side.metrics.run(ctx, s) }), nil
 	}
 	return side, nil
 }

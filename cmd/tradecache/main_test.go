@@ -100,7 +100,8 @@ func TestServeDemo(t *testing.T) {
 	var b bytes.Buffer
 	b.ReadFrom(res.Body)
 	res.Body.Close()
-	for _, m := range []string{`tradecache_cache_tier{tier="memory"} 1`, "go_goroutines", "process_resident_memory_bytes"} {
+	for _, m := range []string{`tradecache_cache_tier{tier="memory"} 1`, "go_goroutines", "process_resident_memory_bytes",
+		`tradecache_marketdata_mode{mode="standalone"} 1`, `tradecache_stream_dropped_total{reason="malformed"}`, "tradecache_stream_connections"} {
 		if !strings.Contains(b.String(), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

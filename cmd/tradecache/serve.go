@@ -63,6 +63,7 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	reg2.MustRegister(md.Collector(), ex.metrics)
 	api := &httpapi.Server{NodeID: c.NodeID, Cache: tc, Gatherer: reg2, Started: time.Now(), Version: buildVersion(),
 		Market: md.Reader(), Leader: md.Streaming, Mode: func() string { return md.Mode().String() }}
 

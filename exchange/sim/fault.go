@@ -34,8 +34,9 @@ const (
 	FaultUnknown FaultMode = "unknown"
 )
 
-// OversizedBytes is the size of FaultOversized's frame.
-const OversizedBytes = 4 << 20
+// OversizedBytes is the size of FaultOversized's frame: above the 4 MiB
+// a client such as exchange/binance accepts by default.
+const OversizedBytes = 5 << 20
 
 // Fault is a fault and how long it lasts; Duration 0 means until the next
 // SetFault (drop and oversized then act once, on the connections open now).
