@@ -25,6 +25,7 @@ type buffer struct {
 
 	mu      sync.Mutex // guards everything below
 	klines  map[keyspace.Key]map[int64]exchange.Kline
+	oldest  map[keyspace.Key]time.Time // receipt time of the oldest unflushed update per series
 	tickers map[string]exchange.Ticker24h // configured symbols
 	market  map[string]exchange.Ticker24h // whole market
 	books   map[string]exchange.BookTicker
@@ -38,16 +39,17 @@ func newBuffer(maxMarket int) *buffer {
 
 func (b *buffer) reset() {
 	b.klines = map[keyspace.Key]map[int64]exchange.Kline{}
+	b.oldest = map[keyspace.Key]time.Time{}
 	b.tickers = map[string]exchange.Ticker24h{}
 	b.market = map[string]exchange.Ticker24h{}
 	b.books = map[string]exchange.BookTicker{}
 }
 
 // take swaps the buffer's contents out.
-func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
+func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, oldest map[keyspace.Key]time.Time, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	klines, tickers, market, books = b.klines, b.tickers, b.market, b.books
+	klines, oldest, tickers, market, books = b.klines, b.oldest, b.tickers, b.market, b.books
 	b.reset()
 	return
 }
@@ -89,6 +91,7 @@ func (n *Node) onEvent(b *buffer) func(exchange.Event) {
 			if m == nil {
 				m = map[int64]exchange.Kline{}
 				b.klines[key] = m
+				b.oldest[key] = time.Now()
 			}
 			m[ev.Kline.OpenTime] = ev.Kline
 		case exchange.EventTicker:
@@ -176,7 +179,7 @@ var errFenced = errors.New("marketdata: lease lost; writes fenced")
 // flush writes what the buffer holds. A fenced write ends the term; other
 // failures put the klines back for the next flush.
 func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
-	klines, tickers, market, books := b.take()
+	klines, oldest, tickers, market, books := b.take()
 	n.st.Flushes.Add(1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(64) // concurrent scripts: valkey-go pipelines them on one connection
@@ -202,6 +205,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				return nil
 			}
 			n.st.KlinesWritten.Add(uint64(len(ks)))
+			n.lat.record(time.Since(oldest[key]))
 			return nil
 		})
 	}

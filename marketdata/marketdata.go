@@ -44,6 +44,7 @@ import (
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 )
@@ -100,6 +101,7 @@ type Node struct {
 
 	mode atomic.Int32
 	st   Stats
+	lat  latency
 	// backfillMu serialises backfills of one ingest (a reconnect storm
 	// queues at most one more).
 	backfillMu sync.Mutex
@@ -159,6 +161,28 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 	}
 	n.names = append(n.names, "!ticker@arr")
 	return n, nil
+}
+
+// latency records how long kline updates wait between their receipt from
+// the stream and the end of the write that put them in Redis: the oldest
+// update of each written series, so a quantile is a bound for all.
+type latency struct {
+	mu sync.Mutex // guards h
+	h  benchfmt.Hist
+}
+
+func (l *latency) record(d time.Duration) {
+	l.mu.Lock()
+	l.h.Record(d)
+	l.mu.Unlock()
+}
+
+// WriteLatency returns the p50 and p99 of stream-to-Redis latency so far
+// and the number of samples.
+func (n *Node) WriteLatency() (p50, p99 time.Duration, count uint64) {
+	n.lat.mu.Lock()
+	defer n.lat.mu.Unlock()
+	return n.lat.h.Quantile(0.5), n.lat.h.Quantile(0.99), n.lat.h.Count()
 }
 
 // Mode reports what the node is doing now.

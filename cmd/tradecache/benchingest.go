@@ -123,6 +123,9 @@ func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr
 	rep.Add("ingest.events", benchfmt.Round(float64(ev)/el0, 4), "events/s")
 	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
 	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")
+	p50, p99, _ := md.WriteLatency()
+	rep.Add("ingest.latency.p50", float64(p50.Microseconds())/1000, "ms")
+	rep.Add("ingest.latency.p99", float64(p99.Microseconds())/1000, "ms")
 	rep.Add("ingest.heap", benchfmt.Round(float64(m.HeapInuse)/(1<<20), 3), "MiB")
 	return rep, nil
 }
