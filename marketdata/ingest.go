@@ -25,7 +25,7 @@ type buffer struct {
 
 	mu      sync.Mutex // guards everything below
 	klines  map[keyspace.Key]map[int64]exchange.Kline
-	oldest  map[keyspace.Key]time.Time // receipt time of the oldest unflushed update per series
+	oldest  map[keyspace.Key]time.Time    // receipt time of the oldest unflushed update per series
 	tickers map[string]exchange.Ticker24h // configured symbols
 	market  map[string]exchange.Ticker24h // whole market
 	books   map[string]exchange.BookTicker
