@@ -8,6 +8,43 @@
 //
 // Where Jesse's id is the publishing process's pid (a number), ours is the
 // node id (a string); decoders accept both.
+//
+// # Codec
+//
+// Encode builds an envelope; Decode parses ours and Jesse's and is strict
+// about what it relays: valid UTF-8 JSON, a non-empty event name, a data
+// member, and compressed data that inflates to valid JSON of at most
+// MaxDecompressed (16 MiB) bytes, so a gzip bomb costs a subscriber nothing.
+// Python's NaN literals are invalid JSON and rejected. Publishers compress
+// payloads whose JSON exceeds CompressAbove (64 KiB by default) and, on
+// request, any payload (PublishCompressed).
+//
+// # Implementations
+//
+// Redis publishes on one channel ("<APP_PORT>:channel:1", from
+// keyspace.Registry.Channel) and subscribes to its pattern
+// ("<APP_PORT>:channel:*"), so Jesse's processes and dashboards and
+// tradecache nodes share one stream. It takes its client from a RedisSource
+// (the tiered cache), which reports Redis down by returning nil.
+//   - Publish: one PUBLISH bounded by PublishTimeout (250 ms); no Redis or
+//     any failure is an error, wrapped with the operation and counted, never
+//     swallowed. Pub/sub has no replay; the caller decides what a lost event
+//     means.
+//   - PublishAsync: never blocks; a bounded queue (1024 events) drained in
+//     order by Run; when full the event is dropped and counted.
+//   - Subscribe: PSUBSCRIBE, resubscribing by itself after failures with a
+//     capped jittered backoff (100 ms to 5 s); malformed messages are counted
+//     and skipped. Each Subscribe call has a bounded queue (4096 messages,
+//     64 MiB) between the client and fn, with Local's policy below, so a slow
+//     subscriber never stalls the connection the cache shares.
+//
+// Local is the in-process bus for a node without Redis. Each Subscribe call
+// has a bounded queue (4096 events); when it is full, Publish drops the
+// event for that subscriber alone and counts it. Publish never blocks.
+//
+// Both keep per-publisher order, report Stats and export them as
+// Prometheus metrics (tradecache_bus_*). conformance_test.go runs one suite
+// against both.
 package bus
 
 import (

@@ -1,0 +1,154 @@
+package bus
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxDecompressed bounds the payload Decode inflates from a compressed
+// envelope (16 MiB): a few kilobytes of gzip can hold gigabytes of zeros,
+// and a subscriber must not be the one that pays for it.
+const MaxDecompressed = 16 << 20
+
+// DefaultCompressAbove is the payload size above which publishers compress
+// (64 KiB), as Jesse does for its big "trades" event.
+const DefaultCompressAbove = 64 << 10
+
+// ErrMalformed is wrapped by every Decode error: the message is not an
+// envelope this package accepts.
+var ErrMalformed = errors.New("bus: malformed envelope")
+
+// Encode builds the envelope of event (the full name, "live.kline") from
+// publisher and data, which is marshalled to JSON. With compress the payload
+// travels as a JSON string holding base64(gzip(JSON)) and is_compressed is
+// true. The envelope is always valid UTF-8 JSON.
+func Encode(publisher, event string, data any, compress bool) ([]byte, error) {
+	raw, _, _, err := encode(publisher, event, data, compress, -1)
+	return raw, err
+}
+
+// encode is Encode with automatic compression: the payload is compressed
+// when compress is set or when its JSON is longer than above (above < 0:
+// never automatically). It returns the envelope, the payload's plain JSON
+// and whether it compressed.
+func encode(publisher, event string, data any, compress bool, above int) (raw, plain []byte, compressed bool, err error) {
+	if event == "" {
+		return nil, nil, false, errors.New("bus: encode: empty event name")
+	}
+	if !utf8.ValidString(event) || !utf8.ValidString(publisher) {
+		return nil, nil, false, fmt.Errorf("bus: encode %q: event name or publisher is not valid UTF-8", event)
+	}
+	plain, err = json.Marshal(data)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	}
+	if !utf8.Valid(plain) { // a json.RawMessage passes through unchecked
+		return nil, nil, false, fmt.Errorf("bus: encode %s: data is not valid UTF-8", event)
+	}
+	id, err := json.Marshal(publisher)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	}
+	env := Envelope{ID: id, Event: event, Data: plain}
+	compressed = compress || (above >= 0 && len(plain) > above)
+	if compressed {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write(plain) // a bytes.Buffer does not fail
+		zw.Close()
+		s, err := json.Marshal(base64.StdEncoding.EncodeToString(b.Bytes()))
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+		}
+		env.IsCompressed, env.Data = true, s
+	}
+	raw, err = json.Marshal(env)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	}
+	return raw, plain, compressed, nil
+}
+
+// Decode parses an envelope, ours or Jesse's. It requires a JSON object that
+// is valid UTF-8 (it is relayed to browsers as a WebSocket text frame) with
+// a non-empty string "event", a "data" member (null is allowed) and, when
+// present, a boolean "is_compressed" and an "id" that is a string, a number
+// (Jesse's pid) or null. Unknown members are ignored. Compressed data must
+// be a base64 string of gzip holding valid JSON of at most MaxDecompressed
+// bytes. NaN and Infinity literals, which Python's json emits, are invalid
+// JSON and rejected.
+//
+// Event.Raw is b itself, not a copy; Event.Data is plain JSON.
+func Decode(b []byte) (Event, error) {
+	if !utf8.Valid(b) {
+		return Event{}, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
+	}
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if env.Event == "" {
+		return Event{}, fmt.Errorf("%w: no event name", ErrMalformed)
+	}
+	if env.Data == nil {
+		return Event{}, fmt.Errorf("%w: %s: no data", ErrMalformed, env.Event)
+	}
+	ev := Event{Name: env.Event, Data: env.Data, Raw: b}
+	switch id := bytes.TrimSpace(env.ID); {
+	case len(id) == 0 || string(id) == "null":
+	case id[0] == '"':
+		if err := json.Unmarshal(id, &ev.Publisher); err != nil {
+			return Event{}, fmt.Errorf("%w: %s: id: %v", ErrMalformed, env.Event, err)
+		}
+	case id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
+		ev.Publisher = string(id) // json.Unmarshal validated it as a number
+	default:
+		return Event{}, fmt.Errorf("%w: %s: id is neither a string nor a number", ErrMalformed, env.Event)
+	}
+	if env.IsCompressed {
+		data, err := inflate(env.Data)
+		if err != nil {
+			return Event{}, fmt.Errorf("%w: %s: %v", ErrMalformed, env.Event, err)
+		}
+		ev.Data = data
+	}
+	return ev, nil
+}
+
+// inflate decodes compressed data: a JSON string of base64(gzip(JSON)).
+func inflate(data json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, errors.New("compressed data is not a string")
+	}
+	z, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("compressed data: %v", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("compressed data: %v", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, MaxDecompressed+1))
+	if err != nil {
+		return nil, fmt.Errorf("compressed data: %v", err)
+	}
+	if len(out) > MaxDecompressed {
+		return nil, errors.New("compressed data inflates beyond " + strconv.Itoa(MaxDecompressed) + " bytes")
+	}
+	out = bytes.TrimSpace(out)
+	if !json.Valid(out) {
+		return nil, errors.New("compressed data is not valid JSON")
+	}
+	if !utf8.Valid(out) {
+		return nil, errors.New("compressed data is not valid UTF-8")
+	}
+	return out, nil
+}

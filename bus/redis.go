@@ -1,0 +1,391 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valkey-io/valkey-go"
+)
+
+// RedisSource gives the Redis client while Redis is reachable and nil
+// otherwise. *cache.Cache implements it, so the bus follows the cache's
+// view of Redis instead of probing on its own.
+type RedisSource interface {
+	Redis() valkey.Client
+}
+
+// ErrUnavailable is wrapped by Publish errors when the source has no Redis
+// client (Redis down, or not connected yet).
+var ErrUnavailable = errors.New("bus: redis unavailable")
+
+// ErrQueueFull is returned by PublishAsync when its queue is full: the
+// event is dropped and counted.
+var ErrQueueFull = errors.New("bus: async publish queue full")
+
+// RedisConfig configures a Redis bus. Zero fields take the defaults.
+type RedisConfig struct {
+	// Channel is the full channel name events are published on, e.g.
+	// "8080:channel:1" (keyspace.Registry.Channel). Required.
+	Channel string
+	// Pattern is the PSUBSCRIBE pattern; by default Channel up to its last
+	// ':' followed by '*' ("8080:channel:*"), as Jesse's relay subscribes.
+	Pattern string
+	// Mode prefixes event names: "<Mode>.<name>" (default "live").
+	Mode string
+	// Publisher is the envelope's id: the node id (default: the process
+	// id, as Jesse).
+	Publisher string
+	// PublishTimeout bounds each PUBLISH (default 250 ms).
+	PublishTimeout time.Duration
+	// CompressAbove: payloads whose JSON is longer are compressed
+	// (default 64 KiB; negative: only PublishCompressed compresses).
+	CompressAbove int
+	// AsyncQueue bounds PublishAsync's queue (default 1024).
+	AsyncQueue int
+	// Queue and QueueBytes bound each Subscribe call's queue of messages
+	// received and not yet handed to fn (4096 messages, 64 MiB).
+	Queue, QueueBytes int
+	// BackoffMin and BackoffMax bound the resubscribe backoff (100 ms, 5 s).
+	BackoffMin, BackoffMax time.Duration
+	// Logger receives one line when a subscription or the async publisher
+	// starts failing, and one when the async publisher recovers
+	// (slog.Default() if nil). Publish returns its errors, never logs them.
+	Logger *slog.Logger
+}
+
+func (c RedisConfig) withDefaults() (RedisConfig, error) {
+	if c.Channel == "" {
+		return c, errors.New("bus: RedisConfig.Channel is empty")
+	}
+	if c.Pattern == "" {
+		c.Pattern = DefaultPattern(c.Channel)
+	}
+	if c.Mode == "" {
+		c.Mode = DefaultMode
+	}
+	if c.Publisher == "" {
+		c.Publisher = strconv.Itoa(os.Getpid())
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 250 * time.Millisecond
+	}
+	if c.CompressAbove == 0 {
+		c.CompressAbove = DefaultCompressAbove
+	}
+	if c.AsyncQueue == 0 {
+		c.AsyncQueue = 1024
+	}
+	if c.Queue == 0 {
+		c.Queue = 4096
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = 64 << 20
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = 100 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	switch {
+	case c.PublishTimeout < 0, c.BackoffMin < 0, c.BackoffMax < c.BackoffMin:
+		return c, errors.New("bus: negative duration or BackoffMax < BackoffMin in RedisConfig")
+	case c.AsyncQueue < 0, c.Queue < 0, c.QueueBytes < 0:
+		return c, errors.New("bus: negative queue bound in RedisConfig")
+	}
+	return c, nil
+}
+
+// DefaultPattern is the subscription pattern for channel: its text up to
+// the last ':' (glob characters escaped) followed by '*'. A channel without
+// ':' is matched exactly.
+func DefaultPattern(channel string) string {
+	i := strings.LastIndexByte(channel, ':')
+	if i < 0 {
+		return globEscape(channel)
+	}
+	return globEscape(channel[:i+1]) + "*"
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Redis is the bus on Redis pub/sub, Jesse's wire format on one channel.
+//
+// Publish sends one PUBLISH bounded by PublishTimeout (and ctx). With no
+// Redis client (the source reports Redis down) or on any failure it returns
+// an error wrapping the operation and counts it; events are never dropped
+// silently and a caller never waits beyond the deadline. Pub/sub has no
+// replay: an event published while Redis is down is lost for subscribers,
+// and the caller knows it.
+//
+// PublishAsync is for callers that must not wait at all: it encodes the
+// event and puts it in a bounded queue (AsyncQueue events) that Run drains
+// in order; when the queue is full the event is dropped and counted in
+// Stats.DroppedAsync. Without Run the queue only fills.
+//
+// Subscribe PSUBSCRIBEs Pattern and delivers every valid envelope; invalid
+// messages are counted (Stats.Malformed) and skipped. Each Subscribe call
+// has a bounded queue (Queue, QueueBytes) between the client and fn, with
+// Local's policy: when full, messages are dropped for that subscriber and
+// counted (Stats.DroppedSlow). After a connection
+// failure the client resubscribes by itself; when it gives up, or the
+// source has no client, Subscribe retries with a capped jittered backoff
+// (BackoffMin doubling to BackoffMax).
+type Redis struct {
+	src   RedisSource
+	cfg   RedisConfig
+	async chan asyncEvent // PublishAsync's queue, drained by Run
+	st    counters
+}
+
+type asyncEvent struct {
+	ev         Event
+	compressed bool
+}
+
+// NewRedis returns a Redis bus on the clients src gives. It does no I/O
+// and starts no goroutine.
+func NewRedis(src RedisSource, cfg RedisConfig) (*Redis, error) {
+	if src == nil {
+		return nil, errors.New("bus: NewRedis: nil RedisSource")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Redis{src: src, cfg: cfg, async: make(chan asyncEvent, cfg.AsyncQueue)}, nil
+}
+
+// Channel is the channel events are published on.
+func (r *Redis) Channel() string { return r.cfg.Channel }
+
+// Pattern is the pattern Subscribe listens on.
+func (r *Redis) Pattern() string { return r.cfg.Pattern }
+
+// Publish publishes data as event "<mode>.<name>", compressed when its JSON
+// exceeds CompressAbove, and returns once Redis accepted it or within
+// PublishTimeout with an error.
+func (r *Redis) Publish(ctx context.Context, name string, data any) error {
+	return r.publish(ctx, name, data, false)
+}
+
+// PublishCompressed is Publish with the payload always compressed.
+func (r *Redis) PublishCompressed(ctx context.Context, name string, data any) error {
+	return r.publish(ctx, name, data, true)
+}
+
+func (r *Redis) publish(ctx context.Context, name string, data any, compress bool) error {
+	ev, compressed, err := makeEvent(ctx, r.cfg.Publisher, r.cfg.Mode, name, data, compress, r.cfg.CompressAbove)
+	if err != nil {
+		r.st.publishErrors.Add(1)
+		return err
+	}
+	return r.send(ctx, ev, compressed)
+}
+
+// send PUBLISHes an encoded event within PublishTimeout.
+func (r *Redis) send(ctx context.Context, ev Event, compressed bool) error {
+	cl := r.src.Redis()
+	if cl == nil {
+		r.st.publishErrors.Add(1)
+		return fmt.Errorf("bus: publish %s: %w", ev.Name, ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	cmd := cl.B().Publish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
+	if err := cl.Do(cctx, cmd).Error(); err != nil {
+		r.st.publishErrors.Add(1)
+		return fmt.Errorf("bus: publish %s: %w", ev.Name, err)
+	}
+	r.st.countPublished(compressed)
+	return nil
+}
+
+// PublishAsync encodes data as event "<mode>.<name>" and queues it for Run
+// to publish; it never blocks. It returns an encoding error, or ErrQueueFull
+// (wrapped) when the queue is full and the event was dropped. Errors of the
+// PUBLISH itself are counted in Stats.PublishErrors.
+func (r *Redis) PublishAsync(name string, data any) error {
+	ev, compressed, err := makeEvent(context.Background(), r.cfg.Publisher, r.cfg.Mode, name, data, false, r.cfg.CompressAbove)
+	if err != nil {
+		r.st.publishErrors.Add(1)
+		return err
+	}
+	select {
+	case r.async <- asyncEvent{ev, compressed}:
+		return nil
+	default:
+		r.st.droppedAsync.Add(1)
+		return fmt.Errorf("bus: publish %s: %w", ev.Name, ErrQueueFull)
+	}
+}
+
+// Run publishes the events PublishAsync queues, one at a time and in order,
+// each within PublishTimeout. It returns nil when ctx ends; events still
+// queued then are dropped and counted.
+func (r *Redis) Run(ctx context.Context) error {
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case <-r.async:
+					r.st.droppedAsync.Add(1)
+				default:
+					return nil
+				}
+			}
+		case a := <-r.async:
+			err := r.send(ctx, a.ev, a.compressed)
+			switch {
+			case err != nil && !failing && ctx.Err() == nil:
+				failing = true
+				r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "bus async publish failing", slog.String("channel", r.cfg.Channel), slog.Any("err", err))
+			case err == nil && failing:
+				failing = false
+				r.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "bus async publish recovered", slog.String("channel", r.cfg.Channel))
+			}
+		}
+	}
+}
+
+// Subscribe calls fn, from the calling goroutine, for each valid event on
+// the channel pattern until ctx ends; then it returns nil. It never gives
+// up: connection failures are retried with backoff and the subscription
+// re-established (Stats.Resubscribes). Events published while the
+// subscription is down are not replayed.
+//
+// Messages go from the client's reader to a bounded queue (Queue events,
+// QueueBytes) and are decoded and handed to fn by the calling goroutine.
+// When fn falls behind and the queue is full, messages are dropped and
+// counted (Stats.DroppedSlow): the client's connection, which the cache and
+// Publish share, never waits for a slow subscriber.
+func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
+	r.st.subscribers.Add(1)
+	defer r.st.subscribers.Add(-1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	q := newQueue(r.cfg.Queue, r.cfg.QueueBytes)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.receive(ctx, q)
+	}()
+	q.drain(ctx, func(m Event) {
+		ev, err := Decode(m.Raw)
+		if err != nil {
+			r.st.malformed.Add(1)
+			return
+		}
+		r.st.received.Add(1)
+		fn(ev)
+	})
+	cancel()
+	<-done
+	return nil
+}
+
+// receive keeps a PSUBSCRIBE up until ctx ends, queueing raw messages.
+func (r *Redis) receive(ctx context.Context, q *queue) {
+	// confirmed counts PSUBSCRIBE confirmations over this Subscribe call,
+	// including those of the client's own reconnections; every one after
+	// the first is a resubscription. The hook runs on the client's pipeline
+	// goroutine, hence the atomics.
+	var confirmed atomic.Int64
+	var ok atomic.Bool // the current attempt was confirmed
+	hctx := valkey.WithOnSubscriptionHook(ctx, func(s valkey.PubSubSubscription) {
+		if s.Kind != "psubscribe" {
+			return
+		}
+		if confirmed.Add(1) > 1 {
+			r.st.resubscribes.Add(1)
+		}
+		ok.Store(true)
+	})
+	// enqueue runs on Receive's goroutine and must not block: it feeds the
+	// client's reader.
+	enqueue := func(m valkey.PubSubMessage) {
+		if !q.push(Event{Raw: []byte(m.Message)}) {
+			r.st.droppedSlow.Add(1)
+		}
+	}
+
+	var backoff time.Duration
+	failing := false
+	for {
+		if backoff > 0 && !sleep(ctx, jitter(backoff)) {
+			return
+		}
+		var err error
+		ok.Store(false)
+		if cl := r.src.Redis(); cl == nil {
+			err = ErrUnavailable
+		} else {
+			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), enqueue)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if ok.Load() {
+			// A subscription that worked and ended: try again soon.
+			backoff, failing = r.cfg.BackoffMin, false
+		} else {
+			backoff = min(max(2*backoff, r.cfg.BackoffMin), r.cfg.BackoffMax)
+		}
+		if !failing {
+			failing = true
+			if err == nil {
+				err = errors.New("unsubscribed by the server")
+			}
+			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "bus subscription failing; retrying", slog.String("pattern", r.cfg.Pattern), slog.Any("err", err))
+		}
+	}
+}
+
+// Stats returns the bus's counters.
+func (r *Redis) Stats() Stats {
+	s := r.st.snapshot()
+	s.AsyncQueued = len(r.async)
+	return s
+}
+
+// Collector exports Stats as Prometheus metrics (tradecache_bus_*).
+func (r *Redis) Collector() prometheus.Collector { return collector{r.Stats} }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// jitter spreads d by ±20 % so many nodes do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}

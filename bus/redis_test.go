@@ -1,0 +1,358 @@
+package bus_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/tradecache/tradecache/bus"
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// startCache returns a Cache on r with Run going, on the Redis tier: the
+// RedisSource a node gives its bus.
+func startCache(t *testing.T, r *testenv.Redis) *cache.Cache {
+	t.Helper()
+	opt, err := cache.RedisOptions(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cache.Config{
+		Redis: opt, CallTimeout: 200 * time.Millisecond,
+		ProbeMin: 20 * time.Millisecond, ProbeMax: 200 * time.Millisecond,
+		HealthInterval: 100 * time.Millisecond, Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("cache Run: %v", err)
+		}
+	})
+	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierRedis }, "cache never reached redis")
+	return c
+}
+
+// newRedisBus returns a Redis bus on its own channel of r, with Run going,
+// on a Cache of its own.
+func newRedisBus(t *testing.T, r *testenv.Redis, cfg bus.RedisConfig) (*bus.Redis, *cache.Cache) {
+	t.Helper()
+	c := startCache(t, r)
+	if cfg.Channel == "" {
+		cfg.Channel = testenv.Prefix(t) + "8080:channel:1"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet
+	}
+	if cfg.BackoffMin == 0 {
+		cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+	}
+	b, err := bus.NewRedis(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bus Run: %v", err)
+		}
+	})
+	return b, c
+}
+
+func gzipBase64(t testing.TB, plain []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(plain)
+	zw.Close()
+	return base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+func rawPublish(t *testing.T, c valkey.Client, channel, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Do(ctx, c.B().Publish().Channel(channel).Message(msg).Build()).Error(); err != nil {
+		t.Fatalf("PUBLISH: %v", err)
+	}
+}
+
+// What Jesse's sync_publish puts on the channel reaches our subscribers.
+func TestRedisJesseEnvelope(t *testing.T) {
+	r := testenv.Shared(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	rec := record(t, b, nil)
+	ready(t, b, rec)
+	raw := r.Client(t)
+
+	logDict := `{"id": "0f8fad5b-d9cb-469f-a165-70867728950e", "session_id": "s1", "timestamp": 1700000000000, "message": "hello"}`
+	trades := `[{"id": 1, "qty": 0.5, "symbol": "BTC-USDT"}]`
+	rawPublish(t, raw, b.Channel(), `{"id": 4242, "event": "livetrade.info_log", "is_compressed": false, "data": `+logDict+`}`)
+	rawPublish(t, raw, b.Channel(), `{"id": 4242, "event": "backtest.trades", "is_compressed": true, "data": "`+gzipBase64(t, []byte(trades))+`"}`)
+	// Any channel the pattern matches is delivered, as Jesse's relay does.
+	other := strings.TrimSuffix(b.Channel(), "1") + "2"
+	rawPublish(t, raw, other, `{"id": 7, "event": "candles.progressbar", "is_compressed": false, "data": {"current": 10}}`)
+
+	want := []struct{ name, data string }{
+		{"livetrade.info_log", logDict},
+		{"backtest.trades", trades},
+		{"candles.progressbar", `{"current": 10}`},
+	}
+	for _, w := range want {
+		testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named(w.name)) == 1 }, "%s not received", w.name)
+		ev := rec.named(w.name)[0]
+		if ev.Publisher != "4242" && ev.Publisher != "7" {
+			t.Errorf("%s: Publisher = %q, want Jesse's pid", w.name, ev.Publisher)
+		}
+		var got, wantv any
+		json.Unmarshal([]byte(w.data), &wantv)
+		if err := json.Unmarshal(ev.Data, &got); err != nil {
+			t.Fatalf("%s: data %s: %v", w.name, ev.Data, err)
+		}
+		if diff := cmp.Diff(wantv, got); diff != "" {
+			t.Errorf("%s: data (-want +got):\n%s", w.name, diff)
+		}
+	}
+}
+
+// Malformed messages on the channel are counted and skipped; the
+// subscription carries on.
+func TestRedisMalformedSkipped(t *testing.T) {
+	r := testenv.Shared(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	rec := record(t, b, nil)
+	ready(t, b, rec)
+	raw := r.Client(t)
+	bomb := gzipBase64(t, append(append([]byte(`"`), bytes.Repeat([]byte("0"), bus.MaxDecompressed+1)...), '"'))
+	bad := []string{
+		`not json`,
+		`{"id": 1, "event": "", "is_compressed": false, "data": 1}`,
+		`{"id": 1, "event": "live.bad", "is_compressed": false}`,
+		`{"id": 1, "event": "live.bad", "is_compressed": true, "data": "!!not base64"}`,
+		`{"id": 1, "event": "live.bad", "is_compressed": false, "data": NaN}`,
+		`{"id": 1, "event": "live.bad", "is_compressed": true, "data": "` + bomb + `"}`,
+		"{\"id\": 1, \"event\": \"live.bad\", \"data\": \"\xff\"}",
+	}
+	for _, m := range bad {
+		rawPublish(t, raw, b.Channel(), m)
+	}
+	rawPublish(t, raw, b.Channel(), `{"id": 1, "event": "live.ok", "is_compressed": false, "data": 1}`)
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named("live.ok")) == 1 }, "valid event after malformed ones not received")
+	if got := b.Stats().Malformed; got != uint64(len(bad)) {
+		t.Errorf("Stats.Malformed = %d, want %d", got, len(bad))
+	}
+	if got := rec.named("live.bad"); len(got) != 0 {
+		t.Errorf("malformed events delivered: %v", got)
+	}
+}
+
+// Redis restarted under a subscription: the bus resubscribes by itself and
+// receives what is published afterwards.
+func TestRedisResubscribeAfterRestart(t *testing.T) {
+	r := testenv.Start(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	rec := record(t, b, nil)
+	ready(t, b, rec)
+
+	r.Restart(t)
+	i := 0
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		b.Publish(context.Background(), "after", i) // fails until the cache is back on Redis
+		i++
+		return len(rec.named("live.after")) > 0
+	}, "no event received after the restart (stats %+v)", b.Stats())
+	if s := b.Stats(); s.Resubscribes < 1 {
+		t.Errorf("Stats.Resubscribes = %d after a restart, want ≥ 1", s.Resubscribes)
+	}
+}
+
+// With Redis hung or dead, Publish returns an error within PublishTimeout
+// and counts it.
+func TestRedisPublishRedisDown(t *testing.T) {
+	const timeout = 150 * time.Millisecond
+	const slack = 150 * time.Millisecond // scheduler, race detector
+	r := testenv.Start(t)
+	b, c := newRedisBus(t, r, bus.RedisConfig{PublishTimeout: timeout})
+	mustPublish(t, b, "warm", 1)
+
+	publish := func(what string) error {
+		t.Helper()
+		before := b.Stats().PublishErrors
+		t0 := time.Now()
+		err := b.Publish(context.Background(), "down", what)
+		if el := time.Since(t0); el > timeout+slack {
+			t.Errorf("%s: Publish took %v, deadline %v", what, el, timeout)
+		}
+		if err == nil {
+			t.Fatalf("%s: Publish succeeded", what)
+		}
+		if !strings.Contains(err.Error(), "bus: publish live.down") {
+			t.Errorf("%s: error %q does not name the operation", what, err)
+		}
+		if got := b.Stats().PublishErrors; got != before+1 {
+			t.Errorf("%s: PublishErrors went from %d to %d", what, before, got)
+		}
+		return err
+	}
+
+	r.Pause(t)
+	publish("paused")
+	r.Resume(t)
+
+	r.Stop(t)
+	publish("stopped")
+	// Once the cache has noticed, there is no client: ErrUnavailable.
+	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierMemory }, "cache did not notice the outage")
+	if err := publish("stopped, memory tier"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Publish with no Redis = %v, want ErrUnavailable", err)
+	}
+	// PublishAsync does not block either; Run counts the failure.
+	before := b.Stats().PublishErrors
+	if err := b.PublishAsync("down", "async"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return b.Stats().PublishErrors > before }, "async publish failure not counted")
+}
+
+// PublishAsync keeps order through Run, and drops (counted) when its queue
+// is full.
+func TestRedisPublishAsync(t *testing.T) {
+	r := testenv.Shared(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	rec := record(t, b, nil)
+	ready(t, b, rec)
+	const n = 300
+	for i := range n {
+		if err := b.PublishAsync("async", seqMsg{Seq: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named("live.async")) >= n }, "got %d of %d async events", len(rec.named("live.async")), n)
+	checkSeqs(t, rec, "live.async", 1, n)
+
+	// Without Run, the queue fills: the rest is dropped and counted.
+	nr, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "x:channel:1", AsyncQueue: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full int
+	for i := range 10 {
+		if err := nr.PublishAsync("async", i); errors.Is(err, bus.ErrQueueFull) {
+			full++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := nr.Stats()
+	if full != 6 || s.DroppedAsync != 6 || s.AsyncQueued != 4 {
+		t.Errorf("10 PublishAsync into a queue of 4: %d ErrQueueFull, DroppedAsync %d, AsyncQueued %d; want 6, 6, 4", full, s.DroppedAsync, s.AsyncQueued)
+	}
+	// Run ending drops what is left, counted.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	nr.Run(ctx)
+	if s := nr.Stats(); s.DroppedAsync+s.PublishErrors != 10 || s.AsyncQueued != 0 {
+		t.Errorf("after Run ended: %+v; want every event dropped or failed", s)
+	}
+}
+
+type nilSource struct{}
+
+func (nilSource) Redis() valkey.Client { return nil }
+
+// With no Redis at all, Publish fails at once and Subscribe waits, retrying,
+// until its ctx ends.
+func TestRedisNoClient(t *testing.T) {
+	b, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "8080:channel:1", Logger: quiet, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := b.Publish(context.Background(), "x", 1); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Publish = %v, want ErrUnavailable", err)
+	}
+	if el := time.Since(t0); el > 50*time.Millisecond {
+		t.Errorf("Publish with no client took %v", el)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Subscribe(ctx, func(bus.Event) { t.Error("event without Redis") }); err != nil {
+		t.Errorf("Subscribe = %v, want nil", err)
+	}
+	if s := b.Stats(); s.PublishErrors != 1 || s.Subscribers != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestRedisConfig(t *testing.T) {
+	for _, tc := range []struct{ channel, pattern string }{
+		{"8080:channel:1", "8080:channel:*"},
+		{"pre:fix:9000:channel:1", "pre:fix:9000:channel:*"},
+		{"events", "events"},
+		{"a*b[1]:channel:1", `a\*b\[1\]:channel:*`},
+	} {
+		if got := bus.DefaultPattern(tc.channel); got != tc.pattern {
+			t.Errorf("DefaultPattern(%q) = %q, want %q", tc.channel, got, tc.pattern)
+		}
+	}
+	if _, err := bus.NewRedis(nilSource{}, bus.RedisConfig{}); err == nil {
+		t.Error("NewRedis without a channel succeeded")
+	}
+	if _, err := bus.NewRedis(nil, bus.RedisConfig{Channel: "c"}); err == nil {
+		t.Error("NewRedis without a source succeeded")
+	}
+	if _, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "c", BackoffMin: time.Second, BackoffMax: time.Millisecond}); err == nil {
+		t.Error("NewRedis with BackoffMax < BackoffMin succeeded")
+	}
+}
+
+func TestCollector(t *testing.T) {
+	l := bus.NewLocal(bus.LocalConfig{})
+	mustPublish(t, l, "x", 1)
+	rb, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "c:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]prometheus.Collector{"local": l.Collector(), "redis": rb.Collector()} {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := map[string]bool{}
+		for _, mf := range mfs {
+			got[mf.GetName()] = true
+		}
+		for _, want := range []string{"tradecache_bus_published_total", "tradecache_bus_publish_errors_total", "tradecache_bus_received_total", "tradecache_bus_malformed_total", "tradecache_bus_resubscribes_total", "tradecache_bus_dropped_total", "tradecache_bus_subscribers", "tradecache_bus_async_queued"} {
+			if !got[want] {
+				t.Errorf("%s: metric %s missing", name, want)
+			}
+		}
+	}
+}
