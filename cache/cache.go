@@ -203,6 +203,14 @@ func New(cfg Config) (*Cache, error) {
 	}, nil
 }
 
+// SetLogger replaces the logger given in Config. Call it before Run: a
+// node builds its event-publishing logger from a bus that needs the cache.
+func (c *Cache) SetLogger(l *slog.Logger) {
+	if l != nil {
+		c.cfg.Logger = l
+	}
+}
+
 // Embedded reports whether the cache runs without Redis by configuration.
 func (c *Cache) Embedded() bool { return c.cfg.Redis == nil }
 

@@ -206,6 +206,9 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			}
 			n.st.KlinesWritten.Add(uint64(len(ks)))
 			n.lat.record(time.Since(oldest[key]))
+			for _, k := range ks {
+				n.publish("kline", k)
+			}
 			return nil
 		})
 	}
@@ -215,7 +218,9 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			v, _ := json.Marshal(t)
 			if err := s.putValue(gctx, key, v); err != nil {
 				fail(err)
+				return nil
 			}
+			n.publish("ticker", t)
 			return nil
 		})
 	}
@@ -231,6 +236,10 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 		g.Go(func() error {
 			if err := s.putFields(gctx, n.keys.BookTicker(), jsonFields(books)); err != nil {
 				fail(err)
+				return nil
+			}
+			for _, bt := range books {
+				n.publish("book_ticker", bt)
 			}
 			return nil
 		})
@@ -240,6 +249,17 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 		return errFenced
 	}
 	return nil
+}
+
+// publish sends what was written as events; a full queue drops them
+// (counted by the bus): market data is superseded by the next flush.
+func (n *Node) publish(name string, vs ...any) {
+	if n.cfg.Events == nil {
+		return
+	}
+	for _, v := range vs {
+		n.cfg.Events.PublishAsync(name, v)
+	}
 }
 
 func jsonFields[T any](m map[string]T) map[string][]byte {

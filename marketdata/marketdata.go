@@ -70,6 +70,16 @@ type Config struct {
 	// MaxMarketSymbols bounds the whole-market hashes in memory (4096).
 	MaxMarketSymbols int
 	Logger           *slog.Logger
+	// Events, when set, receives what this node writes, as events:
+	// "kline" (every kline written, on update and on close), "ticker"
+	// (per configured symbol) and "book_ticker". Only the node that
+	// streams (leader or standalone) publishes.
+	Events EventPublisher
+}
+
+// EventPublisher publishes without blocking (bus.Redis.PublishAsync).
+type EventPublisher interface {
+	PublishAsync(name string, data any) error
 }
 
 // Mode is what a node is doing with the streams.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
@@ -151,6 +155,8 @@ func assertContiguous(t *testing.T, ts []int64) {
 	}
 }
 
+const clusterToken = "cluster-test-token-0123456789"
+
 type cluster struct {
 	t     *testing.T
 	redis *testenv.Redis
@@ -172,7 +178,8 @@ func (c *cluster) node(id, leaseTTL string) *proc {
 	ws := "ws" + c.sim.url[len("http"):]
 	return spawn(c.t, id, "serve", "--listen", "127.0.0.1:0", "--redis", c.redis.URL(), "--node-id", id,
 		"--exchange-rest", c.sim.url, "--exchange-ws", ws, "--symbols", "BTCUSDT", "--intervals", "1m",
-		"--lease-ttl", leaseTTL, "--window", "1000", "--log-level", "debug")
+		"--lease-ttl", leaseTTL, "--window", "1000", "--log-level", "debug",
+		"--app-port", "9000", "--ws-token", clusterToken)
 }
 
 // leaders returns the nodes reporting leader, among those answering.
@@ -329,6 +336,64 @@ func TestNodeSurvivesExchangeFaults(t *testing.T) {
 	} {
 		if !regexp.MustCompile(re).Match(b) {
 			t.Errorf("/metrics lacks %s", re)
+		}
+	}
+}
+
+// TestClusterEventsReachEveryNode: an event published with PUBLISH on the
+// channel reaches WebSocket clients of every node; klines the leader
+// writes reach a client of the follower.
+func TestClusterEventsReachEveryNode(t *testing.T) {
+	c := startCluster(t, 2, "5s")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(c.leaders()) == 1 }, "no leader")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// A wrong bearer token is refused at the upgrade.
+	_, res, err := websocket.Dial(ctx, "ws"+c.nodes[0].url[4:]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer wrong"}}})
+	if err == nil || res == nil || res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %v %v", res, err)
+	}
+	var conns []*websocket.Conn
+	for _, p := range c.nodes {
+		conn, _, err := websocket.Dial(ctx, "ws"+p.url[4:]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + clusterToken}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		conn.SetReadLimit(1 << 20)
+		if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"live.*"}}); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+	}
+	time.Sleep(300 * time.Millisecond) // subscriptions registered
+	rc := c.redis.Client(t)
+	msg := `{"id":4242,"event":"live.custom","is_compressed":false,"data":{"hello":"jesse"}}`
+	if err := rc.Do(ctx, rc.B().Publish().Channel("9000:channel:1").Message(msg).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	follower := 0
+	if l := c.leaders(); len(l) == 1 && l[0] == c.nodes[0] {
+		follower = 1
+	}
+	for i, conn := range conns {
+		gotCustom, gotKline := false, false
+		for !gotCustom || (i == follower && !gotKline) {
+			var env struct {
+				ID    any             `json:"id"`
+				Event string          `json:"event"`
+				Data  json.RawMessage `json:"data"`
+			}
+			if err := wsjson.Read(ctx, conn, &env); err != nil {
+				t.Fatalf("node %d: %v (custom %v kline %v)", i, err, gotCustom, gotKline)
+			}
+			switch env.Event {
+			case "live.custom":
+				gotCustom = string(env.Data) == `{"hello":"jesse"}`
+			case "live.kline":
+				gotKline = true
+			}
 		}
 	}
 }

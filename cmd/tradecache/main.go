@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = withConfig("serve", rest, getenv, stderr, nil, func(c config.Config) error { return serve(ctx, c, stdout, stderr) })
+		err = withConfig("serve", rest, getenv, stderr, nil, func(c config.Config) error { return serve(ctx, c, stdout, stderr, getenv) })
 	case "sim":
 		err = simCmd(ctx, rest, stdout, stderr)
 	case "keys":

@@ -43,6 +43,9 @@ type Config struct {
 	Intervals        []string      // kline intervals
 	LeaseTTL         time.Duration // market stream leader lease
 	Window           int           // klines kept per series in Redis
+	AppPort          string        // Jesse's APP_PORT: names the event channel "<APP_PORT>:channel:1"
+	WSTokens         []string      // accepted /ws tokens
+	WSOrigins        []string      // Origin patterns allowed on /ws besides same-origin
 	EnvFile          string        // the .env file read ("" if none)
 
 	// Args are the positional arguments left after the flags.
@@ -179,6 +182,17 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 		}},
 		{"lease-ttl", "TRADECACHE_LEASE_TTL", "30s", "TTL of the market stream leader's lease (renewed every third of it)", durSetter(&c.LeaseTTL)},
 		{"window", "TRADECACHE_WINDOW", "1000", "klines kept per series in Redis", intSetter(&c.Window)},
+		{"app-port", "APP_PORT", "", "names the event channel <APP_PORT>:channel:1 (Jesse's); default: the --listen port", func(s string) error {
+			if s != "" {
+				if err := keyspace.ValidPart(s); err != nil {
+					return err
+				}
+			}
+			c.AppPort = s
+			return nil
+		}},
+		{"ws-token", "TRADECACHE_WS_TOKEN", "", "token(s) accepted on /ws, comma-separated; --demo generates one when empty", listSetter(&c.WSTokens, 16)},
+		{"ws-origins", "TRADECACHE_WS_ORIGINS", "", "Origin host patterns allowed on /ws besides same-origin, comma-separated", listSetter(&c.WSOrigins, 0)},
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
@@ -223,13 +237,19 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 		c.Sources[f.name] = src
 		if err := f.set(v); err != nil {
 			shown := v
-			if f.name == "redis" {
+			switch f.name {
+			case "redis":
 				shown = cache.Redact(v)
+			case "ws-token":
+				shown = "(redacted)"
 			}
 			errs = append(errs, &FieldError{f.name, f.env, shown, src, err})
 		}
 	}
 	c.Args = fs.Args()
+	if c.AppPort == "" && c.Listen != "" {
+		_, c.AppPort, _ = net.SplitHostPort(c.Listen)
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -297,6 +317,24 @@ func urlSetter(p *string, schemes ...string) func(string) error {
 			}
 		}
 		return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
+	}
+}
+
+// listSetter splits a comma-separated list; minLen > 0 is the shortest
+// element accepted (tokens must not be guessable).
+func listSetter(p *[]string, minLen int) func(string) error {
+	return func(s string) error {
+		*p = nil
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			if len(e) < minLen {
+				return fmt.Errorf("an entry is shorter than %d characters", minLen)
+			}
+			*p = append(*p, e)
+		}
+		return nil
 	}
 }
 

@@ -31,6 +31,7 @@ type Server struct {
 	Started  time.Time
 	Version  string
 	Market   MarketReader // nil: no market data routes
+	WS       http.Handler // the event gateway at GET /ws; nil: none
 }
 
 // Health is the body of GET /healthz.
@@ -52,6 +53,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.index)
 	s.marketRoutes(mux)
+	if s.WS != nil {
+		mux.Handle("GET /ws", s.WS)
+	}
 	return mux
 }
 

@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tradecache/tradecache/bus"
+	"github.com/tradecache/tradecache/internal/benchfmt"
+)
+
+// BenchResult is what BenchFanout measured.
+type BenchResult struct {
+	Clients   int
+	Size      int           // bytes per event envelope
+	Rate      int           // events published per second
+	Duration  time.Duration // publishing time
+	Published uint64        // events published
+	Delivered uint64        // frames received by all clients together
+	Expected  uint64        // Published × Clients
+	MsgsPerS  float64       // Delivered / (first publish → last delivery)
+	P50, P99  time.Duration // publish → receipt, over every delivered frame
+	Max       time.Duration
+	// HeapPerConn and StackPerConn are the HeapInuse and StackInuse growth
+	// per idle, subscribed connection, after GC. The clients run in the same
+	// process, so the heap figure holds both ends (server and client); idle
+	// clients run no goroutine, so the stack figure is the server's.
+	HeapPerConn  float64
+	StackPerConn float64
+	Dropped      uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
+	Slow         uint64 // gateway Stats: slow-consumer disconnects
+}
+
+// Report returns the figures in the `tradecache bench` format.
+func (r BenchResult) Report() benchfmt.Report {
+	var rep benchfmt.Report
+	rep.Add("fanout.clients", float64(r.Clients), "clients")
+	rep.Add("fanout.event_size", float64(r.Size), "bytes")
+	rep.Add("fanout.rate", float64(r.Rate), "events/s")
+	rep.Add("fanout.delivered", r.MsgsPerS, "msgs/s")
+	rep.Add("fanout.delivered_ratio", ratio(r.Delivered, r.Expected), "ratio")
+	rep.Add("fanout.latency.p50", float64(r.P50.Nanoseconds())/1e3, "us")
+	rep.Add("fanout.latency.p99", float64(r.P99.Nanoseconds())/1e3, "us")
+	rep.Add("fanout.latency.max", float64(r.Max.Nanoseconds())/1e3, "us")
+	rep.Add("fanout.idle_conn.heap", r.HeapPerConn, "bytes")
+	rep.Add("fanout.idle_conn.stack", r.StackPerConn, "bytes")
+	rep.Add("fanout.slow_disconnects", float64(r.Slow), "clients")
+	return rep
+}
+
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// benchPrefix starts every bench envelope; the publish time follows as 19
+// digits of Unix nanoseconds, so a client reads it without decoding JSON.
+const benchPrefix = `{"id":"bench","event":"bench.tick","is_compressed":false,"data":{"t":`
+const benchMid = `,"p":"`
+const benchEnd = `"}}`
+const benchMinSize = len(benchPrefix) + 19 + len(benchMid) + len(benchEnd)
+
+// BenchFanout runs a real gateway on loopback, connects clients real
+// WebSocket clients (coder/websocket, Bearer auth, subscribed to
+// "bench.*"), measures the idle memory per connection, then publishes rate
+// events per second of size bytes each for d from an in-process publisher,
+// and measures delivered frames per second and the publish → receipt
+// latency. The clients share the process (and its CPUs) with the gateway.
+func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) (BenchResult, error) {
+	res := BenchResult{Clients: clients, Size: size, Rate: rate, Duration: d}
+	switch {
+	case clients < 1 || rate < 1 || d <= 0:
+		return res, errors.New("gateway bench: clients, rate and duration must be positive")
+	case size < benchMinSize:
+		return res, fmt.Errorf("gateway bench: size must be at least %d bytes", benchMinSize)
+	}
+	tok, err := GenerateToken()
+	if err != nil {
+		return res, err
+	}
+	sub := &benchSubscriber{fn: make(chan func(bus.Event), 1)}
+	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16})
+	if err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		_ = g.Run(ctx) // returns nil when ctx ends; the bench's errors are its own
+	}()
+	defer func() { cancel(); <-runDone }()
+	publish := <-sub.fn
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, fmt.Errorf("gateway bench: %w", err)
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	url := "ws://" + ln.Addr().String() + "/ws"
+
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	g0 := runtime.NumGoroutine()
+
+	conns := make([]*websocket.Conn, clients)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.CloseNow()
+			}
+		}
+	}()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(32)
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	for i := range conns {
+		eg.Go(func() error {
+			c, err := benchDial(ectx, url, hdr, size)
+			conns[i] = c
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return res, err
+	}
+	// Idle: the writers that sent the subscribe replies exit after
+	// writerLinger, leaving one goroutine (the reader) per connection.
+	for deadline := time.Now().Add(2 * writerLinger); runtime.NumGoroutine() > g0+clients && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	res.HeapPerConn = float64(int64(m1.HeapInuse)-int64(m0.HeapInuse)) / float64(clients)
+	res.StackPerConn = float64(int64(m1.StackInuse)-int64(m0.StackInuse)) / float64(clients)
+
+	// Readers: one per client, each with its own histogram and count.
+	type reader struct {
+		hist benchfmt.Hist
+		n    atomic.Uint64
+	}
+	readers := make([]*reader, clients)
+	var rwg sync.WaitGroup
+	for i, c := range conns {
+		r := &reader{}
+		readers[i] = r
+		rwg.Go(func() {
+			buf := make([]byte, size+64)
+			for {
+				typ, rd, err := c.Reader(context.Background())
+				if err != nil {
+					return
+				}
+				n, err := readAll(rd, buf)
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				if typ != websocket.MessageText || n < benchMinSize {
+					continue
+				}
+				ts, err := strconv.ParseInt(string(buf[len(benchPrefix):len(benchPrefix)+19]), 10, 64)
+				if err != nil {
+					continue
+				}
+				r.hist.Record(now.Sub(time.Unix(0, ts)))
+				r.n.Add(1)
+			}
+		})
+	}
+	delivered := func() uint64 {
+		var n uint64
+		for _, r := range readers {
+			n += r.n.Load()
+		}
+		return n
+	}
+
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	var published uint64
+	for now := start; now.Sub(start) < d; now = <-tick.C {
+		due := uint64(now.Sub(start).Seconds() * float64(rate))
+		for ; published < due; published++ {
+			publish(benchEvent(size))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	tick.Stop()
+	res.Published = published
+	res.Expected = published * uint64(clients)
+	drain := time.Now().Add(5 * time.Second)
+	last, lastAt := delivered(), time.Now()
+	for last < res.Expected && time.Now().Before(drain) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+		if n := delivered(); n != last {
+			last, lastAt = n, time.Now()
+		}
+	}
+	res.Delivered = last
+	res.MsgsPerS = float64(last) / lastAt.Sub(start).Seconds()
+
+	cancel() // gateway closes every client with 1001; readers end
+	<-runDone
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+	rwg.Wait()
+	var h benchfmt.Hist
+	for _, r := range readers {
+		h.Merge(&r.hist)
+	}
+	res.P50, res.P99, res.Max = h.Quantile(0.50), h.Quantile(0.99), h.Max()
+	st := g.Stats()
+	res.Dropped, res.Slow = st.Dropped, st.SlowDisconnects
+	return res, nil
+}
+
+func benchDial(ctx context.Context, url string, hdr http.Header, size int) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		return nil, fmt.Errorf("gateway bench: dial: %w", err)
+	}
+	c.SetReadLimit(int64(size) + 4096)
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","events":["bench.*"]}`)); err != nil {
+		return c, fmt.Errorf("gateway bench: subscribe: %w", err)
+	}
+	if _, _, err := c.Read(ctx); err != nil {
+		return c, fmt.Errorf("gateway bench: subscribe reply: %w", err)
+	}
+	return c, nil
+}
+
+// readAll reads one message into buf, discarding what does not fit.
+func readAll(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for {
+		k, err := r.Read(buf[n:])
+		n += k
+		switch {
+		case err == io.EOF:
+			return n, nil
+		case err != nil:
+			return n, err
+		case n == len(buf):
+			_, err := io.Copy(io.Discard, r)
+			return n, err
+		}
+	}
+}
+
+func benchEvent(size int) bus.Event {
+	b := make([]byte, 0, size)
+	b = append(b, benchPrefix...)
+	b = strconv.AppendInt(b, time.Now().UnixNano(), 10) // 19 digits until 2286
+	b = append(b, benchMid...)
+	for len(b) < size-len(benchEnd) {
+		b = append(b, 'x')
+	}
+	b = append(b, benchEnd...)
+	return bus.Event{Publisher: "bench", Name: "bench.tick", Raw: b}
+}
+
+// benchSubscriber hands the gateway's callback to the bench's publisher.
+type benchSubscriber struct{ fn chan func(bus.Event) }
+
+func (s *benchSubscriber) Subscribe(ctx context.Context, fn func(bus.Event)) error {
+	s.fn <- fn
+	<-ctx.Done()
+	return nil
+}

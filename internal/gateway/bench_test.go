@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestBenchFanoutSmoke(t *testing.T) {
+	res, err := BenchFanout(context.Background(), 20, 200, 500, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Published == 0 || res.Delivered != res.Expected || res.Slow != 0 {
+		t.Fatalf("%+v", res)
+	}
+	if res.P99 <= 0 || res.P50 > res.P99 || res.HeapPerConn <= 0 {
+		t.Fatalf("figures %+v", res)
+	}
+}
+
+// TestBenchFanout is the figure DESIGN asks for: run it with
+//
+//	TRADECACHE_BENCH_FANOUT=1 go test -run TestBenchFanout$ -v ./internal/gateway
+//
+// and optionally _CLIENTS, _SIZE, _RATE (events/s), _SECONDS.
+func TestBenchFanout(t *testing.T) {
+	if os.Getenv("TRADECACHE_BENCH_FANOUT") == "" {
+		t.Skip("set TRADECACHE_BENCH_FANOUT=1 to run the fan-out benchmark")
+	}
+	env := func(k string, def int) int {
+		if v, err := strconv.Atoi(os.Getenv("TRADECACHE_BENCH_FANOUT_" + k)); err == nil {
+			return v
+		}
+		return def
+	}
+	res, err := BenchFanout(context.Background(), env("CLIENTS", 1000), env("SIZE", 200), env("RATE", 200), time.Duration(env("SECONDS", 5))*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := res.Report().Write(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v\n%s", res, b.String())
+}
+
+// nopConn is a transport that writes nowhere.
+type nopConn struct{ closed chan struct{} }
+
+func (n *nopConn) Read(context.Context) (websocket.MessageType, []byte, error) {
+	<-n.closed
+	return 0, nil, context.Canceled
+}
+func (n *nopConn) Write(context.Context, websocket.MessageType, []byte) error { return nil }
+func (n *nopConn) Ping(context.Context) error                                 { return nil }
+func (n *nopConn) Close(websocket.StatusCode, string) error {
+	n.Abort()
+	return nil
+}
+func (n *nopConn) Abort() error {
+	select {
+	case <-n.closed:
+	default:
+		close(n.closed)
+	}
+	return nil
+}
+func (n *nopConn) SetWriteDeadline(time.Time) error { return nil }
+func (n *nopConn) DiscardOnClose()                  {}
+func (n *nopConn) Cork()                            {}
+func (n *nopConn) Uncork() error                    { return nil }
+
+// BenchmarkPublish measures the server's side of one event to 1000
+// subscribed clients without the network: match, enqueue, writer wake-up
+// and a no-op write per client.
+func BenchmarkPublish(b *testing.B) {
+	sub := newFakeSub()
+	g, err := New(sub, Config{Tokens: []string{testToken}, ClientQueue: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(ctx) }()
+	<-sub.ready
+	for i := range 1000 {
+		release, _ := g.admit()
+		c := g.newClient()
+		c.tr = &nopConn{closed: make(chan struct{})}
+		pattern := "live.*"
+		if i%2 == 1 {
+			pattern = "live.kline"
+		}
+		c.subs.Store(newMatcher([]string{pattern, "x.y"}))
+		go func() { defer release(); g.serveClient(c, true) }()
+	}
+	for g.Stats().Clients != 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	ev := event("live.kline", map[string]any{"s": "BTCUSDT", "i": "1m", "t": 1, "c": strings.Repeat("1", 120)})
+	b.ReportAllocs()
+	for b.Loop() {
+		sub.push(ev)
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+}

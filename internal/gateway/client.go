@@ -1,0 +1,447 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// transport is what a client needs of its connection: a *websocket.Conn
+// plus the hijacked net.Conn beneath it (tests substitute a fake).
+type transport interface {
+	Read(ctx context.Context) (websocket.MessageType, []byte, error)
+	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
+	Ping(ctx context.Context) error
+	Close(code websocket.StatusCode, reason string) error
+	// SetWriteDeadline bounds the writes in progress and to come (zero: none).
+	SetWriteDeadline(t time.Time) error
+	// Abort drops the connection at once (TCP RST), without a close handshake.
+	Abort() error
+	// DiscardOnClose makes the eventual close an RST that discards unsent
+	// data: for a peer that is not reading, so the kernel does not keep an
+	// orphaned socket with megabytes queued for it.
+	DiscardOnClose()
+	// Cork buffers the frames written until Uncork, which sends them with
+	// one system call and reports that write's error.
+	Cork()
+	Uncork() error
+}
+
+type wsTransport struct {
+	*websocket.Conn
+	nc   net.Conn  // the TCP connection
+	cork *corkConn // between coder and nc
+}
+
+func (t *wsTransport) Cork()         { t.cork.Cork() }
+func (t *wsTransport) Uncork() error { return t.cork.Uncork() }
+
+func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }
+
+func (t *wsTransport) Abort() error {
+	t.DiscardOnClose()
+	return t.nc.Close()
+}
+
+func (t *wsTransport) DiscardOnClose() {
+	if tc, ok := t.nc.(interface{ SetLinger(int) error }); ok {
+		_ = tc.SetLinger(0)
+	}
+}
+
+// message is one frame to send. An event's message is built once and
+// shared by every client it goes to; the queue holds pointers.
+type message struct {
+	raw      []byte
+	key      string // stream key, when coalesce
+	coalesce bool
+}
+
+// client is one WebSocket connection.
+//
+// Goroutines: the reader (auth, then client messages), the writer while
+// there is something to write, a pinger while a ping waits for its pong,
+// and a closer while the close handshake runs. The reader waits for the
+// others before it returns.
+type client struct {
+	g  *Gateway
+	id uint64
+	tr transport // set before register, never changed
+
+	// mu guards pending and dead. Held by the fan-out (enqueue), the writer
+	// (to take pending) and closers, each for a few instructions, never
+	// across I/O. Lock order: Gateway.mu is never held while taking it.
+	mu      sync.Mutex
+	pending []*message // waiting to be written; len ≤ cfg.ClientQueue
+	writing bool       // a writer goroutine runs
+	dead    bool       // closing: no more enqueues, pings or goroutines
+
+	lastFlush time.Time // the running writer's; handed from one writer to the next under mu
+
+	wake   chan struct{}  // cap 1: pending became non-empty while a writer runs
+	quit   chan struct{}  // closed when closing starts: the writer stops
+	closed chan struct{}  // closed when the close handshake is over
+	wg     sync.WaitGroup // writer, pinger, closer; Add only under mu while !dead
+
+	subs     atomic.Pointer[matcher] // nil: no subscription; written by the reader only
+	authed   atomic.Bool
+	lastSeen atomic.Int64 // unix ns of the last pong or message
+	pinging  atomic.Bool
+	lastPing time.Time // the sweeper's goroutine only
+}
+
+func (g *Gateway) newClient() *client {
+	c := &client{
+		g:        g,
+		id:       g.st.nextID.Add(1),
+		wake:     make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		closed:   make(chan struct{}),
+		lastPing: time.Now(),
+	}
+	c.seen()
+	return c
+}
+
+func (c *client) seen() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// serveClient runs a connected client until it is closed. It is the
+// reader: it returns after the writer, pinger and closer have.
+func (g *Gateway) serveClient(c *client, authed bool) {
+	if !g.register(c) {
+		c.closeWith(websocket.StatusGoingAway, "server shutting down", nil)
+		<-c.closed
+		c.wg.Wait()
+		return
+	}
+	defer g.unregister(c)
+	if authed || c.authenticate() {
+		c.seen()
+		c.authed.Store(true)
+		c.readLoop()
+	}
+	c.closeWith(websocket.StatusNormalClosure, "", nil)
+	<-c.closed
+	c.wg.Wait()
+}
+
+// authenticate reads the first message, which must be a valid auth, within
+// AuthTimeout. On failure the client is being closed with 1008.
+func (c *client) authenticate() bool {
+	g := c.g
+	timer := time.AfterFunc(g.cfg.AuthTimeout, func() {
+		c.closeWith(websocket.StatusPolicyViolation, "authentication timeout", &g.st.authFailures)
+	})
+	typ, b, err := c.tr.Read(context.Background())
+	if !timer.Stop() || err != nil {
+		return false // timed out, or the connection failed
+	}
+	reason := "authentication required"
+	if typ == websocket.MessageText {
+		m, err := parseClientMessage(b, g.cfg.MaxPatterns)
+		if err == nil && m.Type == typeAuth {
+			if g.tokens.valid(m.Token) {
+				return true
+			}
+			reason = "invalid token"
+		}
+	}
+	c.closeWith(websocket.StatusPolicyViolation, reason, &g.st.authFailures)
+	return false
+}
+
+// readLoop answers client messages until the connection fails. A message
+// over MessageLimit makes Read fail (coder closes with 1009).
+func (c *client) readLoop() {
+	for {
+		typ, b, err := c.tr.Read(context.Background())
+		if err != nil {
+			return
+		}
+		c.seen()
+		if typ != websocket.MessageText {
+			c.enqueue(&message{raw: errorReply(errBinary)})
+			continue
+		}
+		c.enqueue(&message{raw: c.handle(b)})
+	}
+}
+
+// handle applies one client message and returns the reply. The new set is
+// stored before the reply is queued, so once a client reads "subscribed"
+// every later event of the set reaches it (a few may precede the reply).
+func (c *client) handle(b []byte) []byte {
+	m, err := parseClientMessage(b, c.g.cfg.MaxPatterns)
+	if err != nil {
+		return errorReply(err)
+	}
+	switch m.Type {
+	case typeAuth:
+		return errorReply(errAlreadyAuthed)
+	case typeSubscribe:
+		next, ok := c.subs.Load().subscribe(m.Events, c.g.cfg.MaxPatterns)
+		if !ok {
+			return errorReply(errTooManyPatterns)
+		}
+		c.subs.Store(next)
+		return subscribedReply(next)
+	default: // typeUnsubscribe
+		next := c.subs.Load().unsubscribe(m.Events)
+		c.subs.Store(next)
+		return subscribedReply(next)
+	}
+}
+
+// enqueue queues m for the writer without blocking. When the queue is
+// full, a coalescable m replaces the queued message of its stream; any
+// other overflow disconnects the client as a slow consumer.
+func (c *client) enqueue(m *message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead {
+		return
+	}
+	if len(c.pending) < c.g.cfg.ClientQueue {
+		c.pending = append(c.pending, m)
+		if len(c.pending) == 1 {
+			if !c.writing {
+				c.writing = true
+				c.wg.Add(1)
+				go c.writeLoop()
+			} else {
+				select {
+				case c.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		return
+	}
+	if m.coalesce {
+		for i := len(c.pending) - 1; i >= 0; i-- {
+			if p := c.pending[i]; p.coalesce && p.key == m.key {
+				c.pending[i] = m
+				c.g.st.dropped.Add(1)
+				return
+			}
+		}
+	}
+	if c.compactLocked() {
+		c.pending = append(c.pending, m)
+		return
+	}
+	c.g.cfg.Logger.Debug("gateway: slow consumer disconnected", "client", c.id, "reason", "queue full")
+	c.closeLocked(websocket.StatusPolicyViolation, reasonSlow, &c.g.st.slow)
+}
+
+// compactLocked drops every queued market event that a newer one of the
+// same stream supersedes, keeping the newest in its place; it reports
+// whether that freed room. Afterwards the queue holds at most one event
+// per stream, so only more streams plus other events than ClientQueue can
+// overflow it. It runs only when the queue is full.
+func (c *client) compactLocked() bool {
+	var newer map[string]struct{}
+	kept := len(c.pending)
+	for i := len(c.pending) - 1; i >= 0; i-- {
+		p := c.pending[i]
+		if p.coalesce {
+			if newer == nil {
+				newer = make(map[string]struct{})
+			}
+			if _, ok := newer[p.key]; ok {
+				continue // superseded
+			}
+			newer[p.key] = struct{}{}
+		}
+		kept--
+		c.pending[kept] = p
+	}
+	if kept == 0 {
+		return false
+	}
+	n := copy(c.pending, c.pending[kept:])
+	clear(c.pending[n:])
+	c.pending = c.pending[:n]
+	c.g.st.dropped.Add(uint64(kept))
+	return true
+}
+
+// writerLinger is how long a writer with nothing to write waits for more
+// before it exits. An idle connection has no writer goroutine (its stack
+// would be a third of the connection's memory); enqueue starts one.
+const writerLinger = 2 * time.Second
+
+// writeLoop writes queued messages until the queue stays empty for
+// writerLinger or the client closes. It takes the whole queue at once and
+// writes it without holding mu, as one system call (corked). Under load it
+// paces itself to one batch per FlushInterval, so a client gets several
+// events per write instead of one write per event; the first event after a
+// quiet FlushInterval goes out at once.
+func (c *client) writeLoop() {
+	defer c.wg.Done()
+	var (
+		spare []*message // the previous batch's array, reused as the next queue
+		timer *time.Timer
+		every = c.g.cfg.FlushInterval
+	)
+	// sleep waits d; false if the client closed meanwhile.
+	sleep := func(d time.Duration, wake <-chan struct{}) bool {
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		defer timer.Stop()
+		select {
+		case <-c.quit:
+			return false
+		case <-wake:
+		case <-timer.C:
+		}
+		return true
+	}
+	for {
+		if d := every - time.Since(c.lastFlush); d > 0 && !sleep(d, nil) {
+			return
+		}
+		c.mu.Lock()
+		if c.dead {
+			c.mu.Unlock()
+			return
+		}
+		batch := c.pending
+		if len(batch) == 0 {
+			c.mu.Unlock()
+			if !sleep(writerLinger, c.wake) {
+				return
+			}
+			c.mu.Lock()
+			if len(c.pending) == 0 {
+				c.writing = false // enqueue starts a new writer
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			continue
+		}
+		c.pending = spare
+		c.mu.Unlock()
+		if !c.writeBatch(batch) {
+			return
+		}
+		c.lastFlush = time.Now()
+		clear(batch) // drop references for the GC
+		spare = batch[:0]
+	}
+}
+
+// writeBatch writes batch under a TCP write deadline of WriteTimeout,
+// renewed as the batch goes (every write gets at least 7/8 of it), cleared
+// after. A deadline hit is a slow consumer.
+func (c *client) writeBatch(batch []*message) bool {
+	wt := c.g.cfg.WriteTimeout
+	var set time.Time
+	renew := func() {
+		if now := time.Now(); now.Sub(set) > wt/8 {
+			set = now
+			_ = c.tr.SetWriteDeadline(now.Add(wt))
+		}
+	}
+	c.tr.Cork()
+	var err error
+	for _, m := range batch {
+		renew()
+		if err = c.tr.Write(context.Background(), websocket.MessageText, m.raw); err != nil {
+			break
+		}
+	}
+	renew()
+	if uerr := c.tr.Uncork(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.closeWith(websocket.StatusPolicyViolation, reasonSlow, &c.g.st.slow) {
+				c.g.cfg.Logger.Debug("gateway: slow consumer disconnected", "client", c.id, "reason", "write timeout")
+			}
+		} else {
+			c.closeWith(websocket.StatusInternalError, "write failed", nil)
+		}
+		return false
+	}
+	_ = c.tr.SetWriteDeadline(time.Time{})
+	c.g.st.sent.Add(uint64(len(batch)))
+	return true
+}
+
+// ping sends a ping from a goroutine of its own, which lives until the
+// pong or timeout. The pong itself is noted by OnPongReceived (seen).
+func (c *client) ping(timeout time.Duration) {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	c.pinging.Store(true)
+	go func() {
+		defer c.wg.Done()
+		defer c.pinging.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_ = c.tr.Ping(ctx)
+	}()
+}
+
+// closeWith starts closing the client with code and reason, once; it
+// reports whether this call did, and then adds 1 to count (if not nil)
+// before the peer can see the close. It never blocks: the handshake runs
+// in a closer goroutine.
+func (c *client) closeWith(code websocket.StatusCode, reason string, count *atomic.Uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLocked(code, reason, count)
+}
+
+// closeLocked is closeWith with mu held. The close of a peer that does not
+// read (slow, idle) discards what is still queued in the kernel for it.
+func (c *client) closeLocked(code websocket.StatusCode, reason string, count *atomic.Uint64) bool {
+	if c.dead {
+		return false
+	}
+	if count != nil {
+		count.Add(1)
+	}
+	c.dead = true
+	c.pending = nil
+	close(c.quit)
+	c.wg.Add(1)
+	go c.closeConn(code, reason, reason == reasonSlow || reason == reasonIdle)
+	return true
+}
+
+const (
+	reasonSlow = "slow consumer"
+	reasonIdle = "idle timeout"
+)
+
+// closeConn runs the close handshake. coder's Close may wait 5 s to write
+// the close frame (behind a stuck write) and 5 s more for the peer's; a
+// peer that does not complete it within WriteTimeout gets an RST instead.
+func (c *client) closeConn(code websocket.StatusCode, reason string, discard bool) {
+	defer c.wg.Done()
+	defer close(c.closed)
+	if discard {
+		c.tr.DiscardOnClose()
+	}
+	abort := time.AfterFunc(c.g.cfg.WriteTimeout, func() { _ = c.tr.Abort() })
+	defer abort.Stop()
+	_ = c.tr.Close(code, reason)
+}

@@ -1,0 +1,445 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tradecache/tradecache/bus"
+)
+
+// Config configures a Gateway. Zero durations and sizes take the defaults.
+type Config struct {
+	// Tokens are the accepted tokens (at least one; --ws-token).
+	Tokens []string
+	// Origins are the Origin host patterns allowed besides the request's
+	// own host (coder/websocket AcceptOptions.OriginPatterns, path.Match
+	// syntax, e.g. "dashboard.example.com" or "*.example.com"). Empty:
+	// same-origin only. Requests without an Origin header (programs) pass.
+	Origins []string
+
+	AuthTimeout  time.Duration // first-message auth deadline for browsers; default 5 s
+	ClientQueue  int           // messages waiting per client; default 256
+	MessageLimit int64         // largest client message in bytes; default 4096
+	MaxClients   int           // open connections; default 10000
+	MaxPatterns  int           // patterns in a client's subscription set; default 64
+	WriteTimeout time.Duration // longest write of one message; default 5 s
+	PingInterval time.Duration // server ping period; default 20 s
+	IdleTimeout  time.Duration // close after this long without a pong or message; default 60 s
+	// FlushInterval paces writes to a busy client: at most one batch (one
+	// system call) per interval, so fan-out costs a write per client per
+	// interval rather than per event. An event after a quiet interval is
+	// written at once. Default 10 ms; negative: no pacing.
+	FlushInterval time.Duration
+
+	// Coalesce reports whether an event may be coalesced in a slow client's
+	// queue, and its stream key: a queued event with the same key is
+	// replaced in place by the newer one instead of the client being
+	// disconnected. Default: DefaultCoalesce (market data). It is called
+	// once per event, from the bus's goroutine, and must be fast.
+	Coalesce func(ev bus.Event) (key string, ok bool)
+
+	// Logger receives debug lines about disconnects. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AuthTimeout, 5*time.Second)
+	def(&c.WriteTimeout, 5*time.Second)
+	def(&c.PingInterval, 20*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.FlushInterval, 10*time.Millisecond)
+	if c.ClientQueue == 0 {
+		c.ClientQueue = 256
+	}
+	if c.MessageLimit == 0 {
+		c.MessageLimit = 4096
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 10000
+	}
+	if c.MaxPatterns == 0 {
+		c.MaxPatterns = 64
+	}
+	if c.Coalesce == nil {
+		c.Coalesce = DefaultCoalesce
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.AuthTimeout < 0 || c.WriteTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0:
+		return c, errors.New("gateway: negative timeout")
+	case c.ClientQueue < 0 || c.MaxClients < 0 || c.MaxPatterns < 0:
+		return c, errors.New("gateway: negative bound")
+	case c.IdleTimeout <= c.PingInterval:
+		return c, fmt.Errorf("gateway: IdleTimeout %v must exceed PingInterval %v", c.IdleTimeout, c.PingInterval)
+	}
+	longest := 0
+	for _, t := range c.Tokens {
+		longest = max(longest, len(t))
+	}
+	if need := int64(longest) + 64; c.MessageLimit < need {
+		return c, fmt.Errorf("gateway: MessageLimit %d cannot hold an auth message (need %d)", c.MessageLimit, need)
+	}
+	return c, nil
+}
+
+// Gateway relays bus events to WebSocket clients. Create it with New, run
+// it with Run, and serve it at GET /ws. The package comment describes the
+// protocol and policies.
+type Gateway struct {
+	sub    bus.Subscriber
+	cfg    Config
+	tokens tokens
+	tick   time.Duration // sweeper period
+
+	// mu guards the registry: clients, snap writes, state and Run's cancel.
+	// Never held while doing I/O or while taking a client's mu.
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	state   int // stateNew → stateRunning → stateStopped
+	cancel  context.CancelFunc
+	runDone chan struct{} // closed when Run returns
+
+	// snap is the registry as an immutable slice, rebuilt on every
+	// register/unregister, so the fan-out and the sweeper iterate clients
+	// without holding mu.
+	snap atomic.Pointer[[]*client]
+
+	corkPool *sync.Pool // write batch buffers, shared by all connections
+
+	// handlers counts ServeHTTP calls past admission; Run waits for them.
+	handlers sync.WaitGroup
+	conns    atomic.Int64 // admitted connections, for MaxClients
+
+	st counters
+}
+
+const (
+	stateNew = iota
+	stateRunning
+	stateStopped
+)
+
+// New returns a Gateway relaying sub's events. It starts nothing: Run does.
+func New(sub bus.Subscriber, cfg Config) (*Gateway, error) {
+	if sub == nil {
+		return nil, errors.New("gateway: nil Subscriber")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := newTokens(cfg.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		sub:      sub,
+		cfg:      cfg,
+		tokens:   ts,
+		tick:     min(max(cfg.PingInterval/4, 5*time.Millisecond), time.Second),
+		clients:  make(map[*client]struct{}),
+		runDone:  make(chan struct{}),
+		corkPool: newCorkPool(),
+	}
+	g.snap.Store(new([]*client))
+	return g, nil
+}
+
+// Run owns the gateway's one subscription to the bus and its sweeper
+// (pings, idle timeouts) until ctx ends or Close is called. Then it closes
+// every client with 1001 (going away), waits for all connection handlers
+// to return, and returns nil; or the Subscriber's error if it failed
+// first. Run may be called once.
+func (g *Gateway) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g.mu.Lock()
+	if g.state != stateNew {
+		g.mu.Unlock()
+		return errors.New("gateway: Run called twice, or after Close")
+	}
+	g.state, g.cancel = stateRunning, cancel
+	g.mu.Unlock()
+	defer close(g.runDone)
+
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		g.sweepLoop(ctx)
+	}()
+
+	err := g.sub.Subscribe(ctx, g.publish)
+	if ctx.Err() != nil {
+		err = nil
+	} else if err == nil {
+		err = errors.New("gateway: subscription ended")
+	} else {
+		err = fmt.Errorf("gateway: subscribe: %w", err)
+	}
+	cancel()
+	<-sweepDone
+
+	g.mu.Lock()
+	g.state = stateStopped
+	g.mu.Unlock()
+	for _, c := range *g.snap.Load() {
+		c.closeWith(websocket.StatusGoingAway, "server shutting down", nil)
+	}
+	g.handlers.Wait()
+	return err
+}
+
+// Close stops Run (as if its ctx ended) and waits for it to return. A
+// Gateway never run is just marked stopped.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	state, cancel := g.state, g.cancel
+	if state == stateNew {
+		g.state = stateStopped
+	}
+	g.mu.Unlock()
+	if state == stateNew {
+		return nil
+	}
+	cancel()
+	<-g.runDone
+	return nil
+}
+
+// ServeHTTP upgrades GET /ws. Before the upgrade: a wrong Bearer token is
+// 401, too many connections or a gateway not running is 503, a disallowed
+// Origin is 403. After the upgrade it returns at once; the connection is
+// served by the gateway's goroutines until it closes or Run ends.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	authed := false
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := bearer(h)
+		if !ok || !g.tokens.valid(tok) {
+			g.st.authFailures.Add(1)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tradecache"`)
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		authed = true
+	}
+	release, status := g.admit()
+	if status != 0 {
+		g.st.rejected.Add(1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+
+	c := g.newClient()
+	hw := &hijackWriter{ResponseWriter: w, pool: g.corkPool}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		OriginPatterns: g.cfg.Origins,
+		OnPongReceived: func(context.Context, []byte) { c.seen() },
+	})
+	if err != nil {
+		release()
+		return // Accept has answered: 403 for an Origin, 4xx for a bad handshake.
+	}
+	conn.SetReadLimit(g.cfg.MessageLimit)
+	c.tr = &wsTransport{Conn: conn, nc: hw.nc, cork: hw.cork}
+	// Serve from a goroutine of our own and return: net/http then drops
+	// its connection state (request, 8 KiB of buffers, a deep stack), which
+	// would otherwise be most of an idle connection's memory. Run waits for
+	// this goroutine (admit/release).
+	go func() {
+		defer release()
+		g.serveClient(c, authed)
+	}()
+}
+
+// admit counts a connection against MaxClients and makes Run wait for it.
+// status is non-zero when the connection is refused.
+func (g *Gateway) admit() (release func(), status int) {
+	g.mu.Lock()
+	if g.state != stateRunning {
+		g.mu.Unlock()
+		return nil, http.StatusServiceUnavailable
+	}
+	// Add under mu while running: Run's Wait starts only after state left
+	// stateRunning, so no Add can race with it.
+	g.handlers.Add(1)
+	g.mu.Unlock()
+	if g.conns.Add(1) > int64(g.cfg.MaxClients) {
+		g.conns.Add(-1)
+		g.handlers.Done()
+		return nil, http.StatusServiceUnavailable
+	}
+	return func() {
+		g.conns.Add(-1)
+		g.handlers.Done()
+	}, 0
+}
+
+// register adds c to the registry; false if the gateway is stopping.
+func (g *Gateway) register(c *client) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state != stateRunning {
+		return false
+	}
+	g.clients[c] = struct{}{}
+	g.rebuildLocked()
+	return true
+}
+
+func (g *Gateway) unregister(c *client) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.clients[c]; !ok {
+		return
+	}
+	delete(g.clients, c)
+	g.rebuildLocked()
+}
+
+func (g *Gateway) rebuildLocked() {
+	s := make([]*client, 0, len(g.clients))
+	for c := range g.clients {
+		s = append(s, c)
+	}
+	g.snap.Store(&s)
+}
+
+// publish is the Subscriber's callback: it fans ev out to the matching
+// clients' queues. It never blocks on a client: each enqueue takes that
+// client's mutex for a few instructions, and a client whose queue is full
+// is coalesced or disconnected, not waited for.
+func (g *Gateway) publish(ev bus.Event) {
+	clients := *g.snap.Load()
+	if len(clients) == 0 {
+		return
+	}
+	var m *message // built on the first match: one per event, shared by all clients
+	for _, c := range clients {
+		s := c.subs.Load()
+		if s == nil || !s.match(ev.Name) {
+			continue
+		}
+		if m == nil {
+			m = g.newMessage(ev)
+		}
+		c.enqueue(m)
+	}
+}
+
+func (g *Gateway) newMessage(ev bus.Event) *message {
+	m := &message{}
+	if len(ev.Raw) > 0 {
+		// One copy per event: the bus may reuse its buffer once fn returns,
+		// and clients hold the bytes until written.
+		m.raw = append([]byte(nil), ev.Raw...)
+	} else {
+		m.raw = envelope(ev)
+	}
+	m.key, m.coalesce = g.cfg.Coalesce(ev)
+	return m
+}
+
+// envelope rebuilds the wire envelope of an event that arrived without Raw.
+func envelope(ev bus.Event) []byte {
+	id, _ := json.Marshal(ev.Publisher)
+	data := ev.Data
+	if !json.Valid(data) {
+		data = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(bus.Envelope{ID: id, Event: ev.Name, Data: data})
+	return b
+}
+
+// sweepLoop pings clients and closes idle ones, every g.tick.
+func (g *Gateway) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(g.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.sweep(now)
+		}
+	}
+}
+
+func (g *Gateway) sweep(now time.Time) {
+	for _, c := range *g.snap.Load() {
+		if !c.authed.Load() {
+			continue // the auth timer bounds these
+		}
+		if now.Sub(time.Unix(0, c.lastSeen.Load())) > g.cfg.IdleTimeout {
+			if c.closeWith(websocket.StatusPolicyViolation, reasonIdle, &g.st.idle) {
+				g.cfg.Logger.Debug("gateway: idle client closed", "client", c.id)
+			}
+			continue
+		}
+		if now.Sub(c.lastPing) >= g.cfg.PingInterval && !c.pinging.Load() {
+			c.lastPing = now
+			c.ping(g.cfg.PingInterval)
+		}
+	}
+}
+
+// hijackWriter records the connection coder/websocket hijacks, so that a
+// client can get TCP write deadlines (no per-message timer or context) and
+// be aborted when a close handshake cannot complete; and it slides a
+// corkConn under coder's writes.
+type hijackWriter struct {
+	http.ResponseWriter
+	pool *sync.Pool
+	nc   net.Conn
+	cork *corkConn
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nc, brw, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	h.nc, h.cork = nc, &corkConn{Conn: nc, pool: h.pool}
+	// Smaller buffers than net/http's 4 KiB each: the writes are batched by
+	// the cork anyway, and client messages are small. This is most of the
+	// heap of an idle connection. Bytes the client sent right after its
+	// handshake are carried over (kept in the original reader if many).
+	r := brw.Reader
+	if n := r.Buffered(); n <= connBufSize {
+		b, _ := r.Peek(n)
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), h.cork), connBufSize)
+		// Pull those bytes into r's buffer: coder resets r's source to the
+		// connection after taking what r has buffered.
+		_, _ = r.Peek(n)
+	}
+	return h.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(h.cork, connBufSize)), nil
+}
+
+// connBufSize sizes a connection's read and write buffers.
+const connBufSize = 512
+
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
