@@ -93,13 +93,19 @@ func (r *Registry) ListenKey(account string) (Key, error) { return r.Key(KindLis
 // MarketWSLeader is market_ws_leader.
 func (r *Registry) MarketWSLeader() Key { return r.must(KindMarketWSLeader) }
 
+// AccountLeader is account_leader:{account}, the user data stream lease.
+func (r *Registry) AccountLeader(account string) (Key, error) {
+	return r.Key(KindAccountLeader, account)
+}
+
 // LeaderEpoch is the fencing epoch counter of a lease key: "leader_epoch:market_ws_leader".
 func (r *Registry) LeaderEpoch(lease Key) (Key, error) {
 	name, ok := strings.CutPrefix(lease.Name(), r.prefix)
 	if !ok {
 		return Key{}, fmt.Errorf("keyspace: lease %q lacks prefix %q", lease.Name(), r.prefix)
 	}
-	return r.Key(KindLeaderEpoch, name)
+	// A part cannot hold ':'; account_leader:main counts in leader_epoch:account_leader.main.
+	return r.Key(KindLeaderEpoch, strings.ReplaceAll(name, ":", "."))
 }
 
 // must builds a built-in key without parts; New registered it.

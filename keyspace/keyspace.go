@@ -19,6 +19,7 @@
 //	symbol_info       symbol_info:{SYMBOL}               3600 s
 //	listen_key        listen_key:{account}               3300 s
 //	market_ws_leader  market_ws_leader                   30 s
+//	account_leader    account_leader:{account}           30 s
 //	leader_epoch      leader_epoch:{lease}               7 days, refreshed while anyone leads
 //
 // An optional global prefix (Config.Prefix) is prepended to every key and
@@ -55,6 +56,7 @@ const (
 	KindListenKey       = "listen_key"
 	KindMarketWSLeader  = "market_ws_leader"
 	KindLeaderEpoch     = "leader_epoch"
+	KindAccountLeader   = "account_leader"
 )
 
 // MaxPartLen bounds one substituted part of a key.
@@ -158,6 +160,7 @@ func Defaults() []Kind {
 		{KindSymbolInfo, "symbol_info:{SYMBOL}", 3600 * time.Second, "JSON object: the symbol's entry of Binance exchangeInfo"},
 		{KindListenKey, "listen_key:{account}", 3300 * time.Second, "string: the user data stream listenKey"},
 		{KindMarketWSLeader, "market_ws_leader", 30 * time.Second, `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
+		{KindAccountLeader, "account_leader:{account}", 30 * time.Second, `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
 		{KindLeaderEpoch, "leader_epoch:{lease}", 7 * 24 * time.Hour, "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
 	}
 }
