@@ -44,6 +44,7 @@ import (
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
@@ -210,23 +211,28 @@ func (n *Node) Stats() *Stats { return &n.st }
 // Redis comes and goes.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.mode.Store(int32(ModeIdle))
+	if n.elector != nil {
+		// At start the cache may not have connected yet: give it a moment
+		// before deciding Redis is down.
+		lifecycle.WaitFor(ctx, 3*time.Second, func() bool { return n.cache.Redis() != nil })
+	}
 	for ctx.Err() == nil {
 		if n.elector == nil || n.cache.Redis() == nil {
 			n.mode.Store(int32(ModeStandalone))
 			sctx, cancel := context.WithCancel(ctx)
-			stop := n.watch(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
+			stop := lifecycle.CancelWhen(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
 			err := n.ingest(sctx, n.mem)
 			cancel()
 			<-stop
 			if err != nil && ctx.Err() == nil {
 				n.cfg.Logger.Error("marketdata: standalone stream failed", "err", err)
-				sleep(ctx, time.Second)
+				lifecycle.Sleep(ctx, time.Second)
 			}
 			continue
 		}
 		n.mode.Store(int32(ModeFollower))
 		ectx, cancel := context.WithCancel(ctx)
-		stop := n.watch(ectx, cancel, func() bool { return n.cache.Redis() == nil })
+		stop := lifecycle.CancelWhen(ectx, cancel, func() bool { return n.cache.Redis() == nil })
 		n.elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
 			cl := n.cache.Redis()
 			if cl == nil {
@@ -243,37 +249,6 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
-// watch cancels when cond holds, polling; it returns a channel closed when
-// it has stopped.
-func (n *Node) watch(ctx context.Context, cancel context.CancelFunc, cond func() bool) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if cond() {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return done
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
 
 // readSink is where readers look now: Redis when reachable, else memory.
 func (n *Node) readSink() sink {

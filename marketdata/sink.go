@@ -3,6 +3,7 @@ package marketdata
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -303,7 +304,14 @@ func (m *memSink) fields(_ context.Context, key keyspace.Key) (map[string][]byte
 	return out, nil
 }
 
+// errRedisBack stops a standalone write once Redis answers again: through
+// the tiered cache it would land in Redis unfenced.
+var errRedisBack = errors.New("marketdata: redis is back; standalone writes stop")
+
 func (m *memSink) putValue(ctx context.Context, key keyspace.Key, v []byte) error {
+	if m.values.Redis() != nil {
+		return errRedisBack
+	}
 	return m.values.Set(ctx, key, v)
 }
 

@@ -1,0 +1,470 @@
+// Package account keeps an exchange account's positions and balances in
+// Redis from the user data stream (seed 000 §3).
+//
+// One node per account holds the user data stream: the one holding the
+// account's lease (account_leader:{account}, elected like the market stream
+// leader, see package leader). It
+//
+//   - reuses the account's listenKey from listen_key:{account} (TTL 3300 s)
+//     so every node shares one key, creates one when there is none, keeps
+//     it alive every KeepAlive (30 min), and replaces it on -1125 or
+//     listenKeyExpired;
+//   - seeds positions and balances from REST (signed /fapi/v3/account and
+//     /fapi/v3/positionRisk) at every (re)connection, and again every
+//     Reseed (2 min), so the keys (TTL 300 s) never expire under readers;
+//   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
+//     side) — the event is a delta, a symbol it does not mention is left
+//     as it was — and each balance into its asset's key; flat positions are
+//     removed;
+//   - publishes order updates, positions and balances as events
+//     (live.orders, live.positions, live.balance).
+//
+// Keys and values:
+//
+//	ats:positions:cache        JSON array of positions (REST positionRisk names), 300 s
+//	ats:balance:cache:{ASSET}  JSON balance object, 300 s
+//
+// With Redis, writes go only to Redis, through Lua scripts fenced by the
+// lease: a deposed leader writes nothing. Readers use Redis first and the
+// REST read-through on a miss. With Redis down, the node holds the stream
+// for itself and writes to the tiered cache's memory tier; readers read
+// it there.
+//
+// API keys and secrets never reach this package: the REST client holds
+// them.
+package account
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/lifecycle"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+)
+
+// UserStreamer runs an account's user data stream until ctx ends.
+type UserStreamer interface {
+	Run(ctx context.Context) error
+}
+
+// StreamFactory builds a user data stream. listenKey is called at each
+// (re)connection; onConnect after each, when a gap may lie behind;
+// onExpired when the exchange says the key expired.
+type StreamFactory func(listenKey func(context.Context) (string, error), onEvent func(exchange.UserEvent), onConnect func(), onExpired func(key string)) (UserStreamer, error)
+
+// EventPublisher publishes without blocking (bus.Redis.PublishAsync).
+type EventPublisher interface {
+	PublishAsync(name string, data any) error
+}
+
+// Config configures a Node.
+type Config struct {
+	Account     string        // account name in the keys (default "main")
+	KeepAlive   time.Duration // listenKey keepalive (default 30 min)
+	Reseed      time.Duration // REST re-seed period (default 2 min; under the keys' TTL)
+	CallTimeout time.Duration // Redis calls (default 2 s); REST calls get 10 s
+	Events      EventPublisher
+	Logger      *slog.Logger
+}
+
+// Node holds the account role of a process.
+type Node struct {
+	cfg     Config
+	keys    *keyspace.Registry
+	cache   *cache.Cache
+	rest    exchange.AccountREST
+	streams StreamFactory
+	elector *leader.Elector
+
+	positionsKey, listenKeyKey keyspace.Key
+	streaming                  atomic.Bool
+	st                         Stats
+}
+
+// Stats are cumulative counters.
+type Stats struct {
+	Events      atomic.Uint64 // user events received
+	Seeds       atomic.Uint64 // REST seeds written
+	Writes      atomic.Uint64 // Redis/memory writes of positions or balances
+	WriteErrors atomic.Uint64
+	Fenced      atomic.Uint64
+	KeyRenewals atomic.Uint64 // listenKeys created after an expiry or -1125
+}
+
+// New returns a Node; it does no I/O. elector is nil without Redis.
+func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.AccountREST, streams StreamFactory, elector *leader.Elector) (*Node, error) {
+	if cfg.Account == "" {
+		cfg.Account = "main"
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Minute
+	}
+	if cfg.Reseed <= 0 {
+		cfg.Reseed = 2 * time.Minute
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lk, err := keys.ListenKey(cfg.Account)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
+	return &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
+		positionsKey: keys.Positions(), listenKeyKey: lk}, nil
+}
+
+// Streaming reports whether this node holds the user data stream.
+func (n *Node) Streaming() bool { return n.streaming.Load() }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() *Stats { return &n.st }
+
+// Run plays the node's account role until ctx ends: with Redis, campaign
+// for the account lease and hold the stream when elected; without, hold it
+// alone, writing to the memory tier.
+func (n *Node) Run(ctx context.Context) error {
+	if n.elector != nil {
+		// At start the cache may not have connected yet: give it a moment
+		// before deciding Redis is down.
+		lifecycle.WaitFor(ctx, 3*time.Second, func() bool { return n.cache.Redis() != nil })
+	}
+	for ctx.Err() == nil {
+		if n.elector == nil || n.cache.Redis() == nil {
+			sctx, cancel := context.WithCancel(ctx)
+			stop := lifecycle.CancelWhen(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
+			err := n.hold(sctx, memWriter{n})
+			cancel()
+			<-stop
+			if err != nil && ctx.Err() == nil {
+				n.cfg.Logger.Error("account: stream failed", "err", err)
+				lifecycle.Sleep(ctx, time.Second)
+			}
+			continue
+		}
+		ectx, cancel := context.WithCancel(ctx)
+		stop := lifecycle.CancelWhen(ectx, cancel, func() bool { return n.cache.Redis() == nil })
+		n.elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
+			cl := n.cache.Redis()
+			if cl == nil {
+				return errors.New("redis went away")
+			}
+			return n.hold(lctx, &redisWriter{n: n, cl: cl, fence: t.Fence})
+		})
+		cancel()
+		<-stop
+	}
+	return nil
+}
+
+// hold runs the user data stream and the keepalive and re-seed loops.
+func (n *Node) hold(ctx context.Context, w writer) error {
+	n.streaming.Store(true)
+	defer n.streaming.Store(false)
+	var mu sync.Mutex // serialises writes: stream events, seeds
+	var current string
+	listenKey := func(ctx context.Context) (string, error) {
+		k, err := n.listenKey(ctx)
+		mu.Lock()
+		current = k
+		mu.Unlock()
+		return k, err
+	}
+	seed := func() {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		bs, ps, err := n.rest.Account(rctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.cfg.Logger.Warn("account: seed from REST failed", "err", err)
+			}
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
+			n.st.Seeds.Add(1)
+		}
+	}
+	onEvent := func(ev exchange.UserEvent) {
+		n.st.Events.Add(1)
+		switch ev.Kind {
+		case exchange.UserAccountUpdate:
+			mu.Lock()
+			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
+			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances)) && ok
+			mu.Unlock()
+			if ok {
+				n.publish("positions", ev.Account.Positions)
+				n.publish("balance", ev.Account.Balances)
+			}
+		case exchange.UserOrderUpdate:
+			n.publish("orders", ev.Order)
+		}
+	}
+	onExpired := func(key string) {
+		n.st.KeyRenewals.Add(1)
+		n.forgetListenKey(ctx, key)
+	}
+	seedReq := make(chan struct{}, 1) // a (re)connection asks for a seed; one queued at most
+	onConnect := func() {
+		select {
+		case seedReq <- struct{}{}:
+		default:
+		}
+	}
+	st, err := n.streams(listenKey, onEvent, onConnect, onExpired)
+	if err != nil {
+		return fmt.Errorf("account: stream: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	keep := time.NewTicker(n.cfg.KeepAlive)
+	defer keep.Stop()
+	reseed := time.NewTicker(n.cfg.Reseed)
+	defer reseed.Stop()
+	for {
+		select {
+		case err := <-done:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case <-seedReq:
+			seed()
+		case <-reseed.C:
+			seed()
+		case <-keep.C:
+			mu.Lock()
+			k := current
+			mu.Unlock()
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := n.rest.KeepAliveListenKey(rctx, k)
+			cancel()
+			if errors.Is(err, exchange.ErrListenKeyNotFound) {
+				// The stream will hear listenKeyExpired or be refused; drop
+				// the cached key so its reconnection creates a new one.
+				n.st.KeyRenewals.Add(1)
+				n.forgetListenKey(ctx, k)
+			} else if err != nil {
+				n.cfg.Logger.Warn("account: listenKey keepalive failed", "err", err)
+			} else {
+				n.cache.Set(ctx, n.listenKeyKey, []byte(k)) // refresh its TTL too
+			}
+		}
+	}
+}
+
+// listenKey returns the account's shared listenKey, creating one when
+// none is cached.
+func (n *Node) listenKey(ctx context.Context) (string, error) {
+	if v, ok, err := n.cache.Get(ctx, n.listenKeyKey); err == nil && ok && len(v) > 0 {
+		return string(v), nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	k, err := n.rest.CreateListenKey(rctx)
+	if err != nil {
+		return "", fmt.Errorf("account: create listenKey: %w", err)
+	}
+	if err := n.cache.Set(ctx, n.listenKeyKey, []byte(k)); err != nil {
+		return "", fmt.Errorf("account: cache listenKey: %w", err)
+	}
+	return k, nil
+}
+
+// forgetListenKey deletes the cached key if it is still the expired one.
+func (n *Node) forgetListenKey(ctx context.Context, key string) {
+	if v, ok, err := n.cache.Get(ctx, n.listenKeyKey); err == nil && ok && string(v) == key {
+		n.cache.Delete(ctx, n.listenKeyKey)
+	}
+}
+
+// write counts a write's outcome; a fenced write is not retried.
+func (n *Node) write(_ context.Context, err error) bool {
+	switch {
+	case err == nil:
+		n.st.Writes.Add(1)
+		return true
+	case leader.IsFenced(err):
+		n.st.Fenced.Add(1)
+	default:
+		n.st.WriteErrors.Add(1)
+		n.cfg.Logger.Warn("account: write failed", "err", err)
+	}
+	return false
+}
+
+func (n *Node) publish(name string, v any) {
+	if n.cfg.Events != nil {
+		n.cfg.Events.PublishAsync(name, v)
+	}
+}
+
+// writer puts positions and balances where readers find them.
+type writer interface {
+	// putPositions merges ps by (symbol, side), or replaces all (snapshot).
+	putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error
+	putBalances(ctx context.Context, bs []exchange.Balance) error
+}
+
+var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + `
+local cur = {}
+if ARGV[4] ~= '1' then
+  local v = redis.call('GET', KEYS[2])
+  if v then cur = cjson.decode(v) end
+end
+local idx = {}
+for i, p in ipairs(cur) do idx[p.symbol .. '|' .. p.positionSide] = i end
+for _, p in ipairs(cjson.decode(ARGV[3])) do
+  local k = p.symbol .. '|' .. p.positionSide
+  if idx[k] then cur[idx[k]] = p else table.insert(cur, p); idx[k] = #cur end
+end
+local out = {}
+for _, p in ipairs(cur) do
+  if tonumber(p.positionAmt) ~= 0 then table.insert(out, p) end
+end
+if #out == 0 then
+  redis.call('SET', KEYS[2], '[]', 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
+end
+return #out
+`)
+
+var setScript = valkey.NewLuaScript(leader.FenceCheck + `
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+type redisWriter struct {
+	n     *Node
+	cl    valkey.Client
+	fence leader.Fence
+}
+
+func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error {
+	if len(ps) == 0 && !snapshot {
+		return nil
+	}
+	if ps == nil {
+		ps = []exchange.Position{}
+	}
+	b, err := json.Marshal(ps)
+	if err != nil {
+		return err
+	}
+	snap := "0"
+	if snapshot {
+		snap = "1"
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+	defer cancel()
+	k := w.n.positionsKey
+	if err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).Error(); err != nil {
+		return fmt.Errorf("account: write %s: %w", k, err)
+	}
+	return nil
+}
+
+func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+	for _, b := range bs {
+		k, err := w.n.keys.Balance(b.Asset)
+		if err != nil {
+			return err
+		}
+		v, _ := json.Marshal(b)
+		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		err = setScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, string(v), ms(k.TTL())}).Error()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("account: write %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// memWriter writes through the tiered cache while Redis is down (its
+// memory tier); only this node writes then, so the merge needs no script.
+type memWriter struct{ n *Node }
+
+// errRedisBack stops a standalone write once Redis answers again: through
+// the tiered cache it would land in Redis unfenced, racing the elected
+// leader. The node rejoins the election instead.
+var errRedisBack = errors.New("account: redis is back; standalone writes stop")
+
+func (w memWriter) putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error {
+	if w.n.cache.Redis() != nil {
+		return errRedisBack
+	}
+	var cur []exchange.Position
+	if !snapshot {
+		cur, _, _ = cache.GetJSON[[]exchange.Position](ctx, w.n.cache, w.n.positionsKey)
+	}
+	return cache.SetJSON(ctx, w.n.cache, w.n.positionsKey, mergePositions(cur, ps))
+}
+
+func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+	if w.n.cache.Redis() != nil {
+		return errRedisBack
+	}
+	for _, b := range bs {
+		k, err := w.n.keys.Balance(b.Asset)
+		if err != nil {
+			return err
+		}
+		if err := cache.SetJSON(ctx, w.n.cache, k, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergePositions applies a delta by (symbol, side) and drops flat ones —
+// the same rule as the Lua script.
+func mergePositions(cur, delta []exchange.Position) []exchange.Position {
+	idx := map[string]int{}
+	for i, p := range cur {
+		idx[p.Symbol+"|"+p.PositionSide] = i
+	}
+	for _, p := range delta {
+		if i, ok := idx[p.Symbol+"|"+p.PositionSide]; ok {
+			cur[i] = p
+		} else {
+			idx[p.Symbol+"|"+p.PositionSide] = len(cur)
+			cur = append(cur, p)
+		}
+	}
+	out := []exchange.Position{}
+	for _, p := range cur {
+		if !isZero(p.PositionAmt) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isZero(s string) bool {
+	for _, c := range s {
+		if c != '0' && c != '.' && c != '-' && c != '+' {
+			return false
+		}
+	}
+	return true
+}
+
+func ms(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
+

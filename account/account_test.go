@@ -1,0 +1,295 @@
+package account_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tradecache/tradecache/account"
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/testenv"
+	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// fakeExchange is an account in process: REST state and a user stream fed
+// by the test. It stands in for the wire (exchange/sim is the wire-level
+// fixture, tested with the client in cmd/tradecache); Redis is real.
+type fakeExchange struct {
+	mu        sync.Mutex
+	balances  []exchange.Balance
+	positions []exchange.Position
+	keys      int
+	active    string
+	events    chan exchange.UserEvent
+	expire    chan struct{}
+	creates   atomic.Int64
+	accounts  atomic.Int64
+}
+
+func newFake() *fakeExchange {
+	return &fakeExchange{
+		balances: []exchange.Balance{{Asset: "USDT", WalletBalance: "10000", CrossWalletBalance: "10000", AvailableBalance: "10000"}},
+		positions: []exchange.Position{
+			{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.5", EntryPrice: "70000"},
+			{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000"},
+		},
+		events: make(chan exchange.UserEvent, 16),
+		expire: make(chan struct{}, 1),
+	}
+}
+
+func (f *fakeExchange) CreateListenKey(context.Context) (string, error) {
+	f.creates.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active == "" {
+		f.keys++
+		f.active = fmt.Sprintf("key-%d", f.keys)
+	}
+	return f.active, nil
+}
+func (f *fakeExchange) KeepAliveListenKey(_ context.Context, k string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k != f.active {
+		return exchange.ErrListenKeyNotFound
+	}
+	return nil
+}
+func (f *fakeExchange) CloseListenKey(context.Context, string) error { return nil }
+func (f *fakeExchange) Account(context.Context) ([]exchange.Balance, []exchange.Position, error) {
+	f.accounts.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]exchange.Balance(nil), f.balances...), append([]exchange.Position(nil), f.positions...), nil
+}
+
+type streamFunc func(context.Context) error
+
+func (s streamFunc) Run(ctx context.Context) error { return s(ctx) }
+
+// streams serves events from f.events; an expiry makes it report the key
+// expired and reconnect with a fresh one.
+func (f *fakeExchange) streams(listenKey func(context.Context) (string, error), onEvent func(exchange.UserEvent), onConnect func(), onExpired func(string)) (account.UserStreamer, error) {
+	return streamFunc(func(ctx context.Context) error {
+		for {
+			key, err := listenKey(ctx)
+			if err != nil {
+				return err
+			}
+			f.mu.Lock()
+			valid := key == f.active
+			f.mu.Unlock()
+			if !valid {
+				onExpired(key)
+				continue
+			}
+			onConnect()
+		loop:
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case ev := <-f.events:
+					onEvent(ev)
+				case <-f.expire:
+					f.mu.Lock()
+					f.active = ""
+					f.mu.Unlock()
+					onExpired(key)
+					break loop
+				}
+			}
+		}
+	}), nil
+}
+
+type node struct {
+	n      *account.Node
+	c      *cache.Cache
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeExchange, id string) *node {
+	t.Helper()
+	opt, _ := cache.RedisOptions(r.URL())
+	c, err := cache.New(cache.Config{Redis: opt, ProbeMin: 20 * time.Millisecond, ProbeMax: 200 * time.Millisecond, HealthInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _ := reg.AccountLeader("main")
+	epoch, _ := reg.LeaderEpoch(lease)
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := account.New(account.Config{Reseed: time.Hour}, reg, c, f, f.streams, el)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nd := &node{n: n, c: c, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { c.Run(ctx) })
+	wg.Go(func() { n.Run(ctx) })
+	go func() { wg.Wait(); close(nd.done) }()
+	t.Cleanup(func() { cancel(); <-nd.done })
+	return nd
+}
+
+func positionsIn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry) []exchange.Position {
+	t.Helper()
+	rc := r.Client(t)
+	v, err := rc.Do(context.Background(), rc.B().Get().Key(reg.Positions().Name()).Build()).ToString()
+	if err != nil {
+		return nil
+	}
+	var ps []exchange.Position
+	if err := json.Unmarshal([]byte(v), &ps); err != nil {
+		t.Fatalf("positions key holds %q: %v", v, err)
+	}
+	return ps
+}
+
+func TestSeedDeltaAndSharedListenKey(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	a := startNode(t, r, reg, f, "a")
+	b := startNode(t, r, reg, f, "b")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	if a.n.Streaming() == b.n.Streaming() {
+		t.Fatalf("streaming: a %v, b %v; want exactly one", a.n.Streaming(), b.n.Streaming())
+	}
+	rc := r.Client(t)
+	ctx := context.Background()
+	for _, k := range []string{reg.Positions().Name(), mustKey(reg.Balance("USDT")).Name(), mustKey(reg.ListenKey("main")).Name()} {
+		if p, _ := rc.Do(ctx, rc.B().Pttl().Key(k).Build()).AsInt64(); p <= 0 {
+			t.Errorf("%s PTTL %d", k, p)
+		}
+	}
+
+	// A delta that mentions BTCUSDT only leaves ETHUSDT as it was.
+	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Reason:    "ORDER",
+		Balances:  []exchange.Balance{{Asset: "USDT", WalletBalance: "9990", CrossWalletBalance: "9990"}},
+		Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.7", EntryPrice: "70100"}},
+	}}
+	want := []exchange.Position{
+		{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.7", EntryPrice: "70100"},
+		{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000"},
+	}
+	testenv.Eventually(t, 2*time.Second, func() bool { return cmp.Equal(positionsIn(t, r, reg), want) }, "delta not merged: %v", positionsIn(t, r, reg))
+	for _, nd := range []*node{a, b} { // every node reads the same
+		ps, err := nd.n.Positions(ctx)
+		if err != nil || !cmp.Equal(ps, want) {
+			t.Fatalf("Positions = %v, %v", ps, err)
+		}
+		bal, err := nd.n.Balance(ctx, "usdt")
+		if err != nil || bal.WalletBalance != "9990" {
+			t.Fatalf("Balance = %+v, %v", bal, err)
+		}
+	}
+	// Closing ETHUSDT removes it.
+	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Positions: []exchange.Position{{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "0", EntryPrice: "0"}},
+	}}
+	testenv.Eventually(t, 2*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 1 }, "flat position kept")
+
+	// One listenKey for both nodes; an expiry makes a new one, cached.
+	if n := f.creates.Load(); n != 1 {
+		t.Errorf("%d listenKeys created, want 1 shared", n)
+	}
+	seeds := f.accounts.Load()
+	f.expire <- struct{}{}
+	testenv.Eventually(t, 2*time.Second, func() bool {
+		v, _ := rc.Do(ctx, rc.B().Get().Key(mustKey(reg.ListenKey("main")).Name()).Build()).ToString()
+		return v == "key-2"
+	}, "no new listenKey after expiry")
+	testenv.Eventually(t, 2*time.Second, func() bool { return f.accounts.Load() > seeds }, "not re-seeded after reconnecting")
+}
+
+func TestTakeoverKeepsAccountFresh(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: time.Second}})
+	f := newFake()
+	a := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, a.n.Streaming, "a never streamed")
+	b := startNode(t, r, reg, f, "b")
+	a.cancel()
+	<-a.done
+	testenv.Eventually(t, 3*time.Second, b.n.Streaming, "b never took over")
+	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Positions: []exchange.Position{{Symbol: "SOLUSDT", PositionSide: "BOTH", PositionAmt: "10", EntryPrice: "150"}},
+	}}
+	testenv.Eventually(t, 2*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 3 }, "new leader did not write")
+}
+
+func TestDeposedLeaderWritesNothing(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: 5 * time.Second}})
+	f := newFake()
+	a := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	rc := r.Client(t)
+	ctx := context.Background()
+	lease, _ := reg.AccountLeader("main")
+	rc.Do(ctx, rc.B().Set().Key(lease.Name()).Value(`{"node":"intruder","epoch":99}`).Px(10*time.Second).Build())
+	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "9", EntryPrice: "1"}},
+	}}
+	testenv.Eventually(t, 2*time.Second, func() bool { return a.n.Stats().Fenced.Load() > 0 || !a.n.Streaming() }, "write not fenced")
+	if ps := positionsIn(t, r, reg); len(ps) != 2 || ps[0].PositionAmt != "0.5" {
+		t.Fatalf("a deposed leader's write landed: %v", ps)
+	}
+	rc.Do(ctx, rc.B().Del().Key(lease.Name()).Build())
+}
+
+func TestReadThroughWithoutALeader(t *testing.T) {
+	r := testenv.Shared(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	opt, _ := cache.RedisOptions(r.URL())
+	c, _ := cache.New(cache.Config{Redis: opt})
+	if err := c.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := account.New(account.Config{}, reg, c, f, f.streams, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if ps, err := n.Positions(context.Background()); err != nil || len(ps) != 2 {
+				t.Errorf("Positions = %v, %v", ps, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := f.accounts.Load(); got != 1 {
+		t.Errorf("REST loaded %d times, want 1", got)
+	}
+	if _, err := n.Balance(context.Background(), "BNB"); err == nil {
+		t.Error("balance of an asset not held")
+	}
+}
+
+func mustKey(k keyspace.Key, err error) keyspace.Key {
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
