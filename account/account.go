@@ -467,4 +467,3 @@ func isZero(s string) bool {
 }
 
 func ms(d time.Duration) string { return fmt.Sprint(d.Milliseconds()) }
-

@@ -44,8 +44,8 @@ import (
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
-	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/internal/benchfmt"
+	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 )
@@ -248,7 +248,6 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
 
 // readSink is where readers look now: Redis when reachable, else memory.
 func (n *Node) readSink() sink {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/tradecache/tradecache/exchange"
 )
 
 // ErrUnknownEvent is returned by the decoders for well-formed input they do
@@ -22,6 +24,24 @@ var ErrMalformed = errors.New("binance: malformed payload")
 // whether the exchange sent it or the client refused the request locally
 // during the cooldown that followed.
 var ErrRateLimited = errors.New("binance: rate limited")
+
+// ErrClockSkew matches (errors.Is) an *APIError with Binance code -1021:
+// the request's timestamp was outside recvWindow (or more than 1 s ahead
+// of the server). Call REST.SyncTime, then retry.
+var ErrClockSkew = errors.New("binance: timestamp outside recvWindow (clock skew)")
+
+// ErrBadSignature matches an *APIError with code -1022: the signature did
+// not verify (wrong APISecret, or the query was altered in transit).
+var ErrBadSignature = errors.New("binance: signature not valid")
+
+// ErrUnauthorized matches an *APIError with code -2015 ("Invalid API-key,
+// IP, or permissions for action."), -2014 (API-key format invalid) or
+// -2008 (invalid API-key ID), and an HTTP 401 without a Binance code.
+var ErrUnauthorized = errors.New("binance: API key refused")
+
+// ErrNoCredentials is returned, without a request, by account calls on a
+// REST client configured without APIKey (or, for signed calls, APISecret).
+var ErrNoCredentials = errors.New("binance: no API credentials configured")
 
 // APIError is a non-2xx REST response, decoded from Binance's error body
 // {"code":-1121,"msg":"Invalid symbol."} when it has one.
@@ -54,9 +74,24 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrRateLimited) true for 429 and 418.
+// Is makes errors.Is match the sentinels: ErrRateLimited for 429 and 418,
+// ErrClockSkew for -1021, ErrBadSignature for -1022, ErrUnauthorized for
+// -2015/-2014/-2008 (or a bare 401), and exchange.ErrListenKeyNotFound for
+// -1125.
 func (e *APIError) Is(target error) bool {
-	return target == ErrRateLimited && (e.HTTPStatus == 429 || e.HTTPStatus == 418)
+	switch target {
+	case ErrRateLimited:
+		return e.HTTPStatus == 429 || e.HTTPStatus == 418
+	case ErrClockSkew:
+		return e.Code == -1021
+	case ErrBadSignature:
+		return e.Code == -1022
+	case ErrUnauthorized:
+		return e.Code == -2015 || e.Code == -2014 || e.Code == -2008 || (e.Code == 0 && e.HTTPStatus == 401)
+	case exchange.ErrListenKeyNotFound:
+		return e.Code == -1125
+	}
+	return false
 }
 
 func malformed(format string, args ...any) error {

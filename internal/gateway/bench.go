@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -92,7 +93,8 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 		return res, err
 	}
 	sub := &benchSubscriber{fn: make(chan func(bus.Event), 1)}
-	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16})
+	fl, _ := time.ParseDuration(os.Getenv("XFLUSH"))
+	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16, FlushInterval: fl})
 	if err != nil {
 		return res, err
 	}

@@ -74,9 +74,9 @@ type client struct {
 	id uint64
 	tr transport // set before register, never changed
 
-	// mu guards pending and dead. Held by the fan-out (enqueue), the writer
-	// (to take pending) and closers, each for a few instructions, never
-	// across I/O. Lock order: Gateway.mu is never held while taking it.
+	// mu guards pending, writing and dead. Held by the fan-out (enqueue),
+	// the writer (to take pending) and closers, each for a few
+	// instructions, never across I/O. Gateway.mu is never held with it.
 	mu      sync.Mutex
 	pending []*message // waiting to be written; len ≤ cfg.ClientQueue
 	writing bool       // a writer goroutine runs
