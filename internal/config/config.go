@@ -46,6 +46,9 @@ type Config struct {
 	AppPort          string        // Jesse's APP_PORT: names the event channel "<APP_PORT>:channel:1"
 	WSTokens         []string      // accepted /ws tokens
 	WSOrigins        []string      // Origin patterns allowed on /ws besides same-origin
+	APIKey           string        // exchange API key (secret: never logged)
+	APISecret        string        // exchange API secret (secret: never logged)
+	Account          string        // account name in Redis keys
 	EnvFile          string        // the .env file read ("" if none)
 
 	// Args are the positional arguments left after the flags.
@@ -192,6 +195,15 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 			return nil
 		}},
 		{"ws-token", "TRADECACHE_WS_TOKEN", "", "token(s) accepted on /ws, comma-separated; --demo generates one when empty", listSetter(&c.WSTokens, 16)},
+		{"api-key", "BINANCE_API_KEY", "", "exchange API key, for the account's positions and balances", func(s string) error { c.APIKey = s; return nil }},
+		{"api-secret", "BINANCE_API_SECRET", "", "exchange API secret", func(s string) error { c.APISecret = s; return nil }},
+		{"account", "TRADECACHE_ACCOUNT", "main", "account name in Redis keys (listen_key:{account}, account_leader:{account})", func(s string) error {
+			if err := keyspace.ValidPart(s); err != nil {
+				return err
+			}
+			c.Account = s
+			return nil
+		}},
 		{"ws-origins", "TRADECACHE_WS_ORIGINS", "", "Origin host patterns allowed on /ws besides same-origin, comma-separated", listSetter(&c.WSOrigins, 0)},
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -240,13 +252,16 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 			switch f.name {
 			case "redis":
 				shown = cache.Redact(v)
-			case "ws-token":
+			case "ws-token", "api-key", "api-secret":
 				shown = "(redacted)"
 			}
 			errs = append(errs, &FieldError{f.name, f.env, shown, src, err})
 		}
 	}
 	c.Args = fs.Args()
+	if (c.APIKey == "") != (c.APISecret == "") {
+		errs = append(errs, &FieldError{"api-secret", "BINANCE_API_SECRET", "(redacted)", c.Sources["api-secret"], errors.New("--api-key and --api-secret go together")})
+	}
 	if c.AppPort == "" && c.Listen != "" {
 		_, c.AppPort, _ = net.SplitHostPort(c.Listen)
 	}

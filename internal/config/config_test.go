@@ -85,3 +85,19 @@ func TestFieldErrors(t *testing.T) {
 		t.Errorf("error shows the Redis password:\n%s", msg)
 	}
 }
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	_, err := config.Parse("serve", []string{"--env-file", "/dev/null", "--api-key", "KEY-hunter2-KEY", "--ws-token", "tokzz9"},
+		env(map[string]string{"REDIS_URL": "redis://:pw-hunter2@h:1/x"}), io.Discard)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"--api-secret", "--ws-token", "--redis"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "tokzz9") {
+		t.Errorf("error shows a secret: %v", err)
+	}
+}

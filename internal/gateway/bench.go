@@ -39,6 +39,9 @@ type BenchResult struct {
 	// clients run no goroutine, so the stack figure is the server's.
 	HeapPerConn  float64
 	StackPerConn float64
+	// CPU is the process's CPU time (both ends) per second of wall time
+	// while publishing and draining: 1.0 is one core busy.
+	CPU          float64
 	Dropped      uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
 	Slow         uint64 // gateway Stats: slow-consumer disconnects
 }
@@ -54,6 +57,7 @@ func (r BenchResult) Report() benchfmt.Report {
 	rep.Add("fanout.latency.p50", float64(r.P50.Nanoseconds())/1e3, "us")
 	rep.Add("fanout.latency.p99", float64(r.P99.Nanoseconds())/1e3, "us")
 	rep.Add("fanout.latency.max", float64(r.Max.Nanoseconds())/1e3, "us")
+	rep.Add("fanout.cpu", r.CPU, "cores")
 	rep.Add("fanout.idle_conn.heap", r.HeapPerConn, "bytes")
 	rep.Add("fanout.idle_conn.stack", r.StackPerConn, "bytes")
 	rep.Add("fanout.slow_disconnects", float64(r.Slow), "clients")
@@ -197,7 +201,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 		return n
 	}
 
-	start := time.Now()
+	cpu0, start := processCPU(), time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	var published uint64
 	for now := start; now.Sub(start) < d; now = <-tick.C {
@@ -222,6 +226,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 	}
 	res.Delivered = last
 	res.MsgsPerS = float64(last) / lastAt.Sub(start).Seconds()
+	res.CPU = (processCPU() - cpu0).Seconds() / time.Since(start).Seconds()
 
 	cancel() // gateway closes every client with 1001; readers end
 	<-runDone

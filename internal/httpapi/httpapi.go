@@ -30,8 +30,9 @@ type Server struct {
 	Gatherer prometheus.Gatherer
 	Started  time.Time
 	Version  string
-	Market   MarketReader // nil: no market data routes
-	WS       http.Handler // the event gateway at GET /ws; nil: none
+	Market   MarketReader  // nil: no market data routes
+	WS       http.Handler  // the event gateway at GET /ws; nil: none
+	Account  AccountReader // nil: the account routes answer 404 with how to configure one
 }
 
 // Health is the body of GET /healthz.
@@ -53,6 +54,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", s.index)
 	s.marketRoutes(mux)
+	s.accountRoutes(mux)
 	if s.WS != nil {
 		mux.Handle("GET /ws", s.WS)
 	}

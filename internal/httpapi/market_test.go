@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/internal/httpapi"
@@ -76,6 +77,58 @@ func TestMarketRoutes(t *testing.T) {
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		if res.StatusCode != tt.status {
+			t.Errorf("%s: status %d, want %d (%s)", tt.path, res.StatusCode, tt.status, b)
+		}
+		if tt.body != "" {
+			var got, want any
+			json.Unmarshal(b, &got)
+			json.Unmarshal([]byte(tt.body), &want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", tt.path, diff)
+			}
+		}
+	}
+}
+
+type acct struct{}
+
+func (acct) Positions(context.Context) ([]exchange.Position, error) {
+	return []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.5"}}, nil
+}
+func (acct) Balance(_ context.Context, asset string) (exchange.Balance, error) {
+	if asset != "USDT" {
+		return exchange.Balance{}, fmt.Errorf("%w: %s", account.ErrNoBalance, asset)
+	}
+	return exchange.Balance{Asset: "USDT", WalletBalance: "10000"}, nil
+}
+
+func TestAccountRoutes(t *testing.T) {
+	c, _ := cache.New(cache.Config{})
+	for _, tt := range []struct {
+		reader httpapi.AccountReader
+		path   string
+		status int
+		body   string
+	}{
+		{acct{}, "/api/v1/positions", 200, `[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"0.5","entryPrice":"","breakEvenPrice":"","unRealizedProfit":"","marginType":"","isolatedWallet":"","updateTime":0}]`},
+		{acct{}, "/api/v1/balance?asset=USDT", 200, `{"asset":"USDT","walletBalance":"10000","crossWalletBalance":"","updateTime":0}`},
+		{acct{}, "/api/v1/balance?asset=BNB", 404, ""},
+		{acct{}, "/api/v1/balance", 400, ""},
+		{nil, "/api/v1/positions", 404, ""},
+	} {
+		s := &httpapi.Server{NodeID: "n", Cache: c, Started: time.Now()}
+		if tt.reader != nil {
+			s.Account = tt.reader
+		}
+		srv := httptest.NewServer(s.Handler())
+		res, err := http.Get(srv.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		srv.Close()
 		if res.StatusCode != tt.status {
 			t.Errorf("%s: status %d, want %d (%s)", tt.path, res.StatusCode, tt.status, b)
 		}

@@ -1,0 +1,53 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/tradecache/tradecache/account"
+	"github.com/tradecache/tradecache/exchange"
+)
+
+// AccountReader is what the account routes read (*account.Node).
+type AccountReader interface {
+	Positions(ctx context.Context) ([]exchange.Position, error)
+	Balance(ctx context.Context, asset string) (exchange.Balance, error)
+}
+
+func (s *Server) accountRoutes(mux *http.ServeMux) {
+	if s.Account == nil {
+		mux.HandleFunc("GET /api/v1/positions", noAccount)
+		mux.HandleFunc("GET /api/v1/balance", noAccount)
+		return
+	}
+	mux.HandleFunc("GET /api/v1/positions", func(w http.ResponseWriter, r *http.Request) {
+		ps, err := s.Account.Positions(r.Context())
+		if err != nil {
+			readerError(w, err)
+			return
+		}
+		writeJSON(w, ps)
+	})
+	mux.HandleFunc("GET /api/v1/balance", func(w http.ResponseWriter, r *http.Request) {
+		asset := r.URL.Query().Get("asset")
+		if asset == "" {
+			writeError(w, http.StatusBadRequest, "asset is required")
+			return
+		}
+		b, err := s.Account.Balance(r.Context(), asset)
+		if errors.Is(err, account.ErrNoBalance) {
+			writeError(w, http.StatusNotFound, err.Error())
+			return
+		}
+		if err != nil {
+			readerError(w, err)
+			return
+		}
+		writeJSON(w, b)
+	})
+}
+
+func noAccount(w http.ResponseWriter, _ *http.Request) {
+	writeError(w, http.StatusNotFound, "no exchange account configured (set --api-key and --api-secret, or BINANCE_API_KEY and BINANCE_API_SECRET)")
+}
