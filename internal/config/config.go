@@ -183,7 +183,7 @@ func Parse(name string, args []string, getenv func(string) string, usage io.Writ
 			}
 			return nil
 		}},
-		{"lease-ttl", "TRADECACHE_LEASE_TTL", "30s", "TTL of the market stream leader's lease (renewed every third of it)", durSetter(&c.LeaseTTL)},
+		{"lease-ttl", "TRADECACHE_LEASE_TTL", "30s", "TTL of the leaders' leases (market streams, user data stream), renewed every third of it", durSetter(&c.LeaseTTL)},
 		{"window", "TRADECACHE_WINDOW", "1000", "klines kept per series in Redis", intSetter(&c.Window)},
 		{"app-port", "APP_PORT", "", "names the event channel <APP_PORT>:channel:1 (Jesse's); default: the --listen port", func(s string) error {
 			if s != "" {
@@ -389,6 +389,7 @@ func (c Config) Keyspace() (*keyspace.Registry, error) {
 	ttl := map[string]time.Duration{}
 	if c.LeaseTTL > 0 {
 		ttl[keyspace.KindMarketWSLeader] = c.LeaseTTL
+		ttl[keyspace.KindAccountLeader] = c.LeaseTTL
 	}
 	return keyspace.New(keyspace.Config{Prefix: c.KeyPrefix, TTL: ttl})
 }
