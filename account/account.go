@@ -259,6 +259,11 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				// the cached key so its reconnection creates a new one.
 				n.st.KeyRenewals.Add(1)
 				n.forgetListenKey(ctx, k)
+				// The exchange may keep the old connection open but
+				// silent: reconnect now, with a new key.
+				if r, ok := st.(interface{ Reconnect() }); ok {
+					r.Reconnect()
+				}
 			} else if err != nil {
 				n.cfg.Logger.Warn("account: listenKey keepalive failed", "err", err)
 			} else {

@@ -1,6 +1,8 @@
 // Package binance is tradecache's own thin client for Binance USDⓈ-M
-// futures public market data: three REST endpoints and the market
-// WebSocket streams, decoded into the shared exchange.* types.
+// futures: public market data (three REST endpoints and the market
+// WebSocket streams) and the account side (listenKey, balances,
+// positions, orders and the user data stream), decoded into the shared
+// exchange.* types.
 //
 // # Why a thin client
 //
@@ -29,6 +31,65 @@
 // matches ErrRateLimited, carries RetryAt and has NotSent set. Callers are
 // never blocked for the cooldown. Binance error bodies
 // {"code":-1121,"msg":"Invalid symbol."} become *APIError.
+//
+// # Account REST
+//
+// REST implements exchange.AccountREST (CreateListenKey,
+// KeepAliveListenKey, CloseListenKey, Account) plus Balances, Positions,
+// PlaceOrder and SyncTime, with RESTConfig.APIKey and APISecret.
+// listenKey calls (POST/PUT/DELETE /fapi/v1/listenKey, weight 1) send the
+// X-MBX-APIKEY header and no signature. Signed calls put every parameter,
+// recvWindow (RESTConfig.RecvWindow, default 5 s) and timestamp in the
+// query string, also for POST (the body is empty), and append
+// &signature=<hex HMAC-SHA256 of exactly that query string>. The
+// timestamp is the local clock plus the offset measured by SyncTime
+// (GET /fapi/v1/time, assuming the server read its clock half-way
+// through the round trip); until SyncTime is called the offset is 0.
+// Account reads GET /fapi/v3/account (assets → balances) and GET
+// /fapi/v3/positionRisk (non-zero positions; v3 has no marginType, so
+// "isolated" is derived from a non-zero isolatedWallet/isolatedMargin)
+// concurrently, weight 5 each. Calls without credentials fail with
+// ErrNoCredentials before anything is sent.
+//
+// Errors are *APIError and match (errors.Is): ErrBadSignature (-1022),
+// ErrClockSkew (-1021: call SyncTime, then retry), ErrUnauthorized
+// (-2015, -2014, -2008, bare 401) and exchange.ErrListenKeyNotFound
+// (-1125: create a new key and reconnect). Nothing is retried.
+//
+// Credentials never leave the process except as the header and the
+// signature, and are never printed: RESTConfig and *REST format (every
+// fmt verb) and log (slog.LogValuer) the secret as [REDACTED] and the key
+// as a SHA-256 fingerprint; transport errors have the URL's query
+// (signature, listenKey) removed.
+//
+// # User data stream
+//
+// UserStream keeps one connection to
+// <base>/private/ws?listenKey=<key>&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE
+// (raw payloads; combined envelopes are accepted too). The consumer owns
+// the key: ListenKey is called before every connection, OnExpired(key)
+// tells it to drop a key that Binance declared expired (listenKeyExpired
+// on the connection) or refused at the handshake (HTTP 400/401/404/410 or
+// -1125), and the stream then reconnects with whatever ListenKey returns
+// next. A listenKeyExpired that fails to decode still ends the connection
+// (staying on a dead key would be silent). Reconnect forces a new
+// connection, e.g. after a keepalive answered -1125. Keep-alive, stale
+// detection, MaxFrame and the capped jittered backoff are those of the
+// market streams. Unknown event types (ACCOUNT_CONFIG_UPDATE,
+// TRADE_LITE…) and control replies are counted (Unknown) and dropped,
+// malformed frames are counted (Malformed); neither ends the connection.
+//
+// OnConnect is called after every (re)connection, before any event of it
+// is delivered, so the consumer re-seeds from REST (Account): events may
+// have been missed, and ACCOUNT_UPDATE is a delta. Rotation (Rotate,
+// 23 h 50 m) is make-before-break and calls neither OnConnect nor
+// OnDisconnect: a replacement is connected (with a fresh ListenKey call)
+// but not read while the old connection delivers for RotateOverlap; then
+// the old one is closed and the replacement delivers from its start,
+// dropping events the old one already delivered (matched by payload
+// hash; Duplicates). If the old connection was already dead when the
+// replacement came up, it is reported as a loss (OnDisconnect,
+// OnConnect).
 //
 // # Streams: connection policy
 //
@@ -86,14 +147,33 @@
 // by exactly one OnDisconnect (with ctx's error at shutdown). Stats may
 // be called at any time from any goroutine.
 //
+// UserStream.Run likewise owns its goroutines: Run's own goroutine is the
+// supervisor, and each connection has a reader, a pinger and a watchdog;
+// all have exited when Run returns. OnEvent is called on the reader
+// goroutine, never concurrently (one connection delivers at a time, also
+// during a rotation), in the order received; the same rules apply (safe,
+// quick, non-blocking). OnConnect, OnDisconnect and OnExpired are called
+// on Run's goroutine, never concurrently with each other. OnConnect and
+// OnDisconnect never run concurrently with OnEvent (OnConnect returns
+// before its connection's first event; OnDisconnect follows the last);
+// OnExpired may, when a rotation's handshake is refused while the old
+// connection still delivers. ListenKey is called on Run's goroutine too. Stats and Reconnect may be called from any
+// goroutine. REST is safe for concurrent use, SyncTime included.
+//
 // # Decoding
 //
-// DecodeFrame and the raw decoders (DecodeKline, DecodeTicker,
-// DecodeTickerArray, DecodeBookTicker, DecodeKlinesREST) accept unknown
+// DecodeFrame, DecodeUserEvent and the raw decoders (DecodeKline,
+// DecodeTicker, DecodeTickerArray, DecodeBookTicker, DecodeKlinesREST)
+// and the account REST decoders accept unknown
 // fields, match keys case-sensitively ("E" and "e" are different fields),
 // accept integers sent as strings and decimals sent as numbers (kept as
 // their literal text), and require every field that maps to an exchange.*
 // field. Errors wrap ErrUnknownEvent (well-formed but not decoded: other
 // event types, control replies) or ErrMalformed. !ticker@arr rows of other
 // markets (st != 1, e.g. COIN-M BTCUSD_PERP) are skipped.
+// DecodeUserEvent requires every ACCOUNT_UPDATE/ORDER_TRADE_UPDATE field
+// that maps to exchange.* except where Binance omits it: a.B and a.P
+// (deltas; P is absent on a cross FUNDING_FEE) and o.N/o.n (no
+// commission). listenKeyExpired's E may be a number or a string and its
+// listenKey may be absent.
 package binance

@@ -105,3 +105,92 @@ func checkDecimals(t *testing.T, ds ...string) {
 		}
 	}
 }
+
+func FuzzDecodeUserEvent(f *testing.F) {
+	for _, name := range []string{"ws_account_update.json", "ws_account_update_funding.json", "ws_order_trade_update.json",
+		"ws_listen_key_expired.json", "rest_account_v3.json", "rest_position_risk_v3.json", "rest_order.json", "rest_listen_key.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add([]byte(`{"stream":"abc","data":{"e":"listenKeyExpired","E":1}}`))
+	f.Add([]byte(`{"e":"ACCOUNT_UPDATE","E":"2","T":1,"a":{"m":"FUNDING_FEE","B":[{"a":"USDT","wb":1.5,"cw":"1"}],"P":null}}`))
+	f.Add([]byte(`{"e":"ACCOUNT_CONFIG_UPDATE","E":1}`))
+	f.Add([]byte(`{"result":null,"id":1}`))
+	f.Add([]byte(`{"\u0065":"listenKeyExpired","E":"1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// The REST account decoders share the input: no panic, and only
+		// ErrMalformed errors.
+		for _, err := range []error{
+			func() error { _, err := decodeAccountAssets(b); return err }(),
+			func() error { _, err := decodePositionRisk(b); return err }(),
+			func() error { _, err := decodeOrderResponse(b); return err }(),
+			func() error { _, err := decodeListenKey(b); return err }(),
+		} {
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("REST decoder error %v is not ErrMalformed", err)
+			}
+		}
+		if ps, err := decodePositionRisk(b); err == nil {
+			for _, p := range ps {
+				checkPositionSane(t, p)
+				if isZeroDecimal(p.PositionAmt) {
+					t.Fatalf("zero position kept: %+v", p)
+				}
+			}
+		}
+
+		ev, err := DecodeUserEvent(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownEvent) {
+				t.Fatalf("error %v is neither ErrMalformed nor ErrUnknownEvent", err)
+			}
+			return
+		}
+		if ev.EventTime < 0 {
+			t.Fatalf("negative E %d", ev.EventTime)
+		}
+		switch ev.Kind {
+		case exchange.UserAccountUpdate:
+			a := ev.Account
+			if a.EventTime != ev.EventTime || a.TransactTime < 0 || !validName(a.Reason) || a.Balances == nil || a.Positions == nil {
+				t.Fatalf("insane account update %+v", a)
+			}
+			for _, bal := range a.Balances {
+				if !validName(bal.Asset) || bal.AvailableBalance != "" || bal.UpdateTime != a.TransactTime {
+					t.Fatalf("insane balance %+v", bal)
+				}
+				checkDecimals(t, bal.WalletBalance, bal.CrossWalletBalance)
+			}
+			for _, p := range a.Positions {
+				checkPositionSane(t, p)
+				if p.UpdateTime != a.TransactTime {
+					t.Fatalf("position UpdateTime %d, T %d", p.UpdateTime, a.TransactTime)
+				}
+			}
+		case exchange.UserOrderUpdate:
+			o := ev.Order
+			if o.EventTime != ev.EventTime || o.TransactTime < 0 || !validName(o.Symbol) || o.OrderID < 0 || o.TradeID < 0 ||
+				!validText(o.ClientOrderID, maxIDLen) || !validName(o.Side) || !validName(o.Status) || !validName(o.PositionSide) {
+				t.Fatalf("insane order %+v", o)
+			}
+			checkDecimals(t, o.OrigQty, o.Price, o.AvgPrice, o.StopPrice, o.LastFilledQty, o.CumQty, o.LastFilledPrice, o.RealizedProfit)
+			if o.Commission != "" {
+				checkDecimals(t, o.Commission)
+			}
+		case exchange.UserListenKeyExpired:
+			if ev.ListenKey != "" && !validListenKey(ev.ListenKey) {
+				t.Fatalf("bad listenKey %q", ev.ListenKey)
+			}
+		default:
+			t.Fatalf("bad kind %d", ev.Kind)
+		}
+	})
+}
+
+func checkPositionSane(t *testing.T, p exchange.Position) {
+	t.Helper()
+	if !validName(p.Symbol) || !validName(p.PositionSide) || !validName(p.MarginType) || p.UpdateTime < 0 ||
+		strings.ToLower(p.MarginType) != p.MarginType {
+		t.Fatalf("insane position %+v", p)
+	}
+	checkDecimals(t, p.PositionAmt, p.EntryPrice, p.BreakEvenPrice, p.UnrealizedProfit, p.IsolatedWallet)
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tradecache/tradecache/exchange"
@@ -33,17 +34,35 @@ const (
 )
 
 // RESTConfig configures a REST client. Zero values take the defaults.
+//
+// RESTConfig never prints or logs its credentials: String, GoString,
+// Format (every fmt verb), LogValue and MarshalJSON show APISecret as
+// [REDACTED] and APIKey as a short SHA-256 fingerprint. (fmt cannot call
+// methods on unexported struct fields, so do not keep a RESTConfig in an
+// unexported field of a value you print.)
 type RESTConfig struct {
 	BaseURL    string        // default https://fapi.binance.com
 	HTTPClient *http.Client  // default http.DefaultClient
 	Timeout    time.Duration // per request, including the body; default 10 s
 	UserAgent  string        // default "tradecache-binance/1"
 	MaxBody    int64         // largest (decompressed) body accepted; default 32 MiB
+
+	// APIKey is sent as X-MBX-APIKEY on the account endpoints (listenKey,
+	// account, positions, orders). Public endpoints never send it.
+	APIKey string
+	// APISecret signs USER_DATA/TRADE requests (HMAC-SHA256). It never
+	// leaves the process: only signatures are sent.
+	APISecret string
+	// RecvWindow is how long after its timestamp a signed request is
+	// accepted by Binance; default 5 s, at most 60 s (Binance's maximum),
+	// sent in milliseconds.
+	RecvWindow time.Duration
 }
 
-// REST is a client of Binance USDⓈ-M futures public market-data REST
-// endpoints. It is safe for concurrent use. Weight accounting and the
-// 429/418 cooldown are per REST value: share one per egress IP.
+// REST is a client of Binance USDⓈ-M futures REST endpoints: public market
+// data and, with credentials, the account endpoints. It is safe for
+// concurrent use. Weight accounting and the 429/418 cooldown are per REST
+// value: share one per egress IP.
 type REST struct {
 	base    string
 	hc      *http.Client
@@ -51,6 +70,11 @@ type REST struct {
 	ua      string
 	maxBody int64
 	now     func() time.Time // tests
+
+	apiKey     string
+	secret     []byte
+	recvWindow time.Duration
+	offsetMs   atomic.Int64 // server clock minus local clock, from SyncTime
 
 	mu         sync.Mutex
 	minute     int64 // UTC minute (unix/60) that used belongs to
@@ -70,7 +94,17 @@ func NewREST(cfg RESTConfig) *REST {
 		ua:      cfg.UserAgent,
 		maxBody: cfg.MaxBody,
 		now:     time.Now,
+
+		apiKey:     cfg.APIKey,
+		recvWindow: cfg.RecvWindow,
 	}
+	if cfg.APISecret != "" {
+		r.secret = []byte(cfg.APISecret)
+	}
+	if r.recvWindow <= 0 {
+		r.recvWindow = DefaultRecvWindow
+	}
+	r.recvWindow = min(r.recvWindow, MaxRecvWindow)
 	if r.base == "" {
 		r.base = DefaultRESTURL
 	}
@@ -244,9 +278,16 @@ type response struct {
 	refTime time.Time // min(request time, response Date)
 }
 
-// get performs one GET. weight is our estimate of its cost, counted before
-// it is sent (a failed request costs weight too).
+// get performs one public GET. weight is our estimate of its cost, counted
+// before it is sent (a failed request costs weight too).
 func (r *REST) get(ctx context.Context, path string, q url.Values, weight int) (response, error) {
+	return r.do(ctx, http.MethodGet, path, q.Encode(), false, weight)
+}
+
+// do performs one request with rawQuery (already encoded, possibly
+// signed) in the URL and no body; withKey adds the X-MBX-APIKEY header.
+// Transport errors never carry the URL's query (signature, listenKey).
+func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bool, weight int) (response, error) {
 	now := r.now()
 	if err := r.admit(now, weight); err != nil {
 		return response{}, err
@@ -254,19 +295,26 @@ func (r *REST) get(ctx context.Context, path string, q url.Values, weight int) (
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	u := r.base + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
+	if rawQuery != "" {
+		u += "?" + rawQuery
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
-		return response{}, fmt.Errorf("binance: %w", err)
+		return response{}, fmt.Errorf("binance: %s %s: %w", method, path, stripQuery(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", r.ua)
+	if withKey {
+		req.Header.Set("X-MBX-APIKEY", r.apiKey)
+	}
+	if method != http.MethodGet {
+		// Every parameter is in the query string; the body is empty.
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	res, err := r.hc.Do(req)
 	if err != nil {
-		return response{}, fmt.Errorf("binance: GET %s: %w", path, err)
+		return response{}, fmt.Errorf("binance: %s %s: %w", method, path, stripQuery(err))
 	}
 	defer res.Body.Close()
 	r.observeWeight(res.Header)
@@ -285,7 +333,7 @@ func (r *REST) get(ctx context.Context, path string, q url.Values, weight int) (
 		return response{}, r.statusError(res, body)
 	}
 	if err != nil {
-		return response{}, fmt.Errorf("binance: GET %s: %w", path, err)
+		return response{}, fmt.Errorf("binance: %s %s: %w", method, path, err)
 	}
 	return response{body: body, refTime: ref}, nil
 }
