@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -41,9 +40,9 @@ type BenchResult struct {
 	StackPerConn float64
 	// CPU is the process's CPU time (both ends) per second of wall time
 	// while publishing and draining: 1.0 is one core busy.
-	CPU          float64
-	Dropped      uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
-	Slow         uint64 // gateway Stats: slow-consumer disconnects
+	CPU     float64
+	Dropped uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
+	Slow    uint64 // gateway Stats: slow-consumer disconnects
 }
 
 // Report returns the figures in the `tradecache bench` format.
@@ -78,7 +77,7 @@ const benchMid = `,"p":"`
 const benchEnd = `"}}`
 const benchMinSize = len(benchPrefix) + 19 + len(benchMid) + len(benchEnd)
 
-// BenchFanout runs a real gateway on loopback, connects clients real
+// BenchFanout runs a real gateway on loopback, connects that many real
 // WebSocket clients (coder/websocket, Bearer auth, subscribed to
 // "bench.*"), measures the idle memory per connection, then publishes rate
 // events per second of size bytes each for d from an in-process publisher,
@@ -97,8 +96,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 		return res, err
 	}
 	sub := &benchSubscriber{fn: make(chan func(bus.Event), 1)}
-	fl, _ := time.ParseDuration(os.Getenv("XFLUSH"))
-	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16, FlushInterval: fl})
+	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16})
 	if err != nil {
 		return res, err
 	}

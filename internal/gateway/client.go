@@ -82,7 +82,9 @@ type client struct {
 	writing bool       // a writer goroutine runs
 	dead    bool       // closing: no more enqueues, pings or goroutines
 
-	lastFlush time.Time // the running writer's; handed from one writer to the next under mu
+	// The running writer's; handed from one writer to the next under mu.
+	lastFlush   time.Time // when the last batch went out
+	deadlineSet time.Time // when the TCP write deadline was last set; zero: none
 
 	wake   chan struct{}  // cap 1: pending became non-empty while a writer runs
 	quit   chan struct{}  // closed when closing starts: the writer stops
@@ -318,6 +320,11 @@ func (c *client) writeLoop() {
 		batch := c.pending
 		if len(batch) == 0 {
 			c.mu.Unlock()
+			if !c.deadlineSet.IsZero() {
+				// Quiet: pings and close frames must not meet a stale deadline.
+				_ = c.tr.SetWriteDeadline(time.Time{})
+				c.deadlineSet = time.Time{}
+			}
 			if !sleep(writerLinger, c.wake) {
 				return
 			}
@@ -341,15 +348,16 @@ func (c *client) writeLoop() {
 	}
 }
 
-// writeBatch writes batch under a TCP write deadline of WriteTimeout,
-// renewed as the batch goes (every write gets at least 7/8 of it), cleared
-// after. A deadline hit is a slow consumer.
+// writeBatch writes batch as one system call under a TCP write deadline
+// of WriteTimeout. The deadline is renewed when an eighth of it has passed
+// (every write gets at least 7/8 of WriteTimeout) and cleared when the
+// writer goes quiet, not per batch: setting it is not free. A deadline hit
+// is a slow consumer.
 func (c *client) writeBatch(batch []*message) bool {
 	wt := c.g.cfg.WriteTimeout
-	var set time.Time
 	renew := func() {
-		if now := time.Now(); now.Sub(set) > wt/8 {
-			set = now
+		if now := time.Now(); now.Sub(c.deadlineSet) > wt/8 {
+			c.deadlineSet = now
 			_ = c.tr.SetWriteDeadline(now.Add(wt))
 		}
 	}
@@ -375,7 +383,6 @@ func (c *client) writeBatch(batch []*message) bool {
 		}
 		return false
 	}
-	_ = c.tr.SetWriteDeadline(time.Time{})
 	c.g.st.sent.Add(uint64(len(batch)))
 	return true
 }

@@ -75,7 +75,7 @@
 //
 // An event is copied once and shared by every client it goes to; matching
 // is a map lookup plus a short prefix list per client, read without locks.
-// Writes to a busy client are paced to one batch per FlushInterval (10 ms)
+// Writes to a busy client are paced to one batch per FlushInterval (20 ms)
 // and sent with one system call (corkConn), the first event after a quiet
 // interval at once; on loopback the send call is most of the cost of a
 // frame. An idle connection holds one goroutine (its reader), 512-byte read

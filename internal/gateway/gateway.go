@@ -40,8 +40,9 @@ type Config struct {
 	IdleTimeout  time.Duration // close after this long without a pong or message; default 60 s
 	// FlushInterval paces writes to a busy client: at most one batch (one
 	// system call) per interval, so fan-out costs a write per client per
-	// interval rather than per event. An event after a quiet interval is
-	// written at once. Default 10 ms; negative: no pacing.
+	// interval rather than per event, at the price of up to one interval of
+	// delay. An event after a quiet interval is written at once. Default
+	// 20 ms; negative: no pacing.
 	FlushInterval time.Duration
 
 	// Coalesce reports whether an event may be coalesced in a slow client's
@@ -65,7 +66,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.WriteTimeout, 5*time.Second)
 	def(&c.PingInterval, 20*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
-	def(&c.FlushInterval, 10*time.Millisecond)
+	def(&c.FlushInterval, 20*time.Millisecond)
 	if c.ClientQueue == 0 {
 		c.ClientQueue = 256
 	}
@@ -126,7 +127,8 @@ type Gateway struct {
 
 	corkPool *sync.Pool // write batch buffers, shared by all connections
 
-	// handlers counts ServeHTTP calls past admission; Run waits for them.
+	// handlers counts admitted connections until their goroutines are
+	// done (upgrade refused, or serveClient returned); Run waits for them.
 	handlers sync.WaitGroup
 	conns    atomic.Int64 // admitted connections, for MaxClients
 
@@ -218,8 +220,8 @@ func (g *Gateway) Close() error {
 		g.state = stateStopped
 	}
 	g.mu.Unlock()
-	if state == stateNew {
-		return nil
+	if cancel == nil {
+		return nil // never run
 	}
 	cancel()
 	<-g.runDone

@@ -732,6 +732,9 @@ func TestCloseWithoutRun(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if err := g.Run(context.Background()); err == nil {
 		t.Fatal("Run after Close succeeded")
 	}
@@ -756,6 +759,9 @@ func TestCloseStopsRun(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
