@@ -21,6 +21,7 @@ import (
 	"github.com/tradecache/tradecache/filecache"
 	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/internal/config"
+	"github.com/tradecache/tradecache/internal/gateway"
 	"github.com/tradecache/tradecache/keyspace"
 )
 
@@ -87,8 +88,30 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return rep.Write(stdout, o.json)
 		})
+	case "fanout":
+		var clients, size, rate *int
+		var d *time.Duration
+		var asJSON *bool
+		extra := func(fs *flag.FlagSet) {
+			clients = fs.Int("clients", 1000, "WebSocket clients on loopback")
+			size = fs.Int("size", 200, "event size in bytes")
+			rate = fs.Int("rate", 200, "events published per second (each reaches every client)")
+			d = fs.Duration("duration", 5*time.Second, "measured run")
+			asJSON = fs.Bool("json", false, "print one JSON object")
+		}
+		return withConfig("bench fanout", rest, getenv, stderr, extra, func(c config.Config) error {
+			if *clients < 1 || *size < 1 || *rate < 1 || *d <= 0 {
+				return fmt.Errorf("%w: bench fanout: --clients, --size, --rate ≥ 1 and --duration > 0", errUsage)
+			}
+			fmt.Fprintf(stderr, "bench fanout: %d clients, %d-byte events, %d events/s (%d messages/s), %v\n", *clients, *size, *rate, *clients**rate, *d)
+			r, err := gateway.BenchFanout(ctx, *clients, *size, *rate, *d)
+			if err != nil {
+				return fmt.Errorf("bench fanout: %w", err)
+			}
+			return r.Report().Write(stdout, *asJSON)
+		})
 	default:
-		return fmt.Errorf("%w: bench: unknown benchmark %q (cache, filecache, ingest)", errUsage, sub)
+		return fmt.Errorf("%w: bench: unknown benchmark %q (cache, filecache, ingest, fanout)", errUsage, sub)
 	}
 }
 

@@ -174,12 +174,13 @@ func startCluster(t *testing.T, n int, leaseTTL string) *cluster {
 	return c
 }
 
-func (c *cluster) node(id, leaseTTL string) *proc {
+func (c *cluster) node(id, leaseTTL string, extra ...string) *proc {
 	ws := "ws" + c.sim.url[len("http"):]
-	return spawn(c.t, id, "serve", "--listen", "127.0.0.1:0", "--redis", c.redis.URL(), "--node-id", id,
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--redis", c.redis.URL(), "--node-id", id,
 		"--exchange-rest", c.sim.url, "--exchange-ws", ws, "--symbols", "BTCUSDT", "--intervals", "1m",
 		"--lease-ttl", leaseTTL, "--window", "1000", "--log-level", "debug",
-		"--app-port", "9000", "--ws-token", clusterToken)
+		"--app-port", "9000", "--ws-token", clusterToken}
+	return spawn(c.t, id, append(args, extra...)...)
 }
 
 // leaders returns the nodes reporting leader, among those answering.

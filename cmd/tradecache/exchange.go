@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
 
+	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/exchange/sim"
@@ -16,8 +19,10 @@ import (
 // exchangeSide is what serve needs of an exchange: REST, a stream factory
 // and, for the in-process simulator, a lifecycle to run.
 type exchangeSide struct {
-	rest    exchange.MarketREST
+	rest    *binance.REST
 	streams marketdata.StreamFactory
+	// user is the user data stream factory; nil without API keys.
+	user    account.StreamFactory
 	run     func(ctx context.Context) error // nil for a remote exchange
 	desc    string
 	metrics *streamMetrics
@@ -33,8 +38,15 @@ func (f streamerFunc) Run(ctx context.Context) error { return f(ctx) }
 func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
 	restURL, wsURL := c.ExchangeREST, c.ExchangeWS
 	side := &exchangeSide{desc: "Binance USDⓈ-M futures", metrics: newStreamMetrics()}
+	apiKey, apiSecret := c.APIKey, c.APISecret
 	if c.Demo || c.Exchange == "sim" {
-		s, err := sim.New(sim.Config{Symbols: c.Symbols})
+		scfg := sim.Config{Symbols: c.Symbols}
+		if apiKey == "" {
+			// The demo account: keys made up for this run, 10,000 USDT.
+			apiKey, apiSecret = randomHex(16), randomHex(32)
+		}
+		scfg.Accounts = []sim.Account{{APIKey: apiKey, APISecret: apiSecret, Balances: map[string]string{"USDT": "10000"}}}
+		s, err := sim.New(scfg)
 		if err != nil {
 			return nil, fmt.Errorf("simulated exchange: %w", err)
 		}
@@ -44,19 +56,19 @@ func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
 		}
 		restURL, wsURL = "http://"+ln.Addr().String(), "ws://"+ln.Addr().String()
 		side.desc = "simulated exchange on " + restURL
-		side.run = func(ctx context.Context) error {
-			errc := make(chan error, 1)
-			go func() { errc <- s.Serve(ctx, ln) }()
-			err := s.Run(ctx)
-			if serr := <-errc; err == nil {
-				err = serr
-			}
-			return err
-		}
+		side.run = func(ctx context.Context) error { return s.Serve(ctx, ln) } // Serve drives the market too
 	} else if restURL != "" {
 		side.desc = "exchange at " + restURL
 	}
-	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL})
+	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL, APIKey: apiKey, APISecret: apiSecret})
+	if apiKey != "" {
+		side.user = func(listenKey func(context.Context) (string, error), onEvent func(exchange.UserEvent), onConnect func(), onExpired func(string)) (account.UserStreamer, error) {
+			return binance.NewUserStream(binance.UserStreamConfig{
+				BaseURL: wsURL, ListenKey: listenKey, OnEvent: onEvent, OnConnect: onConnect, OnExpired: onExpired,
+				Logger: log.With("component", "user-stream"),
+			})
+		}
+	}
 	side.streams = func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
 		s, err := binance.NewStreams(binance.StreamConfig{
 			BaseURL: wsURL, Streams: names, OnEvent: onEvent, OnConnect: onConnect,
@@ -68,4 +80,10 @@ func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
 		return streamerFunc(func(ctx context.Context) error { return side.metrics.run(ctx, s) }), nil
 	}
 	return side, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/eventlog"
@@ -121,6 +122,26 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
+	var acct *account.Node
+	if ex.user != nil {
+		var el *leader.Elector
+		if c.RedisURL != "" {
+			lease, err := reg.AccountLeader(c.Account)
+			if err != nil {
+				return err
+			}
+			epoch, err := reg.LeaderEpoch(lease)
+			if err != nil {
+				return err
+			}
+			if el, err = leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: c.NodeID, Logger: log}); err != nil {
+				return err
+			}
+		}
+		if acct, err = account.New(account.Config{Account: c.Account, Events: events, Logger: log}, reg, tc, ex.rest, ex.user, el); err != nil {
+			return err
+		}
+	}
 	notifier, err := notify.New(ncfg, notify.WithLogger(log))
 	if err != nil {
 		return fmt.Errorf("%w: serve: notifications: %w", errUsage, err)
@@ -143,6 +164,9 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 	if gw != nil {
 		metrics.MustRegister(gw.Collector())
 		api.WS = gw
+	}
+	if acct != nil {
+		api.Account = acct
 	}
 
 	ln, err := net.Listen("tcp", c.Listen)
@@ -179,6 +203,9 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 	g.Go(func() error { return events.Run(gctx) })
 	g.Go(func() error { return logs.Run(gctx) })
 	g.Go(func() error { return md.Run(gctx) })
+	if acct != nil {
+		g.Go(func() error { return acct.Run(gctx) })
+	}
 	if ex.run != nil {
 		g.Go(func() error { return ex.run(gctx) })
 	}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/tradecache/tradecache/exchange/sim"
 )
@@ -20,10 +22,18 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	speed := fs.Float64("speed", 1, "run the market clock this many times faster than real time")
 	symbols := fs.String("symbols", "BTCUSDT,ETHUSDT", "symbols to list, comma-separated")
 	seed := fs.Int64("seed", 1, "random walk seed: the same seed gives the same market")
+	var accts accountFlags
+	fs.Func("api-key", "API key of an account for the signed endpoints and the user data stream (repeatable: each --api-key/--api-secret pair is one account)", accts.key)
+	fs.Func("api-secret", "HMAC secret of the account of the neighbouring --api-key", accts.secret)
+	fs.Func("balance", "starting balance ASSET=AMOUNT of the current account, e.g. USDT=10000 (repeatable)", accts.balance)
+	keyTTL := fs.Duration("listen-key-ttl", time.Hour, "listenKey lifetime without a keepalive (real time)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
 		}
+		return fmt.Errorf("%w: sim: %w", errUsage, err)
+	}
+	if err := accts.check(); err != nil {
 		return fmt.Errorf("%w: sim: %w", errUsage, err)
 	}
 	var syms []string
@@ -32,7 +42,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			syms = append(syms, s)
 		}
 	}
-	s, err := sim.New(sim.Config{Symbols: syms, Speed: *speed, Seed: *seed})
+	s, err := sim.New(sim.Config{Symbols: syms, Speed: *speed, Seed: *seed, Accounts: accts.list, ListenKeyTTL: *keyTTL})
 	if err != nil {
 		return fmt.Errorf("%w: sim: %w", errUsage, err)
 	}
@@ -42,11 +52,66 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "simulated Binance USDⓈ-M futures on %s: REST http://%[2]s/fapi/v1/…, streams ws://%[2]s/market/stream and ws://%[2]s/public/stream; speed %gx, symbols %v\n",
 		ln.Addr(), ln.Addr(), *speed, syms)
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(ctx, ln) }()
-	err = s.Run(ctx)
-	if serr := <-errc; err == nil {
-		err = serr
+	if n := len(accts.list); n > 0 {
+		fmt.Fprintf(stdout, "%d account(s): signed REST /fapi/v3/account, /fapi/v3/positionRisk, /fapi/v1/order (MARKET), /fapi/v1/listenKey; user data ws://%s/private/ws?listenKey=…; signed timestamps use the real clock\n",
+			n, ln.Addr())
 	}
-	return err
+	// Serve runs the market too.
+	return s.Serve(ctx, ln)
+}
+
+// accountFlags gathers --api-key, --api-secret and --balance in command-
+// line order: a key or a secret starts a new account unless the current
+// one still lacks it; a balance goes to the current account.
+type accountFlags struct {
+	list []sim.Account
+}
+
+func (f *accountFlags) current(need func(*sim.Account) bool) *sim.Account {
+	if n := len(f.list); n > 0 && need(&f.list[n-1]) {
+		return &f.list[n-1]
+	}
+	f.list = append(f.list, sim.Account{})
+	return &f.list[len(f.list)-1]
+}
+
+func (f *accountFlags) key(v string) error {
+	if v == "" {
+		return errors.New("empty API key")
+	}
+	f.current(func(a *sim.Account) bool { return a.APIKey == "" }).APIKey = v
+	return nil
+}
+
+func (f *accountFlags) secret(v string) error {
+	if v == "" {
+		return errors.New("empty API secret")
+	}
+	f.current(func(a *sim.Account) bool { return a.APISecret == "" }).APISecret = v
+	return nil
+}
+
+func (f *accountFlags) balance(v string) error {
+	asset, amount, ok := strings.Cut(v, "=")
+	if !ok || asset == "" || amount == "" {
+		return fmt.Errorf("balance %q: want ASSET=AMOUNT", v)
+	}
+	a := f.current(func(*sim.Account) bool { return true })
+	if a.Balances == nil {
+		a.Balances = map[string]string{}
+	}
+	a.Balances[strings.ToUpper(asset)] = amount
+	return nil
+}
+
+func (f *accountFlags) check() error {
+	for _, a := range f.list {
+		switch {
+		case a.APIKey == "":
+			return errors.New("an account has --api-secret or --balance but no --api-key")
+		case a.APISecret == "":
+			return fmt.Errorf("--api-key %s has no --api-secret", a.APIKey)
+		}
+	}
+	return nil
 }

@@ -45,8 +45,88 @@
 // client that does not keep up is closed (1008) and nobody else waits.
 //
 // Faults for tests (SetFault, or POST /sim/fault?mode=…&duration=…): drop,
-// stall, malformed, oversized and unknown; see FaultMode. GET /sim/stats
-// returns Stats.
+// stall, malformed, oversized and unknown; see FaultMode. They apply to
+// /private connections too. GET /sim/stats returns Stats.
+//
+// # Accounts
+//
+// Config.Accounts (tradecache sim --api-key K --api-secret S --balance
+// USDT=10000) are one-way (positionSide BOTH), cross-margin, single-asset
+// accounts, reached by API key:
+//
+//	GET    /fapi/v3/account       signed, weight 5  totals (USDT), assets[], non-zero positions[]
+//	GET    /fapi/v3/positionRisk  signed, weight 5  non-zero positions; with symbol= that one, flat or not
+//	POST   /fapi/v1/order         signed, weight 0  MARKET only; filled at once
+//	POST   /fapi/v1/listenKey     API key, weight 1 the account's live key, extended, or a new one
+//	PUT    /fapi/v1/listenKey     API key, weight 1 keepalive (listenKey= optional); -1125 if none
+//	DELETE /fapi/v1/listenKey     API key, weight 1 invalidates the key
+//
+// Signed requests are checked as Binance checks them: X-MBX-APIKEY
+// (missing or unknown: 401 -2015), timestamp and signature (-1102 when
+// missing), recvWindow (default 5000; above 60000: -1131), the signature,
+// a hex HMAC-SHA256 keyed by the secret of the query string followed by a
+// form body, each without signature= (-1022), then the timestamp (-1021
+// when more than 1 s ahead or older than recvWindow). Parameters may be in
+// the query (as the official connectors send them, even for POST) or a
+// form body (as go-binance does). Timestamps are checked against the REAL
+// wall clock, not the sim clock: /fapi/v1/time answers the sim clock, so a
+// client that offsets its timestamps by it fails with -1021 when Speed is
+// not 1 or Start is not now. Account-side times (updateTime, E, T,
+// listenKey lifetimes) are real time too.
+//
+// A MARKET order fills its whole quantity at once at the symbol's current
+// price (the market model's last trade price at the sim clock, also the
+// mark price for unrealized PnL and margins). The position's amount is
+// signed; an increase adds to its cost (the entry price is the average,
+// cost/|amount|), a decrease realizes (exit − entry)·closed on the part
+// closed, and an order larger than the position closes it and opens the
+// rest on the other side. Every fill pays a 0.04 % taker commission of
+// its notional in the margin asset (the quote asset); the wallet balance
+// moves by realized PnL − commission. Leverage is 20 (initial margin
+// |notional|/20), maintenance margin 0.4 % of the notional, the break-even
+// price the entry moved by one commission, the liquidation price the
+// cross-margin one with the other positions at their marks. All of it is
+// exact integer arithmetic: money to 8 decimals, rounded half away from
+// zero where a division is inexact (commission, a partial close's share
+// of the cost, margins, displayed prices). Orders are refused as Binance
+// refuses them: -1121 symbol, -1117 side, -1116 type, -1111 precision,
+// -4003 quantity, -4005 above the MARKET_LOT_SIZE maximum, -4164 below
+// MIN_NOTIONAL (unless reduceOnly), -2019 margin (an order that opens
+// exposure must leave available balance ≥ 0), -2022 a reduceOnly order
+// that would open, flip or exceed the position, -4061 positionSide
+// LONG/SHORT (hedge mode), -4015 newClientOrderId, -1106 price with
+// MARKET. LIMIT and the conditional types are answered -1020 "This
+// operation is not supported." The answer is always the RESULT form
+// (status FILLED), whatever newOrderRespType.
+//
+// User data stream on /private:
+//
+//	/private/ws?listenKey=<k>&events=ORDER_TRADE_UPDATE/ACCOUNT_UPDATE
+//
+// (raw payloads; events= filters, absent means all),
+// /private/stream?listenKey=<k>… (combined envelope
+// {"stream":"<k>","data":…}; listenKey and events may repeat, paired in
+// order), and SUBSCRIBE with the listenKey as the stream name on any
+// /private connection (as Binance's Node connector does), or
+// /private/ws/<k>. Streams named in the URL are subscribed before the
+// handshake answer, so an order placed once the connection is open is
+// delivered on it. An unknown or expired listenKey in the query is refused
+// before the upgrade with HTTP 400 {"code":-1125}; as a SUBSCRIBE it is
+// acknowledged and delivers nothing, like any undeliverable stream. Each
+// fill pushes ORDER_TRADE_UPDATE NEW (without N and n, as Binance omits
+// them without commission), ORDER_TRADE_UPDATE TRADE/FILLED, then
+// ACCOUNT_UPDATE (m ORDER) with the margin asset in B and only the
+// position that changed in P, flat ones included: a delta, never a
+// snapshot. A listenKey lives Config.ListenKeyTTL (60 min) of real time
+// from its last POST or PUT; when it expires every connection on it
+// receives {"e":"listenKeyExpired","E":"<ms>","listenKey":…} once (E a
+// string, as Binance sometimes sends it), stays open and gets no more user
+// data. DELETE stops the data without that event.
+//
+// Controls for tests: ExpireListenKey, or POST
+// /sim/listenkey/expire?listenKey=…, expires a key now; PlaceOrder goes
+// through the REST order path in process; Account returns a snapshot in
+// the exchange package's vocabulary.
 //
 // # Determinism
 //
@@ -63,9 +143,13 @@
 // # What it does not simulate
 //
 // No order book depth, trades, aggTrade, mark price, mini tickers or
-// funding; no COIN-M rows (st is always 1); no 418 bans. No account side
-// yet: the user data stream, listenKeys and signed (HMAC) endpoints come
-// later. Their places are kept: /private/stream and /private/ws accept
-// connections and SUBSCRIBE (delivering nothing), and REST routes are
-// registered in one place (routes) where signed /fapi endpoints can join.
+// funding; no COIN-M rows (st is always 1); no 418 bans. On the account
+// side: no LIMIT or conditional orders, open orders, cancels, order
+// queries, trade history or income; no hedge mode, isolated margin,
+// leverage or margin-type changes, multi-assets mode or leverage brackets;
+// no funding fees, liquidations or ADL (the liquidation price is reported,
+// never acted on); no deposits or transfers; no order-count limits or
+// X-MBX-ORDER-COUNT headers; no ACCOUNT_CONFIG_UPDATE, TRADE_LITE or other
+// user events; no WebSocket API (session logon, userDataStream.*) and no
+// Ed25519/RSA keys, only HMAC.
 package sim

@@ -134,6 +134,9 @@ func newSymbol(name string, idx int, seed int64) (*symbol, error) {
 			maxMktQty:   "100000",
 		}
 	}
+	if spec.pp+spec.qp > moneyDec {
+		return nil, fmt.Errorf("sim: symbol %q: price and quantity precision above %d decimals", name, moneyDec)
+	}
 	sy.spec = spec
 	sy.logBase = math.Log(spec.price * pow10[spec.pp])
 	for k := range sy.amp {

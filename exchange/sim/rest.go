@@ -14,8 +14,8 @@ import (
 	"github.com/tradecache/tradecache/exchange"
 )
 
-// routes builds the HTTP surface. Signed endpoints and /private streams
-// slot in here later: REST under /fapi, streams under a route prefix.
+// routes builds the HTTP surface: REST under /fapi (public, API-key and
+// signed), streams under a route prefix, controls under /sim.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	one := func(*http.Request) int { return 1 }
@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 		}
 		return 40
 	}, s.handleTicker24h))
+	s.accountRoutes(mux)
 	mux.HandleFunc("/fapi/", s.weighted(one, func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, -5000, fmt.Sprintf("Path %s, Method %s is invalid", r.URL.Path, r.Method))
 	}))
@@ -45,13 +46,21 @@ func (s *Server) routes() http.Handler {
 	}{{"/market", routeMarket}, {"/public", routePublic}, {"/private", routePrivate}, {"", routePublic}} {
 		rt, prefix := p.rt, p.prefix
 		mux.HandleFunc(prefix+"/stream", func(w http.ResponseWriter, r *http.Request) {
-			s.serveWS(w, r, rt, true, splitStreams(r.URL.Query().Get("streams")))
+			if rt == routePrivate {
+				s.servePrivate(w, r, true)
+				return
+			}
+			s.serveWS(w, r, rt, true, splitStreams(r.URL.Query().Get("streams")), nil)
 		})
 		mux.HandleFunc(prefix+"/ws", func(w http.ResponseWriter, r *http.Request) {
-			s.serveWS(w, r, rt, false, nil)
+			if rt == routePrivate {
+				s.servePrivate(w, r, false)
+				return
+			}
+			s.serveWS(w, r, rt, false, nil, nil)
 		})
 		mux.HandleFunc(prefix+"/ws/", func(w http.ResponseWriter, r *http.Request) {
-			s.serveWS(w, r, rt, false, splitStreams(strings.TrimPrefix(r.URL.Path, prefix+"/ws/")))
+			s.serveWS(w, r, rt, false, splitStreams(strings.TrimPrefix(r.URL.Path, prefix+"/ws/")), nil)
 		})
 	}
 
@@ -62,6 +71,14 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("POST /sim/listenkey/expire", func(w http.ResponseWriter, r *http.Request) {
+		key := r.URL.Query().Get("listenKey")
+		if !s.expireKey(key) {
+			writeAPIError(w, errNoListenKey)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"listenKey": key, "expired": true})
 	})
 	return mux
 }

@@ -72,6 +72,13 @@ type Config struct {
 	// ListedFor is how long before Start the symbols were listed (default
 	// 4 × 365 days). It bounds history and is exchangeInfo's onboardDate.
 	ListedFor time.Duration
+
+	// Accounts are the accounts the signed endpoints and the user data
+	// stream serve, by API key.
+	Accounts []Account
+	// ListenKeyTTL is how long a listenKey lives without a keepalive, in
+	// real time (default 60 min).
+	ListenKeyTTL time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +107,7 @@ func (c *Config) setDefaults() {
 	def(&c.ConnLifetime, 24*time.Hour)
 	def(&c.WriteTimeout, 10*time.Second)
 	def(&c.ListedFor, 4*365*24*time.Hour)
+	def(&c.ListenKeyTTL, time.Hour)
 	defInt(&c.MaxStreams, 1024)
 	defInt(&c.MaxIncoming, 10)
 	defInt(&c.WriteQueue, 1024)
@@ -113,9 +121,10 @@ func (c *Config) setDefaults() {
 // Goroutines: Run's (computes every stream payload and enqueues it); per
 // connection, the handler's (reads requests), a writer (owns the socket's
 // writes and pings) and at most one ping waiter; all end with the
-// connection. Locks: the hub lock (connections, subscriptions) is never
-// held while blocking; the fault, weight and per-symbol memo locks are
-// leaves, never taken under another lock.
+// connection; one timer per live listenKey. Locks: the account lock
+// (acctMu) is taken first, then the hub lock (connections,
+// subscriptions), then the listenKey lock; none is held while blocking;
+// the fault, weight, pinned-price and per-symbol memo locks are leaves.
 type Server struct {
 	cfg     Config
 	syms    []*symbol
@@ -130,6 +139,7 @@ type Server struct {
 	hub     hub
 	fault   faultState
 	weights weightTable
+	accountState
 
 	msgsSent  atomic.Int64
 	bytesSent atomic.Int64
@@ -167,6 +177,12 @@ func New(cfg Config) (*Server, error) {
 		s.byName[name] = sy
 		s.byLower[sy.lower] = sy
 	}
+	accts, err := newAccounts(cfg.Accounts, now.UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	s.accounts = accts
+	s.keys.init()
 	s.hub.init()
 	s.weights.used = map[string]int{}
 	s.handler = s.routes()
@@ -187,7 +203,8 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run drives the market streams until ctx ends, then closes every
 // WebSocket connection (1001) and returns nil. REST works without Run;
-// streams deliver nothing until it runs. Run may not run twice at once.
+// market streams deliver nothing until it runs (user data, pushed by
+// orders, does not need it). Run may not run twice at once.
 func (s *Server) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("sim: Run is already running")

@@ -23,7 +23,7 @@ type route int
 const (
 	routeMarket  route = iota + 1 // kline, ticker, !ticker@arr
 	routePublic                   // bookTicker, !bookTicker (and legacy /ws, /stream)
-	routePrivate                  // user data: accepted, nothing delivered yet
+	routePrivate                  // user data: listenKeys
 )
 
 type streamKind int
@@ -34,6 +34,7 @@ const (
 	kindTickerArr
 	kindBook
 	kindBookAll
+	kindUser // a listenKey's user data
 )
 
 // topic is one deliverable stream and its subscribers.
@@ -61,7 +62,14 @@ func (h *hub) init() {
 
 // classify tells whether name is a stream the sim delivers, and on which
 // route. Symbols must be lower-case: "BTCUSDT@ticker" is not deliverable.
+// A live listenKey is the user data stream of its account.
 func (s *Server) classify(name string) (topic, bool) {
+	if !strings.ContainsAny(name, "@!") {
+		if s.keys.valid(name) {
+			return topic{name: name, kind: kindUser, rt: routePrivate}, true
+		}
+		return topic{}, false
+	}
 	switch name {
 	case "!ticker@arr":
 		return topic{name: name, kind: kindTickerArr, rt: routeMarket}, true
@@ -221,6 +229,10 @@ type client struct {
 	nBad     atomic.Uint64 // malformed frames sent
 	wg       sync.WaitGroup
 
+	// events filters user data per listenKey (/private/ws?listenKey=…&
+	// events=…); set before the client is shared, then read-only.
+	events map[string]map[string]bool
+
 	// guarded by s.hub.mu
 	subs   []string
 	subSet map[string]struct{}
@@ -332,19 +344,27 @@ func (c *client) allow() bool {
 }
 
 // serveWS upgrades a stream connection and serves it until it ends.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, rt route, combined bool, initial []string) {
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, rt route, combined bool, initial []string, events map[string]map[string]bool) {
 	f := s.fault.snapshot()
 	if f.mode == FaultDrop {
 		writeErr(w, http.StatusServiceUnavailable, -1001, "Internal error; unable to process your request. Please try again.")
 		return
 	}
-	var c *client
+	// The initial subscriptions are in place before the handshake answer:
+	// once a client sees the connection open, nothing published is missed
+	// (an order placed right after connecting has its user data delivered).
+	// Until Accept returns the client is in topics only, not in the client
+	// set, so faults and closes leave it alone; what is published meanwhile
+	// waits in its queue.
+	c := newClient(s, nil, rt, combined)
+	c.events = events
+	subscribed := len(initial) == 0 || s.subscribe(c, initial)
 	tap := &hijackTap{ResponseWriter: w}
 	conn, err := websocket.Accept(tap, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // browsers on any origin, like Binance
 		CompressionMode:    websocket.CompressionDisabled,
 		OnPingReceived: func(context.Context, []byte) bool {
-			// Runs on the read goroutine, after c is set.
+			// Runs on the read goroutine.
 			if !c.allow() {
 				c.requestClose(websocket.StatusPolicyViolation, "Too many requests", true)
 				return false
@@ -353,14 +373,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, rt route, combi
 		},
 	})
 	if err != nil {
+		s.removeClient(c)
 		return // Accept has answered
 	}
 	conn.SetReadLimit(1 << 20)
-	c = newClient(s, conn, rt, combined)
-	c.raw = tap.conn
-	s.addClient(c)
+	// Publishers may already hold c (under the hub lock): set its socket
+	// under the lock.
+	s.hub.mu.Lock()
+	c.conn, c.raw = conn, tap.conn
+	s.hub.clients[c] = struct{}{}
+	s.hub.mu.Unlock()
 	defer s.removeClient(c)
-	if len(initial) > 0 && !s.subscribe(c, initial) {
+	if !subscribed {
 		c.requestClose(websocket.StatusPolicyViolation, "Invalid request", false)
 	}
 	// A fault set while this connection was being accepted applies too.
