@@ -51,6 +51,7 @@ usage:
   tradecache cache get|set|del KIND [PART...] [VALUE|-]
                                            operate the tiered cache (Redis) by hand
   tradecache bench cache [flags]           tiered cache throughput and latency
+  tradecache config check [flags]         the effective configuration, secrets redacted, or field-level errors
   tradecache version
 
 Every flag also reads an environment variable (and .env); run 'tradecache serve -h' for the list.
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cacheCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, rest, getenv, stdout, stderr)
+	case "config":
+		err = configCheck(rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tradecache", buildVersion())
 	case "help", "-h", "--help":

@@ -214,3 +214,23 @@ func TestBenchCacheOutput(t *testing.T) {
 		t.Fatalf("bench cache --json on memory = %d %s", code, out)
 	}
 }
+
+func TestConfigCheckRedactsSecrets(t *testing.T) {
+	env := map[string]string{"BINANCE_API_KEY": "key-hunter2", "BINANCE_API_SECRET": "secret-hunter2",
+		"REDIS_URL": "redis://:pw-hunter2@127.0.0.1:6379/0", "TRADECACHE_WS_TOKEN": "token-hunter2-0123456789"}
+	code, out, errOut := runCmd(t, env, "config", "check", "--env-file", "/dev/null")
+	if code != 0 {
+		t.Fatalf("config check exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Fatalf("config check shows a secret:\n%s", out)
+	}
+	for _, want := range []string{`"api_secret": "(redacted)"`, `"redis": "redis://:xxxxx@127.0.0.1:6379/0"`, `"api-key": "env BINANCE_API_KEY"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("config check lacks %s:\n%s", want, out)
+		}
+	}
+	if code, _, errOut := runCmd(t, env, "config", "check", "--env-file", "/dev/null", "--symbols", "BTC USDT"); code != 2 || !strings.Contains(errOut, "--symbols") {
+		t.Errorf("bad field: exit %d, %q", code, errOut)
+	}
+}
