@@ -74,6 +74,16 @@ func TestAccountFillsReachEveryNode(t *testing.T) {
 	order("BTCUSDT", "BUY", "0.010")
 	testenv.Eventually(t, 2*time.Second, seen(map[string]string{"BTCUSDT": "0.010", "ETHUSDT": "-0.500"}), "BTC fill lost ETH")
 	t.Logf("fill visible on both nodes after %v", time.Since(start).Round(time.Millisecond))
+	// The balance moved too (commission and PnL), on every node.
+	for _, p := range c.nodes {
+		var b exchange.Balance
+		if err := getJSON(p.url+"/api/v1/balance?asset=USDT", &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.WalletBalance == "" || b.WalletBalance == "10000" || b.WalletBalance == "10000.00000000" {
+			t.Errorf("%s: USDT balance %+v after two fills", p.name, b)
+		}
+	}
 
 	// The sim expires the listenKey: a new one is made, the stream resumes.
 	rc := c.redis.Client(t)
