@@ -17,9 +17,12 @@ import (
 // parts, so they get the registry's TTL like any write of the project.
 func cacheCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: cache get|set|del KIND [PART...] [VALUE|-]", errUsage)
+		return fmt.Errorf("%w: cache get|set|del KIND [PART...] [VALUE|-], or cache flush --yes KIND|--dir DIR", errUsage)
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "flush" {
+		return cacheFlush(ctx, rest, getenv, stdout, stderr)
+	}
 	var ttl *time.Duration
 	extra := func(fs *flag.FlagSet) {
 		ttl = fs.Duration("ttl", 0, "set: TTL instead of the kind's (must be positive)")

@@ -50,6 +50,8 @@ usage:
   tradecache keys kinds                    the key registry: every kind, pattern and TTL
   tradecache cache get|set|del KIND [PART...] [VALUE|-]
                                            operate the tiered cache (Redis) by hand
+  tradecache cache flush --yes KIND|--dir DIR
+                                           delete a key kind from Redis, or empty a file cache
   tradecache bench cache [flags]           tiered cache throughput and latency
   tradecache config check [flags]         the effective configuration, secrets redacted, or field-level errors
   tradecache version
