@@ -33,3 +33,9 @@ echo "== staticcheck" >&2
 staticcheck ./...
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 15m ./...
+
+# The dashboard in a real browser (Debian's chromium, installed when
+# missing): the page of `serve --demo`, candles that move, the status, and
+# the degraded banner when a node's Redis dies. Screenshots: artifacts/.
+echo "== dashboard e2e (web/e2e/run.sh)" >&2
+web/e2e/run.sh

@@ -33,6 +33,7 @@ type Server struct {
 	Market   MarketReader  // nil: no market data routes
 	WS       http.Handler  // the event gateway at GET /ws; nil: none
 	Account  AccountReader // nil: the account routes answer 404 with how to configure one
+	WebDir   string        // the built dashboard served at /; empty: DefaultWebDir (web/dist)
 }
 
 // Health is the body of GET /healthz.
@@ -52,7 +53,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /{$}", s.index)
+	mux.Handle("GET /", s.dashboard()) // the dashboard (WebDir), or how to build it
 	s.marketRoutes(mux)
 	s.accountRoutes(mux)
 	if s.WS != nil {
