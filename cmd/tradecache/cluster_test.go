@@ -230,6 +230,13 @@ func TestClusterOneLeaderIdenticalKlinesAuditClean(t *testing.T) {
 		t.Fatalf("keys audit exit %d:\n%s\n%s", code, out, errOut)
 	}
 	t.Logf("audit:\n%s", out)
+	var rep struct {
+		Keys       int `json:"keys"`
+		NoTTLCount int `json:"no_ttl_count"`
+	}
+	if err := getJSON(c.nodes[2].url+"/api/v1/keys/audit", &rep); err != nil || rep.Keys == 0 || rep.NoTTLCount != 0 {
+		t.Fatalf("/api/v1/keys/audit = %+v, %v", rep, err)
+	}
 }
 
 func TestClusterFailover(t *testing.T) {

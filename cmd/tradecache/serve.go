@@ -168,6 +168,9 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 	if acct != nil {
 		api.Account = acct
 	}
+	if c.RedisURL != "" {
+		api.Audit = newAuditor(tc, reg)
+	}
 
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {

@@ -32,6 +32,7 @@ type Server struct {
 	Version  string
 	Market   MarketReader  // nil: no market data routes
 	WS       http.Handler  // the event gateway at GET /ws; nil: none
+	Audit    Auditor       // GET /api/v1/keys/audit; nil without Redis
 	Account  AccountReader // nil: the account routes answer 404 with how to configure one
 	WebDir   string        // the built dashboard served at /; empty: DefaultWebDir (web/dist)
 }
@@ -56,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /", s.dashboard()) // the dashboard (WebDir), or how to build it
 	s.marketRoutes(mux)
 	s.accountRoutes(mux)
+	s.auditRoutes(mux)
 	if s.WS != nil {
 		mux.Handle("GET /ws", s.WS)
 	}
