@@ -183,20 +183,33 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 		mu.Unlock()
 		return k, err
 	}
+	// applied counts account updates written; a REST snapshot taken while
+	// one arrived is older than Redis and must not replace it.
+	var applied uint64
 	seed := func() {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		bs, ps, err := n.rest.Account(rctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				n.cfg.Logger.Warn("account: seed from REST failed", "err", err)
+		for attempt := 0; attempt < 3; attempt++ {
+			mu.Lock()
+			before := applied
+			mu.Unlock()
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			bs, ps, err := n.rest.Account(rctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					n.cfg.Logger.Warn("account: seed from REST failed", "err", err)
+				}
+				return
 			}
+			mu.Lock()
+			if applied != before {
+				mu.Unlock()
+				continue // an update landed meanwhile: take a fresher snapshot
+			}
+			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
+				n.st.Seeds.Add(1)
+			}
+			mu.Unlock()
 			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
-			n.st.Seeds.Add(1)
 		}
 	}
 	onEvent := func(ev exchange.UserEvent) {
@@ -206,6 +219,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			mu.Lock()
 			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
 			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances)) && ok
+			applied++
 			mu.Unlock()
 			if ok {
 				n.publish("positions", ev.Account.Positions)

@@ -66,6 +66,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -393,7 +394,7 @@ func (c *Cache) classify(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err() // the caller gave up; not Redis's fault
 	}
-	if ve, ok := valkey.IsValkeyErr(err); ok && !ve.IsLoading() && !ve.IsClusterDown() && !ve.IsTryAgain() {
+	if ve, ok := valkey.IsValkeyErr(err); ok && !ve.IsLoading() && !ve.IsClusterDown() && !ve.IsTryAgain() && !transientReply(ve.Error()) {
 		c.st.replyErrs.Add(1)
 		return err
 	}
@@ -408,6 +409,19 @@ func (c *Cache) classify(ctx context.Context, err error) error {
 // tier, nil otherwise. Parts that need Redis itself (leader election, fenced
 // Lua writes) share the cache's connections and its view of Redis health.
 func (c *Cache) Redis() valkey.Client { return c.redis() }
+
+// transientReply reports replies of a Redis that cannot serve now but will:
+// a demoted master during a Sentinel failover (READONLY), a replica that
+// lost its master (MASTERDOWN), a busy script (BUSY). They count as an
+// outage, served by memory and written back later.
+func transientReply(msg string) bool {
+	for _, p := range []string{"READONLY", "MASTERDOWN", "BUSY"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // redis returns the client when the cache is on the Redis tier.
 func (c *Cache) redis() valkey.Client {
@@ -468,6 +482,13 @@ func (c *Cache) Connect(ctx context.Context) error {
 		cl, err := valkey.NewClient(opt)
 		if err != nil {
 			return fmt.Errorf("cache: connect: %w", err)
+		}
+		if cl.Mode() == valkey.ClientModeCluster {
+			// Fenced writes run the lease key and the data key in one
+			// script; on a cluster they live on different shards and
+			// valkey-go refuses (panics on) such a command. Refuse clearly.
+			cl.Close()
+			return errors.New("cache: connect: Redis Cluster is not supported yet (fenced writes need the lease and the data on one shard): use a single Redis/Valkey or Sentinel")
 		}
 		p = &cl
 		c.client.Store(p)
@@ -627,6 +648,9 @@ func (c *Cache) writeBack(ctx context.Context) {
 			for j, r := range res {
 				i := idx[j]
 				n, err := r.AsInt64()
+				if ctx.Err() != nil {
+					return // shutting down: the entries stay for the next run's memory, not an error
+				}
 				if err := c.classify(ctx, err); err != nil {
 					if err != errOutage {
 						c.cfg.Logger.Error("cache write-back failed", "key", keys[i], "err", err)

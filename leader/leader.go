@@ -91,6 +91,8 @@ type Elector struct {
 	mu      sync.Mutex // guards leading and term
 	leading bool
 	term    Term
+
+	lastErr string // last acquire error logged; Run's goroutine only
 }
 
 // New returns an Elector; it does no I/O.
@@ -185,11 +187,14 @@ func (e *Elector) tryAcquire(ctx context.Context) (Term, time.Time, bool) {
 	token, err := acquireScript.Exec(cctx, cl, []string{e.cfg.Lease.Name(), e.cfg.Epoch.Name()},
 		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL())}).ToString()
 	if err != nil {
-		if !valkey.IsValkeyNil(err) && ctx.Err() == nil {
-			e.cfg.Logger.Debug("leader: acquire failed", "err", err)
+		if !valkey.IsValkeyNil(err) && ctx.Err() == nil && err.Error() != e.lastErr {
+			// Once per distinct error: a node that can never lead says why.
+			e.cfg.Logger.Warn("leader: acquire failed", "lease", e.cfg.Lease.Name(), "err", err)
+			e.lastErr = err.Error()
 		}
 		return Term{}, time.Time{}, false
 	}
+	e.lastErr = ""
 	var v struct {
 		Node  string `json:"node"`
 		Epoch int64  `json:"epoch"`

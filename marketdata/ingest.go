@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 )
@@ -56,9 +57,12 @@ func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, oldes
 
 // restore puts back klines whose write failed, under newer ones that
 // arrived meanwhile.
-func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline) {
+func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline, oldest time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if o, ok := b.oldest[key]; !ok || oldest.Before(o) {
+		b.oldest[key] = oldest
+	}
 	cur := b.klines[key]
 	if cur == nil {
 		b.klines[key] = ks
@@ -161,8 +165,18 @@ func (n *Node) ingest(ctx context.Context, s sink) error {
 			case <-gctx.Done():
 				return nil
 			case <-backfill:
-				if err := n.backfillAll(gctx, s); err != nil {
-					return err
+				// A series whose backfill failed (REST timeout, rate-limit
+				// cooldown, a Redis error) is retried with a capped backoff
+				// until it succeeds: a gap must not wait for the next reconnect.
+				for attempt := 0; ; attempt++ {
+					failed, err := n.backfillAll(gctx, s)
+					if err != nil {
+						return err
+					}
+					if failed == 0 || gctx.Err() != nil {
+						break
+					}
+					lifecycle.Sleep(gctx, min(time.Second<<attempt, 30*time.Second))
 				}
 			}
 		}
@@ -201,7 +215,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			ks := slices.SortedFunc(maps.Values(m), func(a, b exchange.Kline) int { return int(a.OpenTime - b.OpenTime) })
 			if err := s.putKlines(gctx, key, ks); err != nil {
 				fail(err)
-				b.restore(key, m)
+				b.restore(key, m, oldest[key])
 				return nil
 			}
 			n.st.KlinesWritten.Add(uint64(len(ks)))
@@ -270,10 +284,11 @@ func jsonFields[T any](m map[string]T) map[string][]byte {
 	return out
 }
 
-// backfillAll fills every series from REST after a gap, four at a time.
-func (n *Node) backfillAll(ctx context.Context, s sink) error {
+// backfillAll fills every series from REST after a gap, four at a time,
+// and returns how many failed.
+func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) {
 	if n.rest == nil {
-		return nil
+		return 0, nil
 	}
 	n.backfillMu.Lock()
 	defer n.backfillMu.Unlock()
@@ -291,7 +306,10 @@ func (n *Node) backfillAll(ctx context.Context, s sink) error {
 				fenced = true
 				mu.Unlock()
 			case gctx.Err() == nil:
-				n.cfg.Logger.Warn("marketdata: backfill failed", "symbol", id.symbol, "interval", id.interval, "err", err)
+				n.cfg.Logger.Warn("marketdata: backfill failed; retrying", "symbol", id.symbol, "interval", id.interval, "err", err)
+				mu.Lock()
+				failed++
+				mu.Unlock()
 			}
 			return nil
 		})
@@ -299,9 +317,9 @@ func (n *Node) backfillAll(ctx context.Context, s sink) error {
 	g.Wait()
 	if fenced {
 		n.st.Fenced.Add(1)
-		return errFenced
+		return failed, errFenced
 	}
-	return nil
+	return failed, nil
 }
 
 // backfill writes the closed klines from the newest one held (or the last

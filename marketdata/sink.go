@@ -49,8 +49,13 @@ type redisSink struct {
 
 var putKlinesScript = valkey.NewLuaScript(leader.FenceCheck + `
 for i = 4, #ARGV, 2 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
-  redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i+1])
+  -- A closed kline is final: an open version of it (a late, restored
+  -- update) never replaces it.
+  local old = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
+  if not (old[1] and string.find(old[1], '"x":true', 1, true) and not string.find(ARGV[i+1], '"x":true', 1, true)) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
+    redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i+1])
+  end
 end
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
