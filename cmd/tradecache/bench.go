@@ -76,6 +76,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	case "ingest":
 		var o benchIngestOpts
 		extra := func(fs *flag.FlagSet) {
+			fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 			fs.IntVar(&o.symbols, "symbols-count", 100, "simulated symbols (each streams every interval)")
 			fs.DurationVar(&o.every, "update-every", 5*time.Millisecond, "kline update period of the simulated exchange per stream")
 			fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run")

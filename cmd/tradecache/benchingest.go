@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/tradecache/tradecache/cache"
@@ -20,6 +22,7 @@ import (
 )
 
 type benchIngestOpts struct {
+	cpuprofile      string
 	symbols         int
 	every, duration time.Duration
 	json            bool
@@ -103,6 +106,17 @@ func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ev0, wr0, fl0 := st.Events.Load(), st.KlinesWritten.Load(), st.Flushes.Load()
 	t0 := time.Now()
 	select {
