@@ -175,6 +175,7 @@ type Cache struct {
 	tier     atomic.Int32                  // a Tier
 	client   atomic.Pointer[valkey.Client] // nil until connected; owned by Run
 	failures atomic.Int64                  // consecutive connection failures
+	pingRTT  atomic.Int64                  // last health PING round trip, ns (0: none yet)
 	kick     chan struct{}                 // wakes Run: tier dropped or memory holds entries to write back
 
 	connMu sync.Mutex // serialises connect and Close
@@ -573,11 +574,19 @@ func (c *Cache) ping(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
+	t0 := time.Now()
 	err := cl.Do(cctx, cl.B().Ping().Build()).Error()
+	if err == nil {
+		c.pingRTT.Store(int64(time.Since(t0)))
+	}
 	if err != nil && ctx.Err() == nil {
 		c.classify(ctx, err)
 	}
 }
+
+// RedisLatency is the round trip of the last health PING (every
+// HealthInterval while on the Redis tier); 0 before the first.
+func (c *Cache) RedisLatency() time.Duration { return time.Duration(c.pingRTT.Load()) }
 
 // writeBackScript writes ARGV[1] (or deletes, ARGV[3]=="1") with TTL ARGV[2]
 // ms unless Redis holds a copy with at least as much time left, which was

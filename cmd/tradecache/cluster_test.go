@@ -386,8 +386,9 @@ func TestClusterEventsReachEveryNode(t *testing.T) {
 		follower = 1
 	}
 	for i, conn := range conns {
-		gotCustom, gotKline := false, false
-		for !gotCustom || (i == follower && !gotKline) {
+		gotCustom, gotKline, gotOther := false, false, false
+		other := c.nodes[1-i].name
+		for !gotCustom || (i == follower && !gotKline) || !gotOther {
 			var env struct {
 				ID    any             `json:"id"`
 				Event string          `json:"event"`
@@ -401,6 +402,9 @@ func TestClusterEventsReachEveryNode(t *testing.T) {
 				gotCustom = string(env.Data) == `{"hello":"jesse"}`
 			case "live.kline":
 				gotKline = true
+			case "live.heartbeat": // every node sees the others
+				var h httpapi.Health
+				gotOther = gotOther || (json.Unmarshal(env.Data, &h) == nil && h.NodeID == other)
 			}
 		}
 	}

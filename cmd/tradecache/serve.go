@@ -220,6 +220,19 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 		g.Go(func() error { return gw.Run(gctx) })
 	}
 	g.Go(func() error {
+		// A heartbeat lets every node (and the dashboard) see the others.
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			events.PublishAsync("heartbeat", api.Health())
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: http: %w", err)
 		}

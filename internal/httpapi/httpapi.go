@@ -19,6 +19,7 @@ import (
 type CacheStatus interface {
 	Tier() cache.Tier
 	Embedded() bool
+	RedisLatency() time.Duration
 }
 
 // Server holds what the handlers read.
@@ -39,9 +40,10 @@ type Server struct {
 
 // Health is the body of GET /healthz.
 type Health struct {
-	Status    string  `json:"status"`     // ok | degraded
-	CacheTier string  `json:"cache_tier"` // redis | memory
-	Redis     string  `json:"redis"`      // configured | embedded
+	Status    string  `json:"status"`                     // ok | degraded
+	CacheTier string  `json:"cache_tier"`                 // redis | memory
+	Redis     string  `json:"redis"`                      // configured | embedded
+	RedisMS   float64 `json:"redis_latency_ms,omitempty"` // last health PING round trip
 	Leader    bool    `json:"leader"`
 	Mode      string  `json:"mode,omitempty"` // leader | follower | standalone
 	NodeID    string  `json:"node_id"`
@@ -79,6 +81,8 @@ func (s *Server) Health() Health {
 		h.Redis = "embedded"
 	} else if s.Cache.Tier() != cache.TierRedis {
 		h.Status = "degraded"
+	} else {
+		h.RedisMS = float64(s.Cache.RedisLatency().Microseconds()) / 1000
 	}
 	if s.Leader != nil {
 		h.Leader = s.Leader()

@@ -24,6 +24,9 @@ type fakeStatus struct {
 
 func (f fakeStatus) Tier() cache.Tier { return f.tier }
 func (f fakeStatus) Embedded() bool   { return f.embedded }
+func (f fakeStatus) RedisLatency() time.Duration {
+	return 0
+}
 
 func TestHealth(t *testing.T) {
 	tests := []struct {
