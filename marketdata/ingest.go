@@ -295,10 +295,23 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	var fenced bool
-	var mu sync.Mutex
+	var mu sync.Mutex // guards fenced, failed, done
+	done, total := 0, len(n.series)
+	start, klines0 := time.Now(), n.st.BackfillKline.Load()
+	lastReport := start
+	n.cfg.Logger.Info("marketdata: backfilling", "series", total)
 	for id, key := range n.series {
 		g.Go(func() error {
 			err := n.backfill(gctx, s, id, key)
+			mu.Lock()
+			done++
+			// Progress, at most every 2 s: a backfill of many series after
+			// a long gap takes a while (REST weight paces it).
+			if time.Since(lastReport) > 2*time.Second && done < total {
+				lastReport = time.Now()
+				n.cfg.Logger.Info("marketdata: backfill progress", "done", done, "series", total)
+			}
+			mu.Unlock()
 			switch {
 			case err == nil:
 			case leader.IsFenced(err):
@@ -315,6 +328,8 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 		})
 	}
 	g.Wait()
+	n.cfg.Logger.Info("marketdata: backfilled", "series", total, "failed", failed,
+		"klines", n.st.BackfillKline.Load()-klines0, "took", time.Since(start).Round(time.Millisecond))
 	if fenced {
 		n.st.Fenced.Add(1)
 		return failed, errFenced
