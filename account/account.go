@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
@@ -88,6 +89,8 @@ type Node struct {
 	elector *leader.Elector
 
 	positionsKey, listenKeyKey keyspace.Key
+	leaseKey                   keyspace.Key
+	sf                         singleflight.Group // REST loads by readers that do not store
 	streaming                  atomic.Bool
 	st                         Stats
 }
@@ -123,8 +126,12 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Acco
 	if err != nil {
 		return nil, fmt.Errorf("account: %w", err)
 	}
+	lease, err := keys.AccountLeader(cfg.Account)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
 	return &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
-		positionsKey: keys.Positions(), listenKeyKey: lk}, nil
+		positionsKey: keys.Positions(), listenKeyKey: lk, leaseKey: lease}, nil
 }
 
 // Streaming reports whether this node holds the user data stream.

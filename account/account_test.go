@@ -67,6 +67,32 @@ func (f *fakeExchange) KeepAliveListenKey(_ context.Context, k string) error {
 	return nil
 }
 func (f *fakeExchange) CloseListenKey(context.Context, string) error { return nil }
+
+// push applies an account update to the exchange's REST state, as a real
+// exchange would, and sends it on the stream.
+func (f *fakeExchange) push(ev exchange.UserEvent) {
+	f.mu.Lock()
+	for _, p := range ev.Account.Positions {
+		found := false
+		for i := range f.positions {
+			if f.positions[i].Symbol == p.Symbol && f.positions[i].PositionSide == p.PositionSide {
+				f.positions[i], found = p, true
+			}
+		}
+		if !found {
+			f.positions = append(f.positions, p)
+		}
+	}
+	for _, b := range ev.Account.Balances {
+		for i := range f.balances {
+			if f.balances[i].Asset == b.Asset {
+				f.balances[i] = b
+			}
+		}
+	}
+	f.mu.Unlock()
+	f.events <- ev
+}
 func (f *fakeExchange) Account(context.Context) ([]exchange.Balance, []exchange.Position, error) {
 	f.accounts.Add(1)
 	f.mu.Lock()
@@ -181,11 +207,11 @@ func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 	}
 
 	// A delta that mentions BTCUSDT only leaves ETHUSDT as it was.
-	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
 		Reason:    "ORDER",
 		Balances:  []exchange.Balance{{Asset: "USDT", WalletBalance: "9990", CrossWalletBalance: "9990"}},
 		Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.7", EntryPrice: "70100"}},
-	}}
+	}})
 	want := []exchange.Position{
 		{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.7", EntryPrice: "70100"},
 		{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000"},
@@ -202,9 +228,9 @@ func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 		}
 	}
 	// Closing ETHUSDT removes it.
-	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
 		Positions: []exchange.Position{{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "0", EntryPrice: "0"}},
-	}}
+	}})
 	testenv.Eventually(t, 2*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 1 }, "flat position kept")
 
 	// One listenKey for both nodes; an expiry makes a new one, cached.
@@ -230,9 +256,9 @@ func TestTakeoverKeepsAccountFresh(t *testing.T) {
 	a.cancel()
 	<-a.done
 	testenv.Eventually(t, 3*time.Second, b.n.Streaming, "b never took over")
-	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
 		Positions: []exchange.Position{{Symbol: "SOLUSDT", PositionSide: "BOTH", PositionAmt: "10", EntryPrice: "150"}},
-	}}
+	}})
 	testenv.Eventually(t, 2*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 3 }, "new leader did not write")
 }
 
@@ -246,9 +272,9 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	lease, _ := reg.AccountLeader("main")
 	rc.Do(ctx, rc.B().Set().Key(lease.Name()).Value(`{"node":"intruder","epoch":99}`).Px(10*time.Second).Build())
-	f.events <- exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
 		Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "9", EntryPrice: "1"}},
-	}}
+	}})
 	testenv.Eventually(t, 2*time.Second, func() bool { return a.n.Stats().Fenced.Load() > 0 || !a.n.Streaming() }, "write not fenced")
 	if ps := positionsIn(t, r, reg); len(ps) != 2 || ps[0].PositionAmt != "0.5" {
 		t.Fatalf("a deposed leader's write landed: %v", ps)
