@@ -1,9 +1,11 @@
 // End-to-end test of the dashboard in Debian's Chromium (playwright-core).
 // Env: E2E_URL (node base URL), E2E_TOKEN (/ws token), optional E2E_NODE_ID,
+// E2E_REDIS_PID/E2E_REDIS_PORT (kill that Redis, then restart one on the port),
 // E2E_CHROMIUM (default /usr/bin/chromium), E2E_ARTIFACTS (default ../artifacts
 // from web/, i.e. <repo>/artifacts). Exits non-zero on failure.
 import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, openSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +15,9 @@ const base = (process.env.E2E_URL || '').replace(/\/$/, '');
 const token = process.env.E2E_TOKEN || '';
 const nodeId = process.env.E2E_NODE_ID || '';
 const redisPid = +process.env.E2E_REDIS_PID || 0; // set: kill this Redis and expect the degraded banner
+const redisPort = +process.env.E2E_REDIS_PORT || 0; // set with E2E_REDIS_PID: restart Redis on this port and expect recovery
+const redisDir = process.env.E2E_REDIS_DIR || tmpdir();
+const redisPidFile = process.env.E2E_REDIS_PIDFILE || ''; // the restarted Redis's pid, for run.sh's cleanup
 const nodePid = +process.env.E2E_NODE_PID || 0; // set: stop the node at the end and expect the disconnected banner
 const shot = process.env.E2E_SHOT_PREFIX || 'dashboard';
 const artifacts = process.env.E2E_ARTIFACTS || path.resolve(here, '../../artifacts');
@@ -54,6 +59,7 @@ const step = async (name, fn) => {
 const dash = () => page.evaluate(() => ({ ...window.__dash, health: undefined }));
 
 const figures = {};
+let redisChild = null; // the Redis this script restarts, stopped at the end
 try {
   await step('page loads', async () => {
     const res = await page.goto(`${base}/#token=${encodeURIComponent(token)}`, { waitUntil: 'load' });
@@ -78,6 +84,15 @@ try {
   });
   await step('/ws is live', async () => {
     await page.waitForFunction(() => window.__dash.ws === 'live' && window.__dash.wsEvents > 0, null, { timeout: 15000 });
+  });
+  await step('Nodes panel shows the node itself (heartbeat)', async () => {
+    const t0 = Date.now();
+    await page.waitForFunction(() => window.__dash.nodes >= 1, null, { timeout: 7000, polling: 100 });
+    figures.first_heartbeat_ms = Date.now() - t0;
+    const id = await page.textContent('#st-node');
+    const rows = await page.textContent('#nodes');
+    if (!rows.includes(id)) throw new Error(`no row for ${id} in the Nodes panel: ${rows}`);
+    figures.nodes = (await dash()).nodes;
   });
   await step('a live update changes the last candle', async () => {
     const d0 = await dash();
@@ -152,6 +167,26 @@ try {
       figures.log_rows_after_degraded = await page.locator('#logs li').count();
       await page.screenshot({ path: path.join(artifacts, `${shot}-degraded.png`), fullPage: true });
     });
+    if (redisPort) {
+      await step('Redis restarted on the same port: the status returns to ok', async () => {
+        redisChild = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(redisPort), '--save', '', '--appendonly', 'no', '--dir', redisDir],
+          { stdio: ['ignore', openSync(path.join(redisDir, 'redis-restarted.log'), 'a'), 'inherit'] });
+        redisChild.on('error', (e) => console.log('redis-server restart:', e.message));
+        if (redisPidFile) writeFileSync(redisPidFile, String(redisChild.pid));
+        const t0 = Date.now();
+        await page.waitForFunction(() => document.getElementById('banner').classList.contains('hidden')
+          && document.getElementById('st-tier').textContent === 'redis' && document.getElementById('st-status').textContent === 'ok',
+        null, { timeout: 10000, polling: 100 });
+        figures.recovered_after_ms = Date.now() - t0;
+        figures.redis_latency_after_recovery = await page.textContent('#st-latency');
+        // Not asserted (the Go side's concern): do the heartbeats over the Redis bus resume?
+        // (ms from the restart to the first heartbeat received after recovery; null: none within 12 s)
+        const hb = (await dash()).heartbeats;
+        figures.heartbeat_after_restart_ms = await page.waitForFunction((n) => window.__dash.heartbeats > n, hb,
+          { timeout: 12000, polling: 100 }).then(() => Date.now() - t0, () => null);
+        await page.screenshot({ path: path.join(artifacts, `${shot}-recovered.png`), fullPage: true });
+      });
+    }
   }
   if (nodePid) {
     await step('node stopped: the disconnected banner shows', async () => {
@@ -167,6 +202,7 @@ try {
   failed = true;
 } finally {
   await ctx.close().catch(() => {});
+  if (redisChild && redisChild.exitCode === null) redisChild.kill('SIGTERM');
   rmSync(userDataDir, { recursive: true, force: true });
 }
 console.log('figures ' + JSON.stringify(figures));

@@ -32,7 +32,11 @@ node_pid="" redis_pid=""
 stop() { # stop a process this script started, if it still runs
   if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
 }
-cleanup() { stop "$node_pid"; stop "$redis_pid"; rm -rf "$tmp"; }
+cleanup() {
+  stop "$node_pid"; stop "$redis_pid"
+  [ -s "$tmp/redis2.pid" ] && stop "$(cat "$tmp/redis2.pid")" # the Redis dashboard.mjs restarted, if left
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -75,7 +79,8 @@ start_node
 run_page
 stop "$node_pid"
 
-# 2. Against a Redis of its own, killed during the test: the degraded banner.
+# 2. Against a Redis of its own, killed during the test: the degraded banner;
+# then restarted on the same port (by dashboard.mjs): back to ok.
 # Skipped when redis-server is missing or E2E_REDIS=0.
 if [ "${E2E_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null; then
   rport="$(free_port)"
@@ -83,7 +88,8 @@ if [ "${E2E_REDIS:-1}" != 0 ] && command -v redis-server >/dev/null; then
   redis_pid="$(redis-server --bind 127.0.0.1 --port "$rport" --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 & echo $!)"
   for _ in $(seq 1 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
   start_node --redis "redis://127.0.0.1:$rport"
-  run_page E2E_REDIS_PID="$redis_pid" E2E_SHOT_PREFIX=dashboard-redis
+  run_page E2E_REDIS_PID="$redis_pid" E2E_REDIS_PORT="$rport" E2E_REDIS_DIR="$tmp" \
+    E2E_REDIS_PIDFILE="$tmp/redis2.pid" E2E_SHOT_PREFIX=dashboard-redis
   stop "$node_pid"
 else
   echo "e2e: skipping the Redis part (no redis-server, or E2E_REDIS=0)"

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const MAX_LOGS = 200;
 const dash = (window.__dash = {
   candles: 0, lastTime: 0, lastClose: 0, updates: 0, firstCandleMs: null,
-  ws: 'off', health: null, wsEvents: 0, klineEvents: 0, polledBars: 0, logs: 0,
+  ws: 'off', health: null, wsEvents: 0, klineEvents: 0, polledBars: 0, logs: 0, nodes: 0, staleNodes: 0, heartbeats: 0,
 });
 
 // ---- token: #token=… in the URL, else the field, kept in localStorage ----
@@ -62,6 +62,9 @@ async function pollHealth() {
     $('st-node').textContent = h.node_id;
     $('st-tier').textContent = h.cache_tier;
     $('st-redis').textContent = h.redis;
+    const lat = typeof h.redis_latency_ms === 'number';
+    document.querySelectorAll('.st-lat').forEach((e) => e.classList.toggle('hidden', !lat));
+    $('st-latency').textContent = lat ? fmt(h.redis_latency_ms, 2) + ' ms' : '–';
     $('st-mode').textContent = (h.leader ? 'leader' : 'not leader') + (h.mode ? ' / ' + h.mode : '');
     $('st-uptime').textContent = fmtUptime(h.uptime_s);
     $('st-version').textContent = h.version || '–';
@@ -215,6 +218,49 @@ function addLog(d, isError) {
   while (ol.children.length > MAX_LOGS) ol.lastChild.remove();
 }
 
+// ---- nodes: live.heartbeat (a node's /healthz body) from every node, every 5 s ----
+const STALE_MS = 15000, DROP_MS = 60000, MAX_NODES = 100;
+const nodes = new Map(); // node_id → { h, at }, least recently heard first
+function onHeartbeat(h) {
+  if (!h || typeof h.node_id !== 'string' || !h.node_id) return;
+  dash.heartbeats++;
+  nodes.delete(h.node_id);
+  nodes.set(h.node_id, { h, at: Date.now() });
+  while (nodes.size > MAX_NODES) nodes.delete(nodes.keys().next().value);
+  renderNodes();
+}
+function renderNodes() {
+  const now = Date.now(), self = dash.health && dash.health.node_id;
+  for (const [id, n] of nodes) if (now - n.at > DROP_MS) nodes.delete(id);
+  let stale = 0;
+  const rows = [...nodes.values()].sort((a, b) => (a.h.node_id < b.h.node_id ? -1 : 1)).map(({ h, at }) => {
+    const old = now - at > STALE_MS;
+    if (old) stale++;
+    const tr = document.createElement('tr');
+    if (old) tr.className = 'stale';
+    const cells = [
+      [h.node_id + (h.node_id === self ? ' (this)' : '')],
+      [old ? 'stale' : h.status, old ? 'err' : h.status === 'ok' ? 'ok' : 'bad'],
+      [h.cache_tier],
+      [(h.mode || '–') + (h.leader && h.mode !== 'leader' ? ' ★' : '')],
+      [typeof h.redis_latency_ms === 'number' ? fmt(h.redis_latency_ms, 2) + ' ms' : '–'],
+      [Math.round((now - at) / 1000) + ' s ago'],
+    ];
+    for (const [v, cls] of cells) {
+      const td = document.createElement('td');
+      td.textContent = v ?? '–';
+      if (cls) td.className = cls;
+      tr.append(td);
+    }
+    tr.title = h.node_id + (h.leader ? ' (leader)' : '');
+    return tr;
+  });
+  $('nodes').replaceChildren(...rows);
+  dash.nodes = nodes.size;
+  dash.staleNodes = stale;
+  $('nodes-count').textContent = nodes.size ? `(${nodes.size}${stale ? `, ${stale} stale` : ''})` : '(heartbeats via /ws)';
+}
+
 // ---- /ws with reconnection and backoff ----
 let ws = null, backoff = 500, retryTimer = null;
 function setWS(state, on) {
@@ -244,6 +290,7 @@ async function onMessage(ev) {
     case 'live.ticker': showTicker(data); break;
     case 'live.info_log': addLog(data, false); break;
     case 'live.error_log': addLog(data, true); break;
+    case 'live.heartbeat': onHeartbeat(data); break;
     case 'live.positions': pollAccount(); break;
     case 'live.balance': pollAccount(); break;
   }
@@ -295,4 +342,5 @@ setInterval(pollKlines, 3000);
 every(2000, pollMarket);
 every(5000, pollAccount);
 every(5000, pollMetrics);
+setInterval(renderNodes, 1000);
 connect();
