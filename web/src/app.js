@@ -204,6 +204,39 @@ async function pollMetrics() {
   } catch {}
 }
 
+// ---- keys by family from /api/v1/keys/audit (the node caches it 30 s) ----
+function fmtBytes(n) {
+  if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + ' MiB';
+  if (n >= 1 << 10) return (n / (1 << 10)).toFixed(1) + ' KiB';
+  return n + ' B';
+}
+async function pollAudit() {
+  try {
+    const r = await getJSON('api/v1/keys/audit', 10000);
+    const body = $('ca-families').querySelector('tbody');
+    if (!r.ok || !r.body) {
+      $('ca-keys').textContent = r.status === 404 ? 'no Redis' : '–';
+      $('ca-nottl').textContent = '–';
+      body.replaceChildren();
+      return;
+    }
+    $('ca-keys').textContent = fmt(r.body.keys, 0) + ' (' + fmtBytes(r.body.bytes || 0) + ')';
+    $('ca-nottl').textContent = fmt(r.body.no_ttl_count, 0);
+    $('ca-nottl').className = r.body.no_ttl_count > 0 ? 'bad' : '';
+    const rows = (r.body.families || []).slice(0, 8).map((f) => {
+      const tr = document.createElement('tr');
+      for (const v of [f.name, fmt(f.keys, 0), fmtBytes(f.bytes || 0)]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        tr.appendChild(td);
+      }
+      return tr;
+    });
+    body.replaceChildren(...rows);
+    window.__dash.auditKeys = r.body.keys;
+  } catch {}
+}
+
 // ---- logs ----
 function addLog(d, isError) {
   if (!d) return;
@@ -342,5 +375,6 @@ setInterval(pollKlines, 3000);
 every(2000, pollMarket);
 every(5000, pollAccount);
 every(5000, pollMetrics);
+every(30000, pollAudit);
 setInterval(renderNodes, 1000);
 connect();
