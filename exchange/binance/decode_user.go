@@ -126,45 +126,12 @@ func decodeUserPayload(data []byte) (exchange.UserEvent, error) {
 	return ev, nil
 }
 
-var accountEventFields = []string{"e", "E", "T", "a"}
-
 func decodeAccountUpdate(b []byte) (exchange.AccountUpdate, error) {
-	var (
-		au   exchange.AccountUpdate
-		araw []byte
-		seen uint32
-	)
-	err := members(b, func(key, val []byte) error {
-		if isNull(val) {
-			return nil
-		}
-		var err error
-		var bit uint32
-		switch string(key) {
-		case "e":
-			err, bit = checkType(val, EventAccountUpdate), 1<<0
-		case "E":
-			au.EventTime, err = intVal(val)
-			bit = 1 << 1
-		case "T":
-			au.TransactTime, err = intVal(val)
-			bit = 1 << 2
-		case "a":
-			araw, bit = val, 1<<3
-		}
-		if err != nil {
-			if isKnown(err) {
-				return err
-			}
-			return fieldErr("ACCOUNT_UPDATE", key, err)
-		}
-		seen |= bit
-		return nil
-	})
+	var au exchange.AccountUpdate
+	var err error
+	var araw []byte
+	au.EventTime, au.TransactTime, araw, err = decodeUserEnvelope(b, EventAccountUpdate, "ACCOUNT_UPDATE", "a")
 	if err != nil {
-		return exchange.AccountUpdate{}, asMalformed("ACCOUNT_UPDATE", err)
-	}
-	if err := required("ACCOUNT_UPDATE", seen, 1<<len(accountEventFields)-1, accountEventFields); err != nil {
 		return exchange.AccountUpdate{}, err
 	}
 	if au.EventTime < 0 || au.TransactTime < 0 {
@@ -361,52 +328,19 @@ func checkPosition(p *exchange.Position) error {
 	return nil
 }
 
-var orderEventFields = []string{"e", "E", "T", "o"}
-
 // orderFields are the required members of ORDER_TRADE_UPDATE's "o" (N and
 // n, the commission, are only pushed when there is one).
 var orderFields = []string{"s", "c", "S", "o", "f", "q", "p", "ap", "sp", "x", "X", "i", "l", "z", "L", "t", "R", "ps", "rp"}
 
 func decodeOrderUpdate(b []byte) (exchange.OrderUpdate, error) {
-	var (
-		o    exchange.OrderUpdate
-		oraw []byte
-		seen uint32
-	)
-	err := members(b, func(key, val []byte) error {
-		if isNull(val) {
-			return nil
-		}
-		var err error
-		var bit uint32
-		switch string(key) {
-		case "e":
-			err, bit = checkType(val, EventOrderTradeUpdate), 1<<0
-		case "E":
-			o.EventTime, err = intVal(val)
-			bit = 1 << 1
-		case "T":
-			o.TransactTime, err = intVal(val)
-			bit = 1 << 2
-		case "o":
-			oraw, bit = val, 1<<3
-		}
-		if err != nil {
-			if isKnown(err) {
-				return err
-			}
-			return fieldErr("ORDER_TRADE_UPDATE", key, err)
-		}
-		seen |= bit
-		return nil
-	})
+	var o exchange.OrderUpdate
+	var err error
+	var oraw []byte
+	o.EventTime, o.TransactTime, oraw, err = decodeUserEnvelope(b, EventOrderTradeUpdate, "ORDER_TRADE_UPDATE", "o")
 	if err != nil {
-		return exchange.OrderUpdate{}, asMalformed("ORDER_TRADE_UPDATE", err)
-	}
-	if err := required("ORDER_TRADE_UPDATE", seen, 1<<len(orderEventFields)-1, orderEventFields); err != nil {
 		return exchange.OrderUpdate{}, err
 	}
-	seen = 0
+	var seen uint32
 	err = members(oraw, func(key, val []byte) error {
 		if isNull(val) {
 			return nil
@@ -858,4 +792,46 @@ func decodeOrderResponse(b []byte) (OrderResponse, error) {
 		return OrderResponse{}, malformed("order %q id %d", o.Symbol, o.OrderID)
 	}
 	return o, nil
+}
+
+// decodeUserEnvelope reads the members ACCOUNT_UPDATE and
+// ORDER_TRADE_UPDATE share — e (must be event), E, T — and returns the
+// raw value of the nested object (inner: "a" or "o"); all four are required.
+func decodeUserEnvelope(b []byte, event, what, inner string) (eventTime, transactTime int64, raw []byte, err error) {
+	fields := []string{"e", "E", "T", inner}
+	var seen uint32
+	err = members(b, func(key, val []byte) error {
+		if isNull(val) {
+			return nil
+		}
+		var err error
+		var bit uint32
+		switch string(key) {
+		case "e":
+			err, bit = checkType(val, event), 1<<0
+		case "E":
+			eventTime, err = intVal(val)
+			bit = 1 << 1
+		case "T":
+			transactTime, err = intVal(val)
+			bit = 1 << 2
+		case inner:
+			raw, bit = val, 1<<3
+		}
+		if err != nil {
+			if isKnown(err) {
+				return err
+			}
+			return fieldErr(what, key, err)
+		}
+		seen |= bit
+		return nil
+	})
+	if err != nil {
+		return 0, 0, nil, asMalformed(what, err)
+	}
+	if err := required(what, seen, 1<<len(fields)-1, fields); err != nil {
+		return 0, 0, nil, err
+	}
+	return eventTime, transactTime, raw, nil
 }
