@@ -144,36 +144,16 @@ func (n *Node) Stats() *Stats { return &n.st }
 // for the account lease and hold the stream when elected; without, hold it
 // alone, writing to the memory tier.
 func (n *Node) Run(ctx context.Context) error {
-	if n.elector != nil {
-		// At start the cache may not have connected yet: give it a moment
-		// before deciding Redis is down.
-		lifecycle.WaitFor(ctx, 3*time.Second, func() bool { return n.cache.Redis() != nil })
-	}
-	for ctx.Err() == nil {
-		if n.elector == nil || n.cache.Redis() == nil {
-			sctx, cancel := context.WithCancel(ctx)
-			stop := lifecycle.CancelWhen(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
-			err := n.hold(sctx, memWriter{n})
-			cancel()
-			<-stop
-			if err != nil && ctx.Err() == nil {
-				n.cfg.Logger.Error("account: stream failed", "err", err)
-				lifecycle.Sleep(ctx, time.Second)
-			}
-			continue
-		}
-		ectx, cancel := context.WithCancel(ctx)
-		stop := lifecycle.CancelWhen(ectx, cancel, func() bool { return n.cache.Redis() == nil })
-		n.elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
-			cl := n.cache.Redis()
-			if cl == nil {
-				return errors.New("redis went away")
-			}
-			return n.hold(lctx, &redisWriter{n: n, cl: cl, fence: t.Fence})
-		})
-		cancel()
-		<-stop
-	}
+	lifecycle.Role{
+		Redis:      n.cache.Redis,
+		Elector:    n.elector,
+		Standalone: func(ctx context.Context) error { return n.hold(ctx, memWriter{n}) },
+		Lead: func(ctx context.Context, cl valkey.Client, t leader.Term) error {
+			return n.hold(ctx, &redisWriter{n: n, cl: cl, fence: t.Fence})
+		},
+		Logger: n.cfg.Logger,
+		Name:   "account",
+	}.Run(ctx)
 	return nil
 }
 

@@ -42,6 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/internal/benchfmt"
@@ -211,41 +213,23 @@ func (n *Node) Stats() *Stats { return &n.st }
 // Redis comes and goes.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.mode.Store(int32(ModeIdle))
-	if n.elector != nil {
-		// At start the cache may not have connected yet: give it a moment
-		// before deciding Redis is down.
-		lifecycle.WaitFor(ctx, 3*time.Second, func() bool { return n.cache.Redis() != nil })
-	}
-	for ctx.Err() == nil {
-		if n.elector == nil || n.cache.Redis() == nil {
+	lifecycle.Role{
+		Redis:   n.cache.Redis,
+		Elector: n.elector,
+		Standalone: func(ctx context.Context) error {
 			n.mode.Store(int32(ModeStandalone))
-			sctx, cancel := context.WithCancel(ctx)
-			stop := lifecycle.CancelWhen(sctx, cancel, func() bool { return n.elector != nil && n.cache.Redis() != nil })
-			err := n.ingest(sctx, n.mem)
-			cancel()
-			<-stop
-			if err != nil && ctx.Err() == nil {
-				n.cfg.Logger.Error("marketdata: standalone stream failed", "err", err)
-				lifecycle.Sleep(ctx, time.Second)
-			}
-			continue
-		}
-		n.mode.Store(int32(ModeFollower))
-		ectx, cancel := context.WithCancel(ctx)
-		stop := lifecycle.CancelWhen(ectx, cancel, func() bool { return n.cache.Redis() == nil })
-		n.elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
-			cl := n.cache.Redis()
-			if cl == nil {
-				return errors.New("redis went away")
-			}
+			return n.ingest(ctx, n.mem)
+		},
+		Follow: func() { n.mode.Store(int32(ModeFollower)) },
+		Lead: func(ctx context.Context, cl valkey.Client, t leader.Term) error {
 			n.st.Terms.Add(1)
 			n.mode.Store(int32(ModeLeader))
 			defer n.mode.Store(int32(ModeFollower))
-			return n.ingest(lctx, &redisSink{cl: cl, fence: t.Fence, window: n.cfg.Window, timeout: n.cfg.CallTimeout})
-		})
-		cancel()
-		<-stop
-	}
+			return n.ingest(ctx, &redisSink{cl: cl, fence: t.Fence, window: n.cfg.Window, timeout: n.cfg.CallTimeout})
+		},
+		Logger: n.cfg.Logger,
+		Name:   "marketdata",
+	}.Run(ctx)
 	return nil
 }
 
