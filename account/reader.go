@@ -11,7 +11,7 @@ import (
 )
 
 // ErrNoBalance is returned for an asset the account does not hold.
-var ErrNoBalance = errors.New("account: no such asset")
+var ErrNoBalance = exchange.ErrNoBalance
 
 // Positions returns the account's open positions: from Redis (or the
 // memory tier while Redis is down), loaded from REST on a miss.

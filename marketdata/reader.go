@@ -14,7 +14,7 @@ import (
 )
 
 // ErrUnknownSymbol is returned for a symbol the exchange does not list.
-var ErrUnknownSymbol = errors.New("marketdata: unknown symbol")
+var ErrUnknownSymbol = exchange.ErrUnknownSymbol
 
 // Reader reads market data on any node: from Redis when it is reachable,
 // from this node's memory sink when it is not.

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/exchange"
 )
 
-// AccountReader is what the account routes read (*account.Node).
+// AccountReader is what the account routes read (for example *account.Node).
 type AccountReader interface {
 	Positions(ctx context.Context) ([]exchange.Position, error)
 	Balance(ctx context.Context, asset string) (exchange.Balance, error)
@@ -36,7 +35,7 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 			return
 		}
 		b, err := s.Account.Balance(r.Context(), asset)
-		if errors.Is(err, account.ErrNoBalance) {
+		if errors.Is(err, exchange.ErrNoBalance) {
 			writeError(w, http.StatusNotFound, err.Error())
 			return
 		}

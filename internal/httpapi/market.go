@@ -9,10 +9,9 @@ import (
 
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/keyspace"
-	"github.com/tradecache/tradecache/marketdata"
 )
 
-// MarketReader is what the market data routes read (marketdata.Reader).
+// MarketReader is what the market data routes read (for example marketdata.Reader).
 type MarketReader interface {
 	Klines(ctx context.Context, symbol, interval string, limit int) ([]exchange.Kline, error)
 	Ticker24h(ctx context.Context, symbol string) (exchange.Ticker24h, error)
@@ -114,7 +113,7 @@ func readerError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, keyspace.ErrInvalidPart):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, marketdata.ErrUnknownSymbol):
+	case errors.Is(err, exchange.ErrUnknownSymbol):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, context.Canceled):
 		// the client went away
