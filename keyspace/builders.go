@@ -117,15 +117,20 @@ func (r *Registry) must(kind string) Key {
 	return k
 }
 
-// Table renders every kind, its key pattern (prefix included), TTL and value
+// Table renders every kind, its Redis type ("internal" for keys only the
+// project's own protocols write), key pattern (prefix included), TTL and value
 // format, and the kline TTL of each interval. It is the golden file's content
 // and what `tradecache keys kinds` prints.
 func (r *Registry) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tKEY\tTTL\tVALUE")
+	fmt.Fprintln(tw, "KIND\tTYPE\tKEY\tTTL\tVALUE")
 	for _, k := range r.sortedKinds() {
-		fmt.Fprintf(tw, "%s\t%s%s\t%s\t%s\n", k.Name, r.prefix, k.Pattern, k.TTL, k.Value)
+		typ := k.RedisType()
+		if k.Internal {
+			typ += ",internal"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\n", k.Name, typ, r.prefix, k.Pattern, k.TTL, k.Value)
 	}
 	tw.Flush()
 	b.WriteString("\nKLINE INTERVAL TTL\n")

@@ -87,6 +87,28 @@ type Kind struct {
 	TTL time.Duration
 	// Value documents the value format, for the README and non-Go readers.
 	Value string
+	// Type is the Redis type the project keeps the key in; "" is a string.
+	// Writing a key in another type breaks its readers and writers
+	// (WRONGTYPE), so tools that write by hand must respect it.
+	Type string
+	// Internal marks a key of the project's own protocols (a lease, an
+	// epoch counter): written only by the code that owns it, never by hand.
+	Internal bool
+}
+
+// Redis types of key kinds.
+const (
+	TypeString = "string"
+	TypeZSet   = "zset"
+	TypeHash   = "hash"
+)
+
+// RedisType is the Redis type of k's keys.
+func (k Kind) RedisType() string {
+	if k.Type == "" {
+		return TypeString
+	}
+	return k.Type
 }
 
 // Key is a validated Redis key together with the TTL it must be written with.
@@ -148,20 +170,25 @@ type Config struct {
 // DefaultChannel is Jesse's event channel pattern.
 const DefaultChannel = "{APP_PORT}:channel:1"
 
+// DefaultAppPort fills DefaultChannel when a deployment names no APP_PORT
+// (Jesse's default), so every process of one deployment meets on
+// "9000:channel:1" whatever ports its HTTP servers listen on.
+const DefaultAppPort = "9000"
+
 // Defaults returns the seed's table of built-in kinds.
 func Defaults() []Kind {
 	return []Kind{
-		{KindPositions, "ats:positions:cache", 300 * time.Second, "JSON array of positions (symbol, positionSide, positionAmt, entryPrice, unrealizedProfit, updateTime)"},
-		{KindBalance, "ats:balance:cache:{ASSET}", 300 * time.Second, "JSON object: asset, walletBalance, crossWalletBalance, availableBalance, updateTime"},
-		{KindKline, "market:kline:{SYMBOL}:{interval}", 600 * time.Second, "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
-		{KindTicker24h, "ticker_24h:{SYMBOL}", 30 * time.Second, "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
-		{KindMarketTicker24h, "market:ticker_24h", 120 * time.Second, "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
-		{KindBookTicker, "market:book_ticker", 30 * time.Second, "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
-		{KindSymbolInfo, "symbol_info:{SYMBOL}", 3600 * time.Second, "JSON object: the symbol's entry of Binance exchangeInfo"},
-		{KindListenKey, "listen_key:{account}", 3300 * time.Second, "string: the user data stream listenKey"},
-		{KindMarketWSLeader, "market_ws_leader", 30 * time.Second, `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
-		{KindAccountLeader, "account_leader:{account}", 30 * time.Second, `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
-		{KindLeaderEpoch, "leader_epoch:{lease}", 7 * 24 * time.Hour, "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
+		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, Value: "JSON array of positions (symbol, positionSide, positionAmt, entryPrice, unrealizedProfit, updateTime)"},
+		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance, updateTime"},
+		{Name: KindKline, Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
+		{Name: KindTicker24h, Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
+		{Name: KindMarketTicker24h, Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
+		{Name: KindBookTicker, Pattern: "market:book_ticker", TTL: 30 * time.Second, Type: TypeHash, Value: "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
+		{Name: KindSymbolInfo, Pattern: "symbol_info:{SYMBOL}", TTL: 3600 * time.Second, Value: "JSON object: the symbol's entry of Binance exchangeInfo"},
+		{Name: KindListenKey, Pattern: "listen_key:{account}", TTL: 3300 * time.Second, Value: "string: the user data stream listenKey"},
+		{Name: KindMarketWSLeader, Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
+		{Name: KindAccountLeader, Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
+		{Name: KindLeaderEpoch, Pattern: "leader_epoch:{lease}", TTL: 7 * 24 * time.Hour, Internal: true, Value: "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
 	}
 }
 
