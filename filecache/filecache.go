@@ -39,6 +39,9 @@ var (
 	ErrTooLarge = errors.New("filecache: entry larger than MaxBytes")
 	// ErrKeyTooLong is returned by Set for a key over MaxKeyLen bytes.
 	ErrKeyTooLong = errors.New("filecache: key longer than MaxKeyLen")
+	// ErrNotCache is returned by OpenExisting for a directory that does
+	// not exist or does not hold a file cache.
+	ErrNotCache = errors.New("filecache: not a file cache directory")
 )
 
 // Options configures a Cache. The zero value is usable.
@@ -135,6 +138,18 @@ type Cache struct {
 // the 256 shard directories and measures the entries already there, which
 // is its only O(n) work; it starts no goroutine.
 func Open(dir string, opts Options) (*Cache, error) {
+	return openDir(dir, opts, true)
+}
+
+// OpenExisting opens a file cache that Open created before; it creates
+// nothing. A directory that does not exist, or lacks the cache's shard
+// directories, is refused with ErrNotCache: a mistyped path given to a
+// destructive tool (flush) must not become a new, empty cache.
+func OpenExisting(dir string, opts Options) (*Cache, error) {
+	return openDir(dir, opts, false)
+}
+
+func openDir(dir string, opts Options, create bool) (*Cache, error) {
 	if dir == "" {
 		return nil, errors.New("filecache: empty directory")
 	}
@@ -157,6 +172,13 @@ func Open(dir string, opts Options) (*Cache, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if !create {
+		for _, d := range []string{root, c.shardDir(0), c.shardDir(255)} {
+			if fi, err := os.Lstat(d); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("%w: %s (no directory %s)", ErrNotCache, dir, d)
+			}
+		}
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("filecache: %w", err)

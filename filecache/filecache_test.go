@@ -691,3 +691,28 @@ func TestFlushRemovesOrphanTemps(t *testing.T) {
 		t.Errorf("files after Flush (-want +got):\n%s", diff)
 	}
 }
+
+func TestOpenExistingRefusesWhatIsNotACache(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Join(dir, "typo"), dir} {
+		if _, err := OpenExisting(d, Options{}); !errors.Is(err, ErrNotCache) {
+			t.Errorf("OpenExisting(%s) = %v, want ErrNotCache", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenExisting created the directory: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("OpenExisting created %d entries in an empty directory", len(entries))
+	}
+	c, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c, err = OpenExisting(dir, Options{})
+	if err != nil {
+		t.Fatalf("OpenExisting of a cache Open made: %v", err)
+	}
+	c.Close()
+}
