@@ -1,5 +1,5 @@
 // Package keyaudit scans a Redis/Valkey keyspace for keys without a TTL
-// (seed 000 forbids them) and summarises key count, memory and TTL spread by
+// (every key of a trading system's cache must expire) and summarises key count, memory and TTL spread by
 // key family.
 //
 // It walks the keyspace with SCAN and asks PTTL (and MEMORY USAGE) for each
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/tradecache/tradecache/keyspace"
 )
 
 // Options tune an audit. The zero value audits everything.
@@ -219,4 +221,17 @@ func primaries(c valkey.Client) map[string]valkey.Client {
 		return map[string]valkey.Client{"redis": c}
 	}
 	return nodes
+}
+
+// FamilyOf groups keys by the registered kind they belong to, named by its
+// SCAN pattern ("market:kline:*:*"); keys of no kind by their first segment.
+func FamilyOf(reg *keyspace.Registry) func(string) string {
+	return func(key string) string {
+		if kind, _, err := reg.Parse(key); err == nil {
+			if p, err := reg.ScanPattern(kind); err == nil {
+				return p
+			}
+		}
+		return FirstSegment(key)
+	}
 }
