@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func newAuditor(tc *cache.Cache, reg *keyspace.Registry) httpapi.Auditor {
 		}
 		actx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		rep, err := keyaudit.Audit(actx, cl, keyaudit.Options{Memory: true, Group: familyOf(reg), Pause: time.Millisecond})
+		rep, err := keyaudit.Audit(actx, cl, keyaudit.Options{Memory: true, Group: keyaudit.FamilyOf(reg), Pause: time.Millisecond})
 		if err != nil {
 			return keyaudit.Report{}, err
 		}

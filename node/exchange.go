@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/exchange/sim"
-	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/marketdata"
 )
 
@@ -35,12 +34,12 @@ func (f streamerFunc) Run(ctx context.Context) error { return f(ctx) }
 // newExchange connects to Binance (or any server speaking its API at
 // --exchange-rest / --exchange-ws), or starts the simulated exchange in
 // process on a loopback port for --demo and --exchange sim.
-func newExchange(c config.Config, log *slog.Logger) (*exchangeSide, error) {
-	restURL, wsURL := c.ExchangeREST, c.ExchangeWS
+func newExchange(c Config, log *slog.Logger) (*exchangeSide, error) {
+	restURL, wsURL := c.Exchange.REST, c.Exchange.WS
 	side := &exchangeSide{desc: "Binance USDⓈ-M futures", metrics: newStreamMetrics()}
-	apiKey, apiSecret := c.APIKey, c.APISecret
-	if c.Demo || c.Exchange == "sim" {
-		scfg := sim.Config{Symbols: c.Symbols}
+	apiKey, apiSecret := c.Account.APIKey, c.Account.APISecret
+	if c.Exchange.Kind == ExchangeSim {
+		scfg := sim.Config{Symbols: c.Market.Symbols}
 		if apiKey == "" {
 			// The demo account: keys made up for this run, 10,000 USDT.
 			apiKey, apiSecret = randomHex(16), randomHex(32)

@@ -1,10 +1,14 @@
-package main
+// Package node assembles a tradecache node from one typed Config: the
+// tiered cache, leader election, market data (elected or standalone), the
+// account's user data stream, the event bus with logs published as events,
+// notifications, the /ws gateway and the HTTP API. New checks and builds;
+// Run runs it all until its context ends and shuts down in order.
+package node
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,9 +22,9 @@ import (
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/eventlog"
-	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/gateway"
 	"github.com/tradecache/tradecache/internal/httpapi"
+	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 	"github.com/tradecache/tradecache/marketdata"
 	"github.com/tradecache/tradecache/notify"
@@ -44,187 +48,200 @@ func (l localBus) PublishAsync(name string, data any) error {
 }
 func (localBus) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 
-// serve runs a node until ctx ends: the tiered cache, market data (elected
-// or standalone), the event bus with logs as events, notifications, the
-// WebSocket gateway and the HTTP API. Shutdown is graceful: HTTP gets 10 s,
-// the leader releases its lease, and the cache closes last.
-func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, getenv func(string) string) error {
-	base := newLogger(c, stderr)
-	reg, err := c.Keyspace()
-	if err != nil {
-		return err
+// Node is one tradecache node, built by New and run by Run.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger // the base logger (not published as events)
+	reg      *keyspace.Registry
+	channel  string
+	tokens   []string // /ws tokens, generated for a demo
+	tc       *cache.Cache
+	events   eventBus
+	logs     *eventlog.Handler
+	ex       *exchangeSide
+	md       *marketdata.Node
+	acct     *account.Node // nil without API keys
+	notifier *notify.Notifier
+	gw       *gateway.Gateway // nil when /ws is off
+	api      *httpapi.Server
+	metrics  *prometheus.Registry
+}
+
+// New checks cfg and builds a node. It starts no goroutine and dials
+// nothing; the in-process simulated exchange's listener is the one socket
+// it opens (Run serves it).
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
-	channel, err := reg.Channel(c.AppPort)
-	if err != nil {
-		return err
+	c := cfg.withDefaults()
+	n := &Node{cfg: c, log: c.Logger}
+	var err error
+	if n.reg, err = c.Keys.Registry(); err != nil {
+		return nil, fmt.Errorf("node: keys: %w", err)
 	}
-	ncfg, err := notify.FromEnv(getenv)
-	if err != nil {
-		return fmt.Errorf("%w: serve: notifications: %w", errUsage, err)
+	if n.channel, err = n.reg.Channel(c.Events.AppPort); err != nil {
+		return nil, fmt.Errorf("node: event channel: %w", err)
 	}
-	tokens := c.WSTokens
-	if len(tokens) == 0 && c.Demo {
+	n.tokens = c.HTTP.WSTokens
+	if len(n.tokens) == 0 && c.Demo {
 		t, err := gateway.GenerateToken()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		tokens = []string{t}
+		n.tokens = []string{t}
 	}
 
-	cc, err := c.CacheConfig()
+	cc, err := c.Redis.CacheConfig()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("node: redis: %w", err)
 	}
 	// The cache's tier changes become events once the bus exists; the hook
-	// is set before the cache runs and reads the bus through a variable
+	// is set before the cache runs and reads the bus through a field
 	// assigned before Run starts.
-	var events eventBus
 	cc.OnTierChange = func(from, to cache.Tier, reason string) {
-		if events != nil {
-			events.PublishAsync("cache_tier", map[string]string{"node_id": c.NodeID, "from": from.String(), "to": to.String(), "reason": reason})
+		if n.events != nil {
+			n.events.PublishAsync("cache_tier", map[string]string{"node_id": c.NodeID, "from": from.String(), "to": to.String(), "reason": reason})
 		}
 	}
-	cc.Logger = base
-	tc, err := cache.New(cc)
-	if err != nil {
-		return err
+	cc.Logger = n.log
+	if n.tc, err = cache.New(cc); err != nil {
+		return nil, fmt.Errorf("node: cache: %w", err)
 	}
-	if c.RedisURL != "" {
-		rb, err := bus.NewRedis(tc, bus.RedisConfig{Channel: channel, Mode: "live", Publisher: c.NodeID, Logger: base})
+	if c.Redis.URL != "" {
+		rb, err := bus.NewRedis(n.tc, bus.RedisConfig{Channel: n.channel, Mode: "live", Publisher: c.NodeID, Logger: n.log})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("node: bus: %w", err)
 		}
-		events = rb
+		n.events = rb
 	} else {
-		events = localBus{bus.NewLocal(bus.LocalConfig{Mode: "live", Publisher: c.NodeID})}
+		n.events = localBus{bus.NewLocal(bus.LocalConfig{Mode: "live", Publisher: c.NodeID})}
 	}
-	logs := eventlog.New(base.Handler(), events, eventlog.Config{NodeID: c.NodeID})
-	log := slog.New(logs)
-	tc.SetLogger(log)
+	n.logs = eventlog.New(n.log.Handler(), n.events, eventlog.Config{NodeID: c.NodeID})
+	log := slog.New(n.logs)
+	n.tc.SetLogger(log)
 
-	ex, err := newExchange(c, log)
-	if err != nil {
-		return err
+	if n.ex, err = newExchange(c, log); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
-	var elector *leader.Elector
-	if c.RedisURL != "" {
-		lease := reg.MarketWSLeader()
-		epoch, err := reg.LeaderEpoch(lease)
+	elector, err := n.elector(n.reg.MarketWSLeader(), nil, log)
+	if err != nil {
+		return nil, err
+	}
+	n.md, err = marketdata.New(marketdata.Config{Symbols: c.Market.Symbols, Intervals: c.Market.Intervals, Window: c.Market.Window, Logger: log, Events: n.events},
+		n.reg, n.tc, n.ex.rest, n.ex.streams, elector)
+	if err != nil {
+		return nil, fmt.Errorf("node: market data: %w", err)
+	}
+	if n.ex.user != nil {
+		lease, err := n.reg.AccountLeader(c.Account.Name)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("node: account: %w", err)
 		}
-		if elector, err = leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: c.NodeID, Logger: log}); err != nil {
-			return err
+		el, err := n.elector(lease, err, log)
+		if err != nil {
+			return nil, err
 		}
-	}
-	md, err := marketdata.New(marketdata.Config{Symbols: c.Symbols, Intervals: c.Intervals, Window: c.Window, Logger: log, Events: events},
-		reg, tc, ex.rest, ex.streams, elector)
-	if err != nil {
-		return err
-	}
-	var acct *account.Node
-	if ex.user != nil {
-		var el *leader.Elector
-		if c.RedisURL != "" {
-			lease, err := reg.AccountLeader(c.Account)
-			if err != nil {
-				return err
-			}
-			epoch, err := reg.LeaderEpoch(lease)
-			if err != nil {
-				return err
-			}
-			if el, err = leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: c.NodeID, Logger: log}); err != nil {
-				return err
-			}
-		}
-		if acct, err = account.New(account.Config{Account: c.Account, Events: events, Logger: log}, reg, tc, ex.rest, ex.user, el); err != nil {
-			return err
+		if n.acct, err = account.New(account.Config{Account: c.Account.Name, Events: n.events, Logger: log}, n.reg, n.tc, n.ex.rest, n.ex.user, el); err != nil {
+			return nil, fmt.Errorf("node: account: %w", err)
 		}
 	}
-	notifier, err := notify.New(ncfg, notify.WithLogger(log))
-	if err != nil {
-		return fmt.Errorf("%w: serve: notifications: %w", errUsage, err)
+	if n.notifier, err = notify.New(c.Notify, notify.WithLogger(log)); err != nil {
+		return nil, fmt.Errorf("node: notifications: %w", err)
 	}
-	var gw *gateway.Gateway
-	if len(tokens) > 0 {
-		if gw, err = gateway.New(events, gateway.Config{Tokens: tokens, Origins: c.WSOrigins, Logger: log}); err != nil {
-			return fmt.Errorf("%w: serve: /ws: %w", errUsage, err)
+	if len(n.tokens) > 0 {
+		if n.gw, err = gateway.New(n.events, gateway.Config{Tokens: n.tokens, Origins: c.HTTP.WSOrigins, Logger: log}); err != nil {
+			return nil, fmt.Errorf("node: /ws: %w", err)
 		}
 	}
 
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		tc.Collector(), md.Collector(), ex.metrics, events.Collector(), logs.Collector(), notifier.Collector(),
+		n.tc.Collector(), n.md.Collector(), n.ex.metrics, n.events.Collector(), n.logs.Collector(), n.notifier.Collector(),
 	)
-	api := &httpapi.Server{NodeID: c.NodeID, Cache: tc, Gatherer: metrics, Started: time.Now(), Version: buildVersion(),
-		Market: md.Reader(), Leader: md.Streaming, Mode: func() string { return md.Mode().String() }}
-	if gw != nil {
-		metrics.MustRegister(gw.Collector())
-		api.WS = gw
+	n.api = &httpapi.Server{NodeID: c.NodeID, Cache: n.tc, Gatherer: n.metrics, Started: time.Now(), Version: c.Version,
+		Market: n.md.Reader(), Leader: n.md.Streaming, Mode: func() string { return n.md.Mode().String() }}
+	if n.gw != nil {
+		n.metrics.MustRegister(n.gw.Collector())
+		n.api.WS = n.gw
 	}
-	if acct != nil {
-		api.Account = acct
+	if n.acct != nil {
+		n.api.Account = n.acct
 	}
-	if c.RedisURL != "" {
-		api.Audit = newAuditor(tc, reg)
+	if c.Redis.URL != "" {
+		n.api.Audit = newAuditor(n.tc, n.reg)
 	}
+	return n, nil
+}
 
-	ln, err := net.Listen("tcp", c.Listen)
+// elector is the election of one lease, or nil on the embedded memory tier
+// (nothing to elect on: the node serves itself).
+func (n *Node) elector(lease keyspace.Key, leaseErr error, log *slog.Logger) (*leader.Elector, error) {
+	if leaseErr != nil {
+		return nil, leaseErr
+	}
+	if n.cfg.Redis.URL == "" {
+		return nil, nil
+	}
+	epoch, err := n.reg.LeaderEpoch(lease)
 	if err != nil {
-		return fmt.Errorf("serve: listen on %s (set --listen or TRADECACHE_LISTEN): %w", c.Listen, err)
+		return nil, fmt.Errorf("node: election: %w", err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	el, err := leader.New(n.tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: n.cfg.NodeID, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("node: election: %w", err)
+	}
+	return el, nil
+}
 
-	redisDesc := "embedded memory tier (no Redis)"
-	if c.RedisURL != "" {
-		redisDesc = "Redis " + cache.Redact(c.RedisURL)
+// Health is the node's /healthz answer now.
+func (n *Node) Health() httpapi.Health { return n.api.Health() }
+
+// Run runs the node until ctx ends: it listens, prints the start banner,
+// and runs every part. Shutdown is graceful: HTTP gets 10 s, the leaders
+// release their leases, and the cache closes last.
+func (n *Node) Run(ctx context.Context) error {
+	c := n.cfg
+	ln, err := net.Listen("tcp", c.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("node: listen on %s: %w", c.HTTP.Listen, err)
 	}
-	fmt.Fprintf(stdout, "tradecache %s: node %s on http://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
-		buildVersion(), c.NodeID, ln.Addr(), redisDesc, ex.desc, c.Symbols, c.Intervals, channel)
-	switch {
-	case gw == nil:
-		fmt.Fprintln(stdout, "/ws is off: set --ws-token (TRADECACHE_WS_TOKEN) to relay events")
-	case len(c.WSTokens) == 0:
-		fmt.Fprintf(stdout, "/ws token (generated for this run): %s\n", tokens[0])
-	}
-	if c.Demo {
-		fmt.Fprintln(stdout, "demo mode: no Redis, no internet and no API keys needed")
-	}
+	srv := &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	n.banner(ln.Addr().String())
 
 	// The cache outlives everything that uses it: on shutdown the leader
 	// releases its lease through the cache's client, so the cache's Run is
 	// stopped only after the rest has returned.
 	cctx, stopCache := context.WithCancel(context.WithoutCancel(ctx))
 	cacheDone := make(chan error, 1)
-	go func() { cacheDone <- tc.Run(cctx) }()
+	go func() { cacheDone <- n.tc.Run(cctx) }()
 	defer func() { stopCache(); <-cacheDone }()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return events.Run(gctx) })
-	g.Go(func() error { return logs.Run(gctx) })
-	g.Go(func() error { return md.Run(gctx) })
-	if acct != nil {
-		g.Go(func() error { return acct.Run(gctx) })
+	g.Go(func() error { return n.events.Run(gctx) })
+	g.Go(func() error { return n.logs.Run(gctx) })
+	g.Go(func() error { return n.md.Run(gctx) })
+	if n.acct != nil {
+		g.Go(func() error { return n.acct.Run(gctx) })
 	}
-	if ex.run != nil {
-		g.Go(func() error { return ex.run(gctx) })
+	if n.ex.run != nil {
+		g.Go(func() error { return n.ex.run(gctx) })
 	}
-	if ncfg.Enabled() {
-		g.Go(func() error { return notifier.Run(gctx) })
-		g.Go(func() error { return notifier.Forward(gctx, events, nil) })
+	if c.Notify.Enabled() {
+		g.Go(func() error { return n.notifier.Run(gctx) })
+		g.Go(func() error { return n.notifier.Forward(gctx, n.events, nil) })
 	}
-	if gw != nil {
-		g.Go(func() error { return gw.Run(gctx) })
+	if n.gw != nil {
+		g.Go(func() error { return n.gw.Run(gctx) })
 	}
 	g.Go(func() error {
 		// A heartbeat lets every node (and the dashboard) see the others.
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
-			events.PublishAsync("heartbeat", api.Health())
+			n.events.PublishAsync("heartbeat", n.api.Health())
 			select {
 			case <-gctx.Done():
 				return nil
@@ -234,7 +251,7 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: http: %w", err)
+			return fmt.Errorf("node: http: %w", err)
 		}
 		return nil
 	})
@@ -243,11 +260,40 @@ func serve(ctx context.Context, c config.Config, stdout, stderr io.Writer, geten
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			return fmt.Errorf("serve: shutdown: %w", err)
+			return fmt.Errorf("node: shutdown: %w", err)
 		}
 		return nil
 	})
 	err = g.Wait()
-	base.Info("node stopped", "node_id", c.NodeID)
+	n.log.Info("node stopped", "node_id", c.NodeID)
 	return err
+}
+
+// banner tells the operator what runs where: the address (with the /ws
+// token in the dashboard's address when the token was generated), the
+// tier, the exchange and the channel.
+func (n *Node) banner(addr string) {
+	c, w := n.cfg, n.cfg.Stdout
+	redisDesc := "embedded memory tier (no Redis)"
+	if c.Redis.URL != "" {
+		redisDesc = "Redis " + cache.Redact(c.Redis.URL)
+	}
+	fmt.Fprintf(w, "tradecache %s: node %s on http://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
+		c.Version, c.NodeID, addr, redisDesc, n.ex.desc, c.Market.Symbols, c.Market.Intervals, n.channel)
+	switch {
+	case n.gw == nil:
+		fmt.Fprintln(w, "/ws is off: set --ws-token (TRADECACHE_WS_TOKEN) to relay events")
+	case len(c.HTTP.WSTokens) == 0:
+		fmt.Fprintf(w, "/ws token (generated for this run): %s\n", n.tokens[0])
+		fmt.Fprintf(w, "dashboard: http://%s/#token=%s\n", addr, n.tokens[0])
+	default:
+		fmt.Fprintf(w, "dashboard: http://%s/ (enter a /ws token for live events)\n", addr)
+	}
+	if c.Demo {
+		if c.Redis.URL == "" {
+			fmt.Fprintln(w, "demo mode: simulated exchange and account, embedded memory tier: no Redis, no internet and no API keys needed")
+		} else {
+			fmt.Fprintln(w, "demo mode: simulated exchange and account on Redis: no internet and no API keys needed")
+		}
+	}
 }

@@ -23,97 +23,118 @@ import (
 	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/gateway"
 	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/node"
 )
 
-func benchCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: bench cache [flags]", errUsage)
-	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "cache":
-		var o benchCacheOpts
-		extra := func(fs *flag.FlagSet) {
+// benchSettings is what the cache and ingest benchmarks take: Redis (or,
+// for bench cache, the memory tier) and the key prefix.
+type benchSettings struct {
+	redis node.Redis
+	keys  node.Keys
+}
+
+func benchCacheCmd(ctx context.Context, e *env, args []string) error {
+	var b benchSettings
+	var o benchCacheOpts
+	cmd := config.Command{Name: "bench cache", Summary: "Measures Set then Get through the tiered cache: on Redis when one is configured (and redis-benchmark beside it), else on the memory tier.",
+		Groups: []config.Group{config.Redis(&b.redis), config.Memory(&b.redis), config.Keys(&b.keys)},
+		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&o.concurrency, "concurrency", 64, "concurrent callers")
 			fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each phase (set, then get)")
 			fs.IntVar(&o.valueSize, "value-size", 100, "value size in bytes")
 			fs.IntVar(&o.keys, "keys", 10000, "distinct keys")
 			fs.BoolVar(&o.json, "json", false, "print one JSON object")
 			fs.BoolVar(&o.compare, "compare", true, "also run redis-benchmark (when on the PATH) and print the ratio")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
+	}
+	rep, err := benchCache(ctx, b, o, e.stderr)
+	if err != nil {
+		return err
+	}
+	return rep.Write(e.stdout, o.json)
+}
+
+func benchFilecacheCmd(ctx context.Context, e *env, args []string) error {
+	var valueSize int
+	var d time.Duration
+	var entries string
+	var asJSON bool
+	cmd := config.Command{Name: "bench filecache", Summary: "Measures the file cache's sets, hits and misses at several entry counts, in a temporary directory.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&valueSize, "value-size", 256, "value size in bytes")
+			fs.DurationVar(&d, "duration", 2*time.Second, "length of each phase")
+			fs.StringVar(&entries, "entries", "1000,10000,100000", "entry counts to measure at, comma-separated")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
+	}
+	var ns []int
+	for _, f := range strings.Split(entries, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: bench filecache: --entries %q: want positive counts, comma-separated", errUsage, entries)
 		}
-		return withConfig("bench cache", rest, getenv, stderr, extra, func(c config.Config) error {
-			rep, err := benchCache(ctx, c, o, stderr)
-			if err != nil {
-				return err
-			}
-			return rep.Write(stdout, o.json)
-		})
-	case "filecache":
-		var valueSize *int
-		var d *time.Duration
-		var entries *string
-		var asJSON *bool
-		extra := func(fs *flag.FlagSet) {
-			valueSize = fs.Int("value-size", 256, "value size in bytes")
-			d = fs.Duration("duration", 2*time.Second, "length of each phase")
-			entries = fs.String("entries", "1000,10000,100000", "entry counts to measure at, comma-separated")
-			asJSON = fs.Bool("json", false, "print one JSON object")
-		}
-		return withConfig("bench filecache", rest, getenv, stderr, extra, func(c config.Config) error {
-			var ns []int
-			for _, f := range strings.Split(*entries, ",") {
-				n, err := strconv.Atoi(strings.TrimSpace(f))
-				if err != nil || n < 1 {
-					return fmt.Errorf("%w: bench filecache: --entries %q", errUsage, *entries)
-				}
-				ns = append(ns, n)
-			}
-			rep, err := benchFilecache(ctx, ns, *valueSize, *d, stderr)
-			if err != nil {
-				return err
-			}
-			return rep.Write(stdout, *asJSON)
-		})
-	case "ingest":
-		var o benchIngestOpts
-		extra := func(fs *flag.FlagSet) {
+		ns = append(ns, n)
+	}
+	if valueSize < 0 || d <= 0 {
+		return fmt.Errorf("%w: bench filecache: --value-size ≥ 0 and --duration > 0", errUsage)
+	}
+	rep, err := benchFilecache(ctx, ns, valueSize, d, e.stderr)
+	if err != nil {
+		return err
+	}
+	return rep.Write(e.stdout, asJSON)
+}
+
+func benchIngestCmd(ctx context.Context, e *env, args []string) error {
+	var b benchSettings
+	var o benchIngestOpts
+	cmd := config.Command{Name: "bench ingest", Summary: "Runs a fast simulated exchange and one leading node, and measures kline events/s from the streams through the leader into Redis.",
+		Groups: []config.Group{config.Redis(&b.redis), config.Keys(&b.keys)},
+		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
-			fs.IntVar(&o.symbols, "symbols-count", 100, "simulated symbols (each streams every interval)")
+			fs.IntVar(&o.symbols, "symbols", 100, "number of simulated symbols (each streams every interval)")
 			fs.DurationVar(&o.every, "update-every", 5*time.Millisecond, "kline update period of the simulated exchange per stream")
 			fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run")
 			fs.BoolVar(&o.json, "json", false, "print one JSON object")
-		}
-		return withConfig("bench ingest", rest, getenv, stderr, extra, func(c config.Config) error {
-			rep, err := benchIngest(ctx, c, o, stderr)
-			if err != nil {
-				return err
-			}
-			return rep.Write(stdout, o.json)
-		})
-	case "fanout":
-		var clients, size, rate *int
-		var d *time.Duration
-		var asJSON *bool
-		extra := func(fs *flag.FlagSet) {
-			clients = fs.Int("clients", 1000, "WebSocket clients on loopback")
-			size = fs.Int("size", 200, "event size in bytes")
-			rate = fs.Int("rate", 200, "events published per second (each reaches every client)")
-			d = fs.Duration("duration", 5*time.Second, "measured run")
-			asJSON = fs.Bool("json", false, "print one JSON object")
-		}
-		return withConfig("bench fanout", rest, getenv, stderr, extra, func(c config.Config) error {
-			if *clients < 1 || *size < 1 || *rate < 1 || *d <= 0 {
-				return fmt.Errorf("%w: bench fanout: --clients, --size, --rate ≥ 1 and --duration > 0", errUsage)
-			}
-			fmt.Fprintf(stderr, "bench fanout: %d clients, %d-byte events, %d events/s (%d messages/s), %v\n", *clients, *size, *rate, *clients**rate, *d)
-			r, err := gateway.BenchFanout(ctx, *clients, *size, *rate, *d)
-			if err != nil {
-				return fmt.Errorf("bench fanout: %w", err)
-			}
-			return r.Report().Write(stdout, *asJSON)
-		})
-	default:
-		return fmt.Errorf("%w: bench: unknown benchmark %q (cache, filecache, ingest, fanout)", errUsage, sub)
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
 	}
+	rep, err := benchIngest(ctx, b, o, e.stderr)
+	if err != nil {
+		return err
+	}
+	return rep.Write(e.stdout, o.json)
+}
+
+func benchFanoutCmd(ctx context.Context, e *env, args []string) error {
+	var clients, size, rate int
+	var d time.Duration
+	var asJSON bool
+	cmd := config.Command{Name: "bench fanout", Summary: "Runs a /ws gateway on loopback with real WebSocket clients and measures messages/s delivered and latency.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&clients, "clients", 1000, "WebSocket clients on loopback")
+			fs.IntVar(&size, "size", 200, "event size in bytes")
+			fs.IntVar(&rate, "rate", 200, "events published per second (each reaches every client)")
+			fs.DurationVar(&d, "duration", 5*time.Second, "measured run")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
+	}
+	if clients < 1 || size < 1 || rate < 1 || d <= 0 {
+		return fmt.Errorf("%w: bench fanout: --clients, --size, --rate ≥ 1 and --duration > 0", errUsage)
+	}
+	fmt.Fprintf(e.stderr, "bench fanout: %d clients, %d-byte events, %d events/s (%d messages/s), %v\n", clients, size, rate, clients*rate, d)
+	r, err := gateway.BenchFanout(ctx, clients, size, rate, d)
+	if err != nil {
+		return fmt.Errorf("bench fanout: %w", err)
+	}
+	return r.Report().Write(e.stdout, asJSON)
 }
 
 // benchKeyPrefix starts every key a cache benchmark writes.
@@ -128,11 +149,11 @@ type benchCacheOpts struct {
 // benchCache measures Set then Get through the tiered cache: on Redis when
 // one is configured, else on the memory tier. Keys are a "bench" kind with
 // a 10-minute TTL, so a run leaves nothing behind for long.
-func benchCache(ctx context.Context, c config.Config, o benchCacheOpts, stderr io.Writer) (benchfmt.Report, error) {
+func benchCache(ctx context.Context, c benchSettings, o benchCacheOpts, stderr io.Writer) (benchfmt.Report, error) {
 	if o.concurrency < 1 || o.keys < 1 || o.valueSize < 0 || o.duration <= 0 {
 		return nil, fmt.Errorf("%w: bench cache: --concurrency, --keys must be >= 1, --duration > 0", errUsage)
 	}
-	reg, err := c.Keyspace()
+	reg, err := c.keys.Registry()
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +164,7 @@ func benchCache(ctx context.Context, c config.Config, o benchCacheOpts, stderr i
 	for i := range keys {
 		keys[i], _ = reg.Key("bench", strconv.Itoa(i))
 	}
-	cc, err := c.CacheConfig()
+	cc, err := c.redis.CacheConfig()
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/exchange/sim"
 	"github.com/tradecache/tradecache/internal/benchfmt"
-	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 	"github.com/tradecache/tradecache/marketdata"
@@ -32,12 +31,12 @@ type benchIngestOpts struct {
 // leads and writes everything to Redis, and reports the kline updates per
 // second that went from the exchange's streams through the leader into
 // Redis. Keys live under the "tradecache_bench:" prefix with their TTLs.
-func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr io.Writer) (benchfmt.Report, error) {
-	if c.RedisURL == "" {
+func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr io.Writer) (benchfmt.Report, error) {
+	if c.redis.URL == "" {
 		return nil, fmt.Errorf("%w: bench ingest measures writes into Redis: set --redis or REDIS_URL", errUsage)
 	}
 	if o.symbols < 1 || o.every <= 0 || o.duration <= 0 {
-		return nil, fmt.Errorf("%w: bench ingest: --symbols-count ≥ 1, --update-every and --duration > 0", errUsage)
+		return nil, fmt.Errorf("%w: bench ingest: --symbols ≥ 1, --update-every and --duration > 0", errUsage)
 	}
 	syms := make([]string, o.symbols)
 	for i := range syms {
@@ -58,7 +57,7 @@ func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr
 	go s.Serve(sctx, ln)
 	go s.Run(sctx)
 
-	cc, err := c.CacheConfig()
+	cc, err := c.redis.CacheConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +70,7 @@ func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr
 		return nil, fmt.Errorf("bench ingest: %w", err)
 	}
 	defer tc.Close()
-	reg, err := keyspace.New(keyspace.Config{Prefix: c.KeyPrefix + "tradecache_bench:"})
+	reg, err := keyspace.New(keyspace.Config{Prefix: c.keys.Prefix + "tradecache_bench:"})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +94,7 @@ func benchIngest(ctx context.Context, c config.Config, o benchIngestOpts, stderr
 	go func() { md.Run(mctx); close(done) }()
 	defer func() { stopNode(); <-done }()
 
-	fmt.Fprintf(stderr, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.symbols, intervals, o.every, cache.Redact(c.RedisURL))
+	fmt.Fprintf(stderr, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.symbols, intervals, o.every, cache.Redact(c.redis.URL))
 	st := md.Stats()
 	series := uint64(o.symbols * len(intervals))
 	warm := time.Now().Add(30 * time.Second)

@@ -179,7 +179,7 @@ func (c *cluster) node(id, leaseTTL string, extra ...string) *proc {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--redis", c.redis.URL(), "--node-id", id,
 		"--exchange-rest", c.sim.url, "--exchange-ws", ws, "--symbols", "BTCUSDT", "--intervals", "1m",
 		"--lease-ttl", leaseTTL, "--window", "1000", "--log-level", "debug",
-		"--app-port", "9000", "--ws-token", clusterToken}
+		"--ws-token", clusterToken} // no --app-port: nodes share the default channel
 	return spawn(c.t, id, append(args, extra...)...)
 }
 
@@ -405,6 +405,53 @@ func TestClusterEventsReachEveryNode(t *testing.T) {
 			case "live.heartbeat": // every node sees the others
 				var h httpapi.Health
 				gotOther = gotOther || (json.Unmarshal(env.Data, &h) == nil && h.NodeID == other)
+			}
+		}
+	}
+}
+
+// The README's multi-node recipe, as written (three nodes on their own
+// ports, no --app-port): they share one event channel, so a /ws client of
+// a follower receives the leader's live.kline and every node's heartbeat.
+func TestReadmeRecipeSharesOneChannel(t *testing.T) {
+	c := startCluster(t, 3, "5s")
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(c.leaders()) == 1 }, "no leader")
+	leader := c.leaders()[0]
+	var follower *proc
+	for _, p := range c.nodes {
+		if p != leader {
+			follower = p
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+follower.url[4:]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + clusterToken}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 20)
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"live.kline", "live.heartbeat"}}); err != nil {
+		t.Fatal(err)
+	}
+	gotKline := false
+	beats := map[string]bool{}
+	for !gotKline || len(beats) < len(c.nodes) {
+		var env struct {
+			Event string          `json:"event"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := wsjson.Read(ctx, conn, &env); err != nil {
+			t.Fatalf("follower %s: %v (kline %v, heartbeats from %v)", follower.name, err, gotKline, beats)
+		}
+		switch env.Event {
+		case "live.kline":
+			gotKline = true
+		case "live.heartbeat":
+			var h httpapi.Health
+			if json.Unmarshal(env.Data, &h) == nil {
+				beats[h.NodeID] = true
 			}
 		}
 	}

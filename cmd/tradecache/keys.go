@@ -15,117 +15,123 @@ import (
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/keyaudit"
-	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/node"
 )
 
-func keysCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: keys audit | ls [PATTERN] | kinds", errUsage)
+// redisCmd is the settings of a command that talks to Redis directly:
+// the connection and the key registry.
+type redisCmd struct {
+	redis node.Redis
+	keys  node.Keys
+}
+
+func (r *redisCmd) groups() []config.Group {
+	return []config.Group{config.Redis(&r.redis), config.Keys(&r.keys)}
+}
+
+func keysAudit(ctx context.Context, e *env, args []string) error {
+	var rc redisCmd
+	var asJSON, memory, progress bool
+	var match string
+	var pause time.Duration
+	cmd := config.Command{Name: "keys audit", Summary: "Scans Redis for keys without a TTL (exit status 1 if any) and sums keys, memory and TTLs by key family.",
+		Groups: rc.groups(),
+		Flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+			fs.BoolVar(&memory, "memory", true, "measure memory per key with MEMORY USAGE")
+			fs.BoolVar(&progress, "progress", false, "print progress to stderr while scanning")
+			fs.StringVar(&match, "match", "*", "SCAN MATCH pattern")
+			fs.DurationVar(&pause, "pause", 0, "pause between SCAN batches, to spare a busy server")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "kinds":
-		return withConfig("keys kinds", rest, getenv, stderr, nil, func(c config.Config) error {
-			reg, err := c.Keyspace()
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(stdout, reg.Table())
-			return nil
-		})
-	case "audit":
-		var asJSON, memory, progress *bool
-		var match *string
-		var pause *time.Duration
-		extra := func(fs *flag.FlagSet) {
-			asJSON = fs.Bool("json", false, "print the report as JSON")
-			memory = fs.Bool("memory", true, "measure memory per key with MEMORY USAGE")
-			progress = fs.Bool("progress", false, "print progress to stderr while scanning")
-			match = fs.String("match", "*", "SCAN MATCH pattern")
-			pause = fs.Duration("pause", 0, "pause between SCAN batches, to spare a busy server")
-		}
-		return withConfig("keys audit", rest, getenv, stderr, extra, func(c config.Config) error {
-			cl, err := rawClient(c)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			reg, err := c.Keyspace()
-			if err != nil {
-				return err
-			}
-			opt := keyaudit.Options{Match: *match, Memory: *memory, Pause: *pause, Group: familyOf(reg)}
-			if *progress {
-				opt.Progress = func(n int) { fmt.Fprintf(stderr, "\rscanned %d keys", n) }
-			}
-			rep, err := keyaudit.Audit(ctx, cl, opt)
-			if *progress {
-				fmt.Fprintln(stderr)
-			}
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				enc.Encode(rep)
-			} else {
-				printAudit(stdout, rep)
-			}
-			if !rep.OK() {
-				return &exitError{code: 1, msg: fmt.Sprintf("%d keys without TTL", rep.NoTTLCount)}
-			}
-			return nil
-		})
-	case "ls":
-		var limit *int
-		extra := func(fs *flag.FlagSet) { limit = fs.Int("limit", 1000, "list at most this many keys") }
-		return withConfig("keys ls", rest, getenv, stderr, extra, func(c config.Config) error {
-			pattern := "*"
-			if len(c.Args) > 0 {
-				pattern = c.Args[0]
-			}
-			cl, err := rawClient(c)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			return listKeys(ctx, cl, pattern, *limit, stdout)
-		})
-	default:
-		return fmt.Errorf("%w: keys: unknown subcommand %q (audit, ls, kinds)", errUsage, sub)
+	cl, err := rawClient(rc.redis)
+	if err != nil {
+		return err
 	}
+	defer cl.Close()
+	reg, err := rc.keys.Registry()
+	if err != nil {
+		return err
+	}
+	opt := keyaudit.Options{Match: match, Memory: memory, Pause: pause, Group: keyaudit.FamilyOf(reg)}
+	if progress {
+		opt.Progress = func(n int) { fmt.Fprintf(e.stderr, "\rscanned %d keys", n) }
+	}
+	rep, err := keyaudit.Audit(ctx, cl, opt)
+	if progress {
+		fmt.Fprintln(e.stderr)
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printAudit(e.stdout, rep)
+	}
+	if !rep.OK() {
+		return &exitError{code: 1, msg: fmt.Sprintf("%d keys without TTL", rep.NoTTLCount)}
+	}
+	return nil
+}
+
+func keysLs(ctx context.Context, e *env, args []string) error {
+	var rc redisCmd
+	var limit int
+	cmd := config.Command{Name: "keys ls", Args: "[PATTERN]", Summary: "Lists keys matching PATTERN (default *) with their TTL.", MaxArgs: 1,
+		Groups: []config.Group{config.Redis(&rc.redis)},
+		Flags:  func(fs *flag.FlagSet) { fs.IntVar(&limit, "limit", 1000, "list at most this many keys") }}
+	r, err := e.parse(cmd, args)
+	if err != nil {
+		return err
+	}
+	pattern := "*"
+	if len(r.Args) > 0 {
+		pattern = r.Args[0]
+	}
+	cl, err := rawClient(rc.redis)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return listKeys(ctx, cl, pattern, limit, e.stdout)
+}
+
+func keysKinds(_ context.Context, e *env, args []string) error {
+	var k node.Keys
+	cmd := config.Command{Name: "keys kinds", Summary: "Prints the key registry: every key kind, its Redis type, key pattern and TTL.",
+		Groups: []config.Group{config.Keys(&k), config.Election(&k)}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
+	}
+	reg, err := k.Registry()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(e.stdout, reg.Table())
+	return nil
 }
 
 // rawClient connects to the configured Redis directly (no memory tier):
 // keys and bench speak to Redis itself.
-func rawClient(c config.Config) (valkey.Client, error) {
-	if c.RedisURL == "" {
+func rawClient(r node.Redis) (valkey.Client, error) {
+	if r.URL == "" {
 		return nil, fmt.Errorf("%w: no Redis configured: set --redis or REDIS_URL (or REDIS_HOST)", errUsage)
 	}
-	opt, err := cache.RedisOptions(c.RedisURL)
+	opt, err := cache.RedisOptions(r.URL)
 	if err != nil {
 		return nil, err
 	}
-	opt.Dialer.Timeout = max(c.RedisTimeout, 2*time.Second)
+	opt.Dialer.Timeout = max(r.Timeout, 2*time.Second)
 	cl, err := valkey.NewClient(*opt)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", cache.Redact(c.RedisURL), err)
+		return nil, fmt.Errorf("connect to %s: %w", cache.Redact(r.URL), err)
 	}
 	return cl, nil
-}
-
-// familyOf groups audited keys by registered kind ("market:kline:*:*"), and
-// others by their first segment.
-func familyOf(reg *keyspace.Registry) func(string) string {
-	return func(key string) string {
-		if kind, _, err := reg.Parse(key); err == nil {
-			if p, err := reg.ScanPattern(kind); err == nil {
-				return p
-			}
-		}
-		return keyaudit.FirstSegment(key)
-	}
 }
 
 func printAudit(w io.Writer, rep keyaudit.Report) {

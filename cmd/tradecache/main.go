@@ -1,6 +1,8 @@
 // Command tradecache is the one binary of tradecache: a node (serve), the
-// key audit (keys), the cache by hand (cache), benchmarks (bench) and its
-// version. All wiring of the packages happens here.
+// simulated exchange (sim), the key audit (keys), the cache by hand
+// (cache), benchmarks (bench), the effective configuration (config) and
+// its version. It parses the command line and calls the packages: a node
+// is assembled by package node, settings are loaded by internal/config.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/tradecache/tradecache/internal/config"
@@ -40,57 +43,92 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
-const usage = `tradecache — storage, caching and market data for a trading system
+// env is what every command gets from the process.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
 
-usage:
-  tradecache serve [flags]                 run a node (--demo: embedded memory tier, no Redis needed)
-  tradecache sim [--listen A] [--speed N]  a simulated Binance USDⓈ-M futures exchange (REST + streams)
-  tradecache keys audit [--json] [--memory] keys without TTL (exit 1 if any), count/memory/TTL by prefix
-  tradecache keys ls [PATTERN]             list keys with their TTL
-  tradecache keys kinds                    the key registry: every kind, pattern and TTL
-  tradecache cache get|set|del KIND [PART...] [VALUE|-]
-                                           operate the tiered cache (Redis) by hand
-  tradecache cache flush --yes KIND|--dir DIR
-                                           delete a key kind from Redis, or empty a file cache
-  tradecache bench cache [flags]           tiered cache throughput and latency
-  tradecache config check [flags]         the effective configuration, secrets redacted, or field-level errors
-  tradecache version
+// parse loads cmd's settings from args; -h prints its usage to stdout.
+func (e *env) parse(cmd config.Command, args []string) (*config.Result, error) {
+	r, err := cmd.Parse(args, e.getenv, e.stdout)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		return r, err
+	case err != nil:
+		return r, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return r, nil
+}
 
-Every flag also reads an environment variable (and .env); run 'tradecache serve -h' for the list.
-`
+// command is one leaf of the command tree.
+type command struct {
+	path     string // "keys audit"
+	synopsis string // "[--json] [--memory]", shown in the top-level usage
+	summary  string
+	run      func(ctx context.Context, e *env, args []string) error
+}
+
+// commands is every command, in the order the usage lists them.
+func commands() []command {
+	return []command{
+		{"serve", "[flags]", "run a node (--demo: simulated exchange, embedded memory tier, no Redis needed)", serveCmd},
+		{"sim", "[--listen A] [--speed N]", "a simulated Binance USDⓈ-M futures exchange (REST + streams)", simCmd},
+		{"keys audit", "[--json] [--memory]", "keys without TTL (exit 1 if any), count/memory/TTL by family", keysAudit},
+		{"keys ls", "[PATTERN]", "list keys with their TTL", keysLs},
+		{"keys kinds", "", "the key registry: every kind, its Redis type, pattern and TTL", keysKinds},
+		{"cache get", "KIND [PART...]", "read a key of the tiered cache (Redis)", cacheGetSetDel("get")},
+		{"cache set", "KIND [PART...] VALUE|-", "write a key with its kind's TTL (string kinds only)", cacheGetSetDel("set")},
+		{"cache del", "KIND [PART...]", "delete a key", cacheGetSetDel("del")},
+		{"cache flush", "--yes KIND | --yes --dir DIR", "delete every key of a kind from Redis, or empty a file cache directory", cacheFlush},
+		{"bench cache", "[--concurrency N]", "tiered cache throughput and latency (and redis-benchmark's)", benchCacheCmd},
+		{"bench filecache", "[--entries 1000,10000]", "file cache sets and hits at several sizes", benchFilecacheCmd},
+		{"bench ingest", "--redis URL", "exchange stream → leader → Redis, events/s", benchIngestCmd},
+		{"bench fanout", "[--clients N]", "/ws fan-out: messages/s delivered and latency", benchFanoutCmd},
+		{"config check", "[flags]", "the effective configuration of serve with sources, secrets redacted", configCheck},
+		{"version", "", "print the version", func(_ context.Context, e *env, args []string) error {
+			fmt.Fprintln(e.stdout, "tradecache", buildVersion())
+			return nil
+		}},
+	}
+}
+
+// usage lists the commands whose path starts with prefix ("" = all).
+func usage(w io.Writer, prefix string) {
+	if prefix == "" {
+		fmt.Fprint(w, "tradecache — storage, caching and market data for a trading system\n\n")
+	}
+	fmt.Fprintln(w, "usage:")
+	for _, c := range commands() {
+		if prefix != "" && !strings.HasPrefix(c.path, prefix+" ") {
+			continue
+		}
+		line := "  tradecache " + c.path
+		if c.synopsis != "" {
+			line += " " + c.synopsis
+		}
+		fmt.Fprintf(w, "%-58s %s\n", line, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'tradecache COMMAND -h' for a command's flags. Flags also read environment variables and .env.")
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		usage(stderr, "")
 		return 2
 	}
-	var err error
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		err = withConfig("serve", rest, getenv, stderr, nil, func(c config.Config) error { return serve(ctx, c, stdout, stderr, getenv) })
-	case "sim":
-		err = simCmd(ctx, rest, stdout, stderr)
-	case "keys":
-		err = keysCmd(ctx, rest, getenv, stdout, stderr)
-	case "cache":
-		err = cacheCmd(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		err = benchCmd(ctx, rest, getenv, stdout, stderr)
-	case "config":
-		err = configCheck(rest, getenv, stdout, stderr)
-	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "tradecache", buildVersion())
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "tradecache: unknown command %q\n\n%s", cmd, usage)
-		return 2
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		usage(stdout, "")
+		return 0
+	case "--version", "-version":
+		args[0] = "version"
 	}
+	err := dispatch(ctx, e, args)
 	var ee *exitError
 	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ee):
 		if ee.msg != "" {
@@ -98,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return ee.code
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(stderr, "tradecache:", err)
+		fmt.Fprintln(stderr, "tradecache:", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
 		fmt.Fprintln(stderr, "tradecache:", err)
@@ -106,30 +144,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// withConfig parses a command's flags and runs f with the result.
-func withConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet), f func(config.Config) error) error {
-	var ex []func(*flag.FlagSet)
-	if extra != nil {
-		ex = append(ex, extra)
-	}
-	c, err := config.Parse(name, args, getenv, stderr, ex...)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+// dispatch finds the command named by the first one or two words.
+func dispatch(ctx context.Context, e *env, args []string) error {
+	cmds := commands()
+	for _, c := range cmds {
+		if c.path == args[0] {
+			return c.run(ctx, e, args[1:])
 		}
-		return fmt.Errorf("%w: %s: %w", errUsage, name, err)
 	}
-	return f(c)
-}
-
-func newLogger(c config.Config, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	lvl.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	group := false
+	for _, c := range cmds {
+		if strings.HasPrefix(c.path, args[0]+" ") {
+			group = true
+			if len(args) > 1 && c.path == args[0]+" "+args[1] {
+				return c.run(ctx, e, args[2:])
+			}
+		}
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	switch {
+	case !group:
+		usage(e.stderr, "")
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	case len(args) == 1:
+		usage(e.stderr, args[0])
+		return fmt.Errorf("%w: %s needs a subcommand", errUsage, args[0])
+	case args[1] == "-h" || args[1] == "--help" || args[1] == "-help" || args[1] == "help":
+		usage(e.stdout, args[0])
+		return nil
+	}
+	usage(e.stderr, args[0])
+	return fmt.Errorf("%w: %s: unknown subcommand %q", errUsage, args[0], args[1])
 }
 
 // quietLogger is for one-shot commands: tier changes are not news there.

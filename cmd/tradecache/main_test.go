@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tradecache/tradecache/filecache"
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
 )
@@ -142,8 +146,29 @@ func TestCacheAndKeysCommands(t *testing.T) {
 	if code != 0 || out != "{\"lastPrice\":\"1\"}\n" {
 		t.Fatalf("cache get = %d %q", code, out)
 	}
-	if code, _, _ := runCmd(t, env, "cache", "set", "kline", "BTCUSDT", "1h", "[]"); code != 0 {
-		t.Fatal("cache set kline failed")
+	// A kline series is a sorted set the leader writes: cache set refuses
+	// to write it as a string, and leases and epochs are never written by
+	// hand; get reads a sorted set as one.
+	for _, tt := range []struct {
+		kind string
+		args []string
+	}{
+		{"kline", []string{"cache", "set", "kline", "BTCUSDT", "1h", "[]"}},
+		{"market_ws_leader", []string{"cache", "set", "market_ws_leader", "x"}},
+		{"market_ws_leader", []string{"cache", "del", "market_ws_leader"}},
+		{"leader_epoch", []string{"cache", "set", "leader_epoch", "market_ws_leader", "7"}},
+		{"leader_epoch", []string{"cache", "flush", "--yes", "leader_epoch"}},
+	} {
+		if code, _, errOut := runCmd(t, env, tt.args...); code != 2 || !strings.Contains(errOut, tt.kind) {
+			t.Errorf("%v: exit %d, %q; want 2 naming %s", tt.args, code, errOut, tt.kind)
+		}
+	}
+	rc := r.Client(t)
+	ctx := context.Background()
+	rc.Do(ctx, rc.B().Zadd().Key("market:kline:BTCUSDT:1h").ScoreMember().ScoreMember(1, `{"t":1}`).Build())
+	rc.Do(ctx, rc.B().Expire().Key("market:kline:BTCUSDT:1h").Seconds(7199).Build())
+	if code, out, errOut := runCmd(t, env, "cache", "get", "kline", "BTCUSDT", "1h"); code != 0 || out != "{\"t\":1}\n" {
+		t.Errorf("cache get kline = %d %q %q", code, out, errOut)
 	}
 	code, out, _ = runCmd(t, env, "keys", "ls", "market:*")
 	if code != 0 || !strings.Contains(out, "market:kline:BTCUSDT:1h") || !strings.Contains(out, "1h59m") {
@@ -191,8 +216,6 @@ func TestCacheAndKeysCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "without TTL: 0") {
 		t.Fatalf("clean audit = %d:\n%s", code, out)
 	}
-	rc := r.Client(t)
-	ctx := context.Background()
 	rc.Do(ctx, rc.B().Set().Key("leaked:forever").Value("x").Build())
 	code, out, errOut := runCmd(t, env, "keys", "audit", "--json")
 	if code != 1 || !strings.Contains(out, `"leaked:forever"`) || !strings.Contains(errOut, "1 keys without TTL") {
@@ -228,20 +251,113 @@ func TestBenchCacheOutput(t *testing.T) {
 
 func TestConfigCheckRedactsSecrets(t *testing.T) {
 	env := map[string]string{"BINANCE_API_KEY": "key-hunter2", "BINANCE_API_SECRET": "secret-hunter2",
-		"REDIS_URL": "redis://:pw-hunter2@127.0.0.1:6379/0", "TRADECACHE_WS_TOKEN": "token-hunter2-0123456789"}
-	code, out, errOut := runCmd(t, env, "config", "check", "--env-file", "/dev/null")
-	if code != 0 {
-		t.Fatalf("config check exit %d: %s", code, errOut)
-	}
-	if strings.Contains(out, "hunter2") {
-		t.Fatalf("config check shows a secret:\n%s", out)
-	}
-	for _, want := range []string{`"api_secret": "(redacted)"`, `"redis": "redis://:xxxxx@127.0.0.1:6379/0"`, `"api-key": "env BINANCE_API_KEY"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("config check lacks %s:\n%s", want, out)
+		"REDIS_URL": "redis://:pw-hunter2@127.0.0.1:6379/0", "TRADECACHE_WS_TOKEN": "token-hunter2-0123456789",
+		"TRADECACHE_NOTIFY_SLACK_WEBHOOK": "https://hooks.slack.test/T/B/hunter2"}
+	for _, format := range [][]string{nil, {"--json"}} {
+		code, out, errOut := runCmd(t, env, append([]string{"config", "check", "--env-file", "/dev/null"}, format...)...)
+		if code != 0 {
+			t.Fatalf("config check exit %d: %s", code, errOut)
+		}
+		if strings.Contains(out, "hunter2") {
+			t.Fatalf("config check shows a secret:\n%s", out)
+		}
+		for _, want := range []string{"api-secret", "(redacted)", "redis://:xxxxx@127.0.0.1:6379/0", "env BINANCE_API_KEY", "notify-slack-webhook", "env TRADECACHE_NOTIFY_SLACK_WEBHOOK"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("config check %v lacks %s:\n%s", format, want, out)
+			}
 		}
 	}
 	if code, _, errOut := runCmd(t, env, "config", "check", "--env-file", "/dev/null", "--symbols", "BTC USDT"); code != 2 || !strings.Contains(errOut, "--symbols") {
 		t.Errorf("bad field: exit %d, %q", code, errOut)
+	}
+}
+
+// Each command takes only its own flags: -h lists them, settings of other
+// commands cannot break it, flags go anywhere on the line.
+func TestCommandLine(t *testing.T) {
+	noEnv := map[string]string{"TRADECACHE_ENV_FILE": "/dev/null"}
+	help := []struct {
+		args      []string
+		want, not []string
+	}{
+		{[]string{"keys", "kinds", "-h"}, []string{"--key-prefix", "--lease-ttl"}, []string{"--redis", "--listen", "--ws-token", "--symbols"}},
+		{[]string{"bench", "filecache", "-h"}, []string{"--entries", "--value-size", "--duration", "--json"}, []string{"--redis", "--listen", "--key-prefix", "--env-file"}},
+		{[]string{"cache", "-h"}, []string{"cache get", "cache set", "cache del", "cache flush"}, []string{"--listen", "--ws-token"}},
+		{[]string{"keys", "-h"}, []string{"keys audit", "keys ls", "keys kinds"}, []string{"unknown"}},
+		{[]string{"bench", "-h"}, []string{"bench cache", "bench filecache", "bench ingest", "bench fanout"}, []string{"unknown"}},
+		{[]string{"cache", "flush", "-h"}, []string{"--dir", "--yes", "--redis", "--key-prefix"}, []string{"--listen", "--symbols"}},
+		{[]string{"-h"}, []string{"serve", "sim", "keys audit", "cache flush", "bench filecache", "bench fanout", "bench ingest", "config check", "version"}, nil},
+	}
+	for _, tt := range help {
+		code, out, errOut := runCmd(t, noEnv, tt.args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d %s", tt.args, code, errOut)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v lacks %s:\n%s", tt.args, w, out)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(out, n+" ") || strings.Contains(out, n+"\n") {
+				t.Errorf("%v lists %s:\n%s", tt.args, n, out)
+			}
+		}
+	}
+
+	// Settings of other commands do not break a command.
+	if code, out, errOut := runCmd(t, map[string]string{"TRADECACHE_WS_TOKEN": "short", "TRADECACHE_ENV_FILE": "/dev/null"}, "keys", "kinds"); code != 0 || !strings.Contains(out, "market_ws_leader") {
+		t.Errorf("keys kinds with a short TRADECACHE_WS_TOKEN: %d %s", code, errOut)
+	}
+	dir := t.TempDir()
+	fc, err := filecache.Open(dir, filecache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Set("k", []byte("v"), time.Hour)
+	fc.Close()
+	if code, out, errOut := runCmd(t, map[string]string{"TRADECACHE_LISTEN": "8080", "TRADECACHE_ENV_FILE": "/dev/null"}, "cache", "flush", "--yes", "--dir", dir); code != 0 || !strings.Contains(out, "flushed 1 entries") {
+		t.Errorf("cache flush --dir with TRADECACHE_LISTEN=8080: %d %q %s", code, out, errOut)
+	}
+	// A mistyped directory is refused and not created.
+	typo := filepath.Join(dir, "typo")
+	if code, _, errOut := runCmd(t, noEnv, "cache", "flush", "--yes", "--dir", typo); code != 2 || !strings.Contains(errOut, "not a file cache") {
+		t.Errorf("cache flush --dir typo: %d %s", code, errOut)
+	}
+	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cache flush created %s: %v", typo, err)
+	}
+
+	// Contradictions name both settings; unknown flags name the flag.
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"serve", "--exchange", "sim", "--exchange-rest", "http://x"}, []string{"--exchange sim", "--exchange-rest http://x"}},
+		{[]string{"serve", "--demo", "--exchange-ws", "ws://x"}, []string{"--demo", "--exchange-ws ws://x"}},
+		{[]string{"keys", "kinds", "--redis", "redis://x:1"}, []string{"-redis"}},
+		{[]string{"bench", "ingest", "--symbols-count", "3"}, []string{"-symbols-count"}},
+	} {
+		if code, _, errOut := runCmd(t, noEnv, tt.args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", tt.args, code)
+		} else {
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("%v: %q does not name %s", tt.args, errOut, w)
+				}
+			}
+		}
+	}
+}
+
+// Flags after the positional arguments count.
+func TestFlagsAfterArguments(t *testing.T) {
+	r := testenv.Start(t)
+	noEnv := map[string]string{"TRADECACHE_ENV_FILE": "/dev/null"}
+	if code, _, errOut := runCmd(t, noEnv, "cache", "set", "ticker_24h", "BTCUSDT", `{"lastPrice":"2"}`, "--redis", r.URL()); code != 0 {
+		t.Fatalf("cache set … --redis URL: %d %s", code, errOut)
+	}
+	if code, out, errOut := runCmd(t, noEnv, "cache", "get", "ticker_24h", "BTCUSDT", "--redis", r.URL()); code != 0 || out != "{\"lastPrice\":\"2\"}\n" {
+		t.Fatalf("cache get … --redis URL: %d %q %s", code, out, errOut)
 	}
 }

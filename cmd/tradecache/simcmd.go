@@ -5,53 +5,56 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/tradecache/tradecache/exchange/sim"
+	"github.com/tradecache/tradecache/internal/config"
 )
 
 // simCmd runs the simulated Binance USDⓈ-M futures exchange on its own, for
 // nodes (--exchange-rest/--exchange-ws) and for scripting with curl.
-func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:9090", "address to serve REST and WebSocket on")
-	speed := fs.Float64("speed", 1, "run the market clock this many times faster than real time")
-	symbols := fs.String("symbols", "BTCUSDT,ETHUSDT", "symbols to list, comma-separated")
-	seed := fs.Int64("seed", 1, "random walk seed: the same seed gives the same market")
+func simCmd(ctx context.Context, e *env, args []string) error {
+	var listen, symbols string
+	var speed float64
+	var seed int64
+	var keyTTL time.Duration
 	var accts accountFlags
-	fs.Func("api-key", "API key of an account for the signed endpoints and the user data stream (repeatable: each --api-key/--api-secret pair is one account)", accts.key)
-	fs.Func("api-secret", "HMAC secret of the account of the neighbouring --api-key", accts.secret)
-	fs.Func("balance", "starting balance ASSET=AMOUNT of the current account, e.g. USDT=10000 (repeatable)", accts.balance)
-	keyTTL := fs.Duration("listen-key-ttl", time.Hour, "listenKey lifetime without a keepalive (real time)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: sim: %w", errUsage, err)
+	cmd := config.Command{Name: "sim", Summary: "Runs a simulated Binance USDⓈ-M futures exchange on its own: REST, market streams and user data streams in Binance's wire format.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&listen, "listen", "127.0.0.1:9090", "address to serve REST and WebSocket on")
+			fs.Float64Var(&speed, "speed", 1, "run the market clock this many times faster than real time")
+			fs.StringVar(&symbols, "symbols", "BTCUSDT,ETHUSDT", "symbols to list, comma-separated")
+			fs.Int64Var(&seed, "seed", 1, "random walk seed: the same seed gives the same market")
+			fs.Func("api-key", "API key of an account for the signed endpoints and the user data stream (repeatable: each --api-key/--api-secret pair is one account)", accts.key)
+			fs.Func("api-secret", "HMAC secret of the account of the neighbouring --api-key", accts.secret)
+			fs.Func("balance", "starting balance ASSET=AMOUNT of the current account, e.g. USDT=10000 (repeatable)", accts.balance)
+			fs.DurationVar(&keyTTL, "listen-key-ttl", time.Hour, "listenKey lifetime without a keepalive (real time)")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
 	}
+	stdout := e.stdout
 	if err := accts.check(); err != nil {
 		return fmt.Errorf("%w: sim: %w", errUsage, err)
 	}
 	var syms []string
-	for _, s := range strings.Split(*symbols, ",") {
+	for _, s := range strings.Split(symbols, ",") {
 		if s = strings.ToUpper(strings.TrimSpace(s)); s != "" {
 			syms = append(syms, s)
 		}
 	}
-	s, err := sim.New(sim.Config{Symbols: syms, Speed: *speed, Seed: *seed, Accounts: accts.list, ListenKeyTTL: *keyTTL})
+	s, err := sim.New(sim.Config{Symbols: syms, Speed: speed, Seed: seed, Accounts: accts.list, ListenKeyTTL: keyTTL})
 	if err != nil {
 		return fmt.Errorf("%w: sim: %w", errUsage, err)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("sim: listen on %s: %w", *listen, err)
+		return fmt.Errorf("sim: listen on %s: %w", listen, err)
 	}
 	fmt.Fprintf(stdout, "simulated Binance USDⓈ-M futures on %s: REST http://%[2]s/fapi/v1/…, streams ws://%[2]s/market/stream and ws://%[2]s/public/stream; speed %gx, symbols %v\n",
-		ln.Addr(), ln.Addr(), *speed, syms)
+		ln.Addr(), ln.Addr(), speed, syms)
 	if n := len(accts.list); n > 0 {
 		fmt.Fprintf(stdout, "%d account(s): signed REST /fapi/v3/account, /fapi/v3/positionRisk, /fapi/v1/order (MARKET), /fapi/v1/listenKey; user data ws://%s/private/ws?listenKey=…; signed timestamps use the real clock\n",
 			n, ln.Addr())

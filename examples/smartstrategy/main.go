@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,8 +59,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smartstrategy", flag.ContinueOnError)
 	fs.StringVar(&o.node, "node", "http://127.0.0.1:8080", "tradecache node")
 	fs.StringVar(&o.token, "token", os.Getenv("TRADECACHE_WS_TOKEN"), "the node's /ws token (live klines); empty: poll the klines API")
-	fs.StringVar(&o.redis, "redis", "", "publish the analysis on this Redis's event channel (empty: in process)")
-	fs.StringVar(&o.appPort, "app-port", "8080", "APP_PORT naming the event channel <APP_PORT>:channel:1")
+	fs.StringVar(&o.redis, "redis", os.Getenv("REDIS_URL"), "publish the analysis on this Redis's event channel (REDIS_URL; empty: in process)")
+	fs.StringVar(&o.appPort, "app-port", cmp.Or(os.Getenv("APP_PORT"), keyspace.DefaultAppPort), "APP_PORT naming the event channel <APP_PORT>:channel:1, the one every node shares by default")
 	fs.StringVar(&o.symbol, "symbol", "BTCUSDT", "symbol")
 	fs.StringVar(&o.timeframe, "timeframe", "1m", "timeframe")
 	fs.StringVar(&o.cacheDir, "cache-dir", filepath.Join(os.TempDir(), "tradecache-smartstrategy"), "file cache directory")

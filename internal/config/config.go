@@ -1,8 +1,15 @@
-// Package config turns command-line flags, the environment and a .env file
-// into one plain Config. Precedence: flag, then environment, then .env, then
-// the default. Every flag has an environment variable; Jesse's REDIS_HOST,
-// REDIS_PORT, REDIS_PASSWORD and REDIS_DB are honoured when REDIS_URL is
-// not set. Errors name the field, the value and the source they came from.
+// Package config is the one loader of tradecache's settings: every command
+// declares the named groups of settings it uses (redis, keys, exchange,
+// market, account, http, log, notify, node…) plus its own flags, and the
+// loader fills them from the command line, the environment and a .env
+// file. Precedence: flag, then environment, then .env, then the default.
+//
+// A command sees only its own groups: a bad TRADECACHE_WS_TOKEN cannot
+// break `keys kinds`, and `-h` lists only what the command takes. Flags
+// are accepted before and after positional arguments. Every setting is a
+// Field of a Group, so `config check` prints its table from the same
+// definitions the loader uses. Errors name the flag, its environment
+// variable, the value (secrets redacted) and where it came from.
 package config
 
 import (
@@ -10,58 +17,121 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
+	"maps"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/joho/godotenv"
-
-	"github.com/tradecache/tradecache/cache"
-	"github.com/tradecache/tradecache/keyspace"
 )
 
-// Config is the effective configuration of a command.
-type Config struct {
-	RedisURL         string        // "" = embedded memory tier
-	KeyPrefix        string        // global key prefix
-	Listen           string        // HTTP address of serve
-	NodeID           string        // this node's id
-	Demo             bool          // serve: simulated exchange, embedded tier unless --redis
-	RedisTimeout     time.Duration // deadline of every Redis call
-	FailureThreshold int           // consecutive failures before the memory tier
-	MemoryEntries    int           // memory tier bound
-	MemoryTTL        time.Duration // memory tier entry life
-	LogFormat        string        // text | json
-	LogLevel         string        // debug | info | warn | error
-	Exchange         string        // binance | sim
-	ExchangeREST     string        // REST base URL ("" = the exchange's default)
-	ExchangeWS       string        // WebSocket base URL ("" = the exchange's default)
-	Symbols          []string      // upper-case symbols
-	Intervals        []string      // kline intervals
-	LeaseTTL         time.Duration // market stream leader lease
-	Window           int           // klines kept per series in Redis
-	AppPort          string        // Jesse's APP_PORT: names the event channel "<APP_PORT>:channel:1"
-	WSTokens         []string      // accepted /ws tokens
-	WSOrigins        []string      // Origin patterns allowed on /ws besides same-origin
-	APIKey           string        // exchange API key (secret: never logged)
-	APISecret        string        // exchange API secret (secret: never logged)
-	Account          string        // account name in Redis keys
-	EnvFile          string        // the .env file read ("" if none)
+// Field is one setting: a flag, its environment variable, its default and
+// how its text becomes a value.
+type Field struct {
+	Flag    string // flag name without dashes
+	Env     string // environment variable (also read from .env)
+	Default string // the value when nothing sets it
+	Usage   string
+	Secret  bool // never printed: shown as "(redacted)"
+	// Redact, when set, shows the value without its secret part (a URL's
+	// password) instead of hiding it whole.
+	Redact func(string) string
+	// Set parses and stores the value; its error says what is wrong.
+	Set func(string) error
+	// Fallback, when set, supplies a value when neither the flag nor Env
+	// is set (Jesse's REDIS_HOST/PORT/…); it returns the value and the
+	// name of the variables it came from.
+	Fallback func(lookup func(env string) (string, string, bool)) (value, source string, ok bool, err error)
+}
 
-	// Args are the positional arguments left after the flags.
-	Args []string
-	// Sources tells where each field's value came from (flag, env, .env, default).
-	Sources map[string]string
+// isBool: a field whose default is a boolean is a bool flag (--demo).
+func (f Field) isBool() bool { return f.Default == "false" || f.Default == "true" }
+
+// Shown is how the value v of f may be printed.
+func (f Field) Shown(v string) string {
+	switch {
+	case v == "":
+		return ""
+	case f.Secret:
+		return "(redacted)"
+	case f.Redact != nil:
+		return f.Redact(v)
+	}
+	return v
+}
+
+// Group is a named set of settings that several commands share.
+type Group struct {
+	Name   string
+	Fields []Field
+	// Finish, when set, runs after every field of the group is set: values
+	// derived from several fields and checks across them.
+	Finish func() error
+}
+
+// Command is what a command takes.
+type Command struct {
+	Name    string // "keys audit"
+	Args    string // synopsis of the positional arguments, "KIND [PART...]"
+	Summary string // one line on what it does
+	Groups  []Group
+	Flags   func(fs *flag.FlagSet) // the command's own flags; may be nil
+	// Check, when set, runs last: contradictions across groups. Its error
+	// should name both settings (Result.Describe helps).
+	Check func(r *Result) error
+	// MaxArgs bounds the positional arguments (-1: any number).
+	MaxArgs int
+}
+
+// Setting is one field's effective value and where it came from.
+type Setting struct {
+	Group  string `json:"group"`
+	Flag   string `json:"flag"`
+	Env    string `json:"env"`
+	Value  string `json:"value"` // redacted when secret
+	Source string `json:"source"`
+}
+
+// Result is what Parse found besides the values stored by the fields.
+type Result struct {
+	Args     []string  // positional arguments, in order
+	Settings []Setting // every field of every group, in declaration order
+	EnvFile  string    // the .env file read, "" if none
+	set      map[string]bool
+}
+
+// Setting returns the setting of flag name.
+func (r *Result) Setting(name string) (Setting, bool) {
+	for _, s := range r.Settings {
+		if s.Flag == name {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// IsSet reports whether flag name was set by a flag, the environment or
+// .env (not left at its default).
+func (r *Result) IsSet(name string) bool { return r.set[name] }
+
+// Describe is "--name VALUE (from SOURCE)", for errors about a setting.
+func (r *Result) Describe(name string) string {
+	s, ok := r.Setting(name)
+	if !ok {
+		return "--" + name
+	}
+	v := s.Value
+	if v == "" || v == "true" {
+		return fmt.Sprintf("--%s (from %s)", name, s.Source)
+	}
+	return fmt.Sprintf("--%s %s (from %s)", name, v, s.Source)
 }
 
 // FieldError is a bad value for one field.
 type FieldError struct {
 	Field  string // flag name
 	Env    string // environment variable
-	Value  string
+	Value  string // redacted when secret
 	Source string
 	Err    error
 }
@@ -72,16 +142,12 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
-type field struct {
-	name, env, def, usage string
-	set                   func(string) error
-}
-
-// isBool: a field whose default is a boolean is a bool flag.
-func (f field) isBool() bool { return f.def == "false" || f.def == "true" }
+// ErrHelp is returned when -h or --help was asked for; the usage was
+// printed.
+var ErrHelp = flag.ErrHelp
 
 // strValue holds a flag's text until every source is known; bool fields
-// take no argument on the command line (--demo).
+// take no argument on the command line.
 type strValue struct {
 	s      string
 	isBool bool
@@ -91,305 +157,245 @@ func (v *strValue) String() string     { return v.s }
 func (v *strValue) Set(s string) error { v.s = s; return nil }
 func (v *strValue) IsBoolFlag() bool   { return v.isBool }
 
-// Parse parses args (without the command name) for command name. getenv
-// reads the environment; a .env file in the working directory, or the one
-// --env-file / TRADECACHE_ENV_FILE names, fills what the environment lacks.
-// Usage goes to usage. A bad field is returned as a *FieldError (several
-// joined with errors.Join). extra registers a command's own flags.
-func Parse(name string, args []string, getenv func(string) string, usage io.Writer, extra ...func(*flag.FlagSet)) (Config, error) {
-	var c Config
-	c.Sources = map[string]string{}
-	envFile, explicit := scanEnvFile(args, getenv)
-	dotenv := map[string]string{}
-	if envFile != "" {
-		m, err := godotenv.Read(envFile)
-		switch {
-		case err == nil:
-			dotenv, c.EnvFile = m, envFile
-		case explicit || !errors.Is(err, os.ErrNotExist):
-			return c, fmt.Errorf("config: read %s: %w", envFile, err)
+// EnvFileEnv names the .env file when --env-file is not given.
+const EnvFileEnv = "TRADECACHE_ENV_FILE"
+
+// Parse fills cmd's groups and own flags from args (without the command's
+// name), getenv and a .env file: the one in the working directory, or the
+// one --env-file / TRADECACHE_ENV_FILE names (which must then exist).
+// Usage and help go to out. Bad fields are *FieldErrors, several joined
+// with errors.Join; a misplaced or unknown flag is an error naming it.
+func (cmd Command) Parse(args []string, getenv func(string) string, out io.Writer) (*Result, error) {
+	r := &Result{set: map[string]bool{}}
+	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var envFile *string
+	if len(cmd.Groups) > 0 {
+		envFile = fs.String("env-file", "", "file of KEY=value settings that fills what the environment lacks ("+EnvFileEnv+"; default .env when present)")
+	}
+	var vals []*strValue
+	var fields []Field
+	var groupOf []string
+	for _, g := range cmd.Groups {
+		for _, f := range g.Fields {
+			v := &strValue{s: f.Default, isBool: f.isBool()}
+			fs.Var(v, f.Flag, f.Usage)
+			vals = append(vals, v)
+			fields = append(fields, f)
+			groupOf = append(groupOf, g.Name)
 		}
+	}
+	if cmd.Flags != nil {
+		cmd.Flags(fs)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		cmd.PrintUsage(out, fs)
+		return r, ErrHelp
+	}
+	if err != nil {
+		return r, fmt.Errorf("%s: %w (run 'tradecache %s -h' for its flags)", cmd.Name, err, cmd.Name)
+	}
+	r.Args = pos
+	if cmd.MaxArgs >= 0 && len(pos) > cmd.MaxArgs {
+		extra := pos[cmd.MaxArgs:]
+		return r, fmt.Errorf("%s: unexpected argument %q (usage: tradecache %s %s)", cmd.Name, extra[0], cmd.Name, cmd.Args)
+	}
+	if len(cmd.Groups) == 0 {
+		return r, nil
+	}
+
+	setByFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
+	dotenv, err := readEnvFile(*envFile, setByFlag["env-file"], getenv)
+	if err != nil {
+		return r, err
+	}
+	if dotenv != nil {
+		r.EnvFile = dotenv.path
 	}
 	lookup := func(env string) (string, string, bool) {
 		if v := getenv(env); v != "" {
 			return v, "env " + env, true
 		}
-		if v, ok := dotenv[env]; ok && v != "" {
-			return v, ".env " + env, true
+		if dotenv != nil {
+			if v, ok := dotenv.vals[env]; ok && v != "" {
+				return v, ".env " + env, true
+			}
 		}
 		return "", "", false
 	}
-	host, _ := os.Hostname()
-	fields := []field{
-		{"redis", "REDIS_URL", "", "Redis/Valkey URL (redis://, rediss://, ?addr= for cluster, ?master_set= for Sentinel); empty runs on the embedded memory tier", func(s string) error {
-			if s != "" {
-				if _, err := cache.RedisOptions(s); err != nil {
-					return err
-				}
-			}
-			c.RedisURL = s
-			return nil
-		}},
-		{"key-prefix", "TRADECACHE_KEY_PREFIX", "", "prefix of every Redis key and channel, to share one Redis", func(s string) error {
-			if _, err := keyspace.New(keyspace.Config{Prefix: s}); err != nil {
-				return err
-			}
-			c.KeyPrefix = s
-			return nil
-		}},
-		{"listen", "TRADECACHE_LISTEN", "127.0.0.1:8080", "HTTP listen address of serve", func(s string) error {
-			if _, _, err := net.SplitHostPort(s); err != nil {
-				return err
-			}
-			c.Listen = s
-			return nil
-		}},
-		{"node-id", "TRADECACHE_NODE_ID", fmt.Sprintf("%s-%d", host, os.Getpid()), "this node's id", func(s string) error {
-			if err := keyspace.ValidPart(s); err != nil {
-				return err
-			}
-			c.NodeID = s
-			return nil
-		}},
-		{"demo", "TRADECACHE_DEMO", "false", "run a demo node: simulated exchange, embedded memory tier unless --redis is given", boolSetter(&c.Demo)},
-		{"redis-timeout", "TRADECACHE_REDIS_TIMEOUT", "250ms", "deadline of every Redis call", durSetter(&c.RedisTimeout)},
-		{"failure-threshold", "TRADECACHE_FAILURE_THRESHOLD", "3", "consecutive Redis failures before the memory tier takes over", intSetter(&c.FailureThreshold)},
-		{"memory-entries", "TRADECACHE_MEMORY_ENTRIES", "200", "bound of the memory tier (entries)", intSetter(&c.MemoryEntries)},
-		{"memory-ttl", "TRADECACHE_MEMORY_TTL", "5m", "longest life of a memory-tier entry", durSetter(&c.MemoryTTL)},
-		{"log-format", "TRADECACHE_LOG_FORMAT", "text", "log format: text or json", oneOf(&c.LogFormat, "text", "json")},
-		{"log-level", "TRADECACHE_LOG_LEVEL", "info", "log level: debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
-		{"exchange", "TRADECACHE_EXCHANGE", "binance", "exchange: binance (Binance USDⓈ-M futures, or any server speaking its API) or sim (an in-process simulated one)", oneOf(&c.Exchange, "binance", "sim")},
-		{"exchange-rest", "TRADECACHE_EXCHANGE_REST", "", "REST base URL of the exchange (default https://fapi.binance.com)", urlSetter(&c.ExchangeREST, "http", "https")},
-		{"exchange-ws", "TRADECACHE_EXCHANGE_WS", "", "WebSocket base URL of the exchange (default wss://fstream.binance.com)", urlSetter(&c.ExchangeWS, "ws", "wss")},
-		{"symbols", "TRADECACHE_SYMBOLS", "BTCUSDT,ETHUSDT", "symbols to stream, comma-separated", func(s string) error {
-			c.Symbols = nil
-			for _, p := range strings.Split(s, ",") {
-				p = strings.ToUpper(strings.TrimSpace(p))
-				if err := keyspace.ValidPart(p); err != nil {
-					return err
-				}
-				c.Symbols = append(c.Symbols, p)
-			}
-			return nil
-		}},
-		{"intervals", "TRADECACHE_INTERVALS", "1m,5m", "kline intervals to stream, comma-separated", func(s string) error {
-			c.Intervals = nil
-			for _, p := range strings.Split(s, ",") {
-				p = strings.TrimSpace(p)
-				if _, err := keyspace.IntervalDuration(p); err != nil {
-					return err
-				}
-				c.Intervals = append(c.Intervals, p)
-			}
-			return nil
-		}},
-		{"lease-ttl", "TRADECACHE_LEASE_TTL", "30s", "TTL of the leaders' leases (market streams, user data stream), renewed every third of it", durSetter(&c.LeaseTTL)},
-		{"window", "TRADECACHE_WINDOW", "1000", "klines kept per series in Redis", intSetter(&c.Window)},
-		{"app-port", "APP_PORT", "", "names the event channel <APP_PORT>:channel:1 (Jesse's); default: the --listen port", func(s string) error {
-			if s != "" {
-				if err := keyspace.ValidPart(s); err != nil {
-					return err
-				}
-			}
-			c.AppPort = s
-			return nil
-		}},
-		{"ws-token", "TRADECACHE_WS_TOKEN", "", "token(s) accepted on /ws, comma-separated; --demo generates one when empty", listSetter(&c.WSTokens, 16)},
-		{"api-key", "BINANCE_API_KEY", "", "exchange API key, for the account's positions and balances", func(s string) error { c.APIKey = s; return nil }},
-		{"api-secret", "BINANCE_API_SECRET", "", "exchange API secret", func(s string) error { c.APISecret = s; return nil }},
-		{"account", "TRADECACHE_ACCOUNT", "main", "account name in Redis keys (listen_key:{account}, account_leader:{account})", func(s string) error {
-			if err := keyspace.ValidPart(s); err != nil {
-				return err
-			}
-			c.Account = s
-			return nil
-		}},
-		{"ws-origins", "TRADECACHE_WS_ORIGINS", "", "Origin host patterns allowed on /ws besides same-origin, comma-separated", listSetter(&c.WSOrigins, 0)},
-	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(usage)
-	fs.String("env-file", ".env", "file of KEY=value settings read before the environment defaults (TRADECACHE_ENV_FILE)")
-	vals := make([]*strValue, len(fields))
-	for i, f := range fields {
-		vals[i] = &strValue{s: f.def, isBool: f.isBool()}
-		fs.Var(vals[i], f.name, f.usage+" ("+f.env+")")
-	}
-	for _, x := range extra {
-		x(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	setByFlag := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
 	var errs []error
 	for i, f := range fields {
-		v, src := vals[i].s, "flag --"+f.name
-		if !setByFlag[f.name] {
-			if ev, esrc, ok := lookup(f.env); ok {
+		v, src := vals[i].s, "flag --"+f.Flag
+		switch {
+		case setByFlag[f.Flag]:
+		default:
+			if ev, esrc, ok := lookup(f.Env); ok {
 				v, src = ev, esrc
-			} else {
-				src = "default"
+				break
 			}
-		}
-		if f.name == "redis" && src == "default" {
-			// Jesse's settings, when REDIS_URL is not given.
-			if h, hsrc, ok := lookup("REDIS_HOST"); ok {
-				p, _, _ := lookup("REDIS_PORT")
-				pw, _, _ := lookup("REDIS_PASSWORD")
-				db, _, _ := lookup("REDIS_DB")
-				u, err := cache.JesseURL(h, p, pw, db)
+			src = "default"
+			if f.Fallback != nil {
+				fv, fsrc, ok, err := f.Fallback(lookup)
 				if err != nil {
-					errs = append(errs, &FieldError{"redis", "REDIS_HOST/PORT/PASSWORD/DB", h, hsrc, err})
+					errs = append(errs, &FieldError{f.Flag, f.Env, "", fsrc, err})
 					continue
 				}
-				v, src = u, strings.Replace(hsrc, "REDIS_HOST", "REDIS_HOST/PORT/PASSWORD/DB", 1)
+				if ok {
+					v, src = fv, fsrc
+				}
 			}
 		}
-		c.Sources[f.name] = src
-		if err := f.set(v); err != nil {
-			shown := v
-			switch f.name {
-			case "redis":
-				shown = cache.Redact(v)
-			case "ws-token", "api-key", "api-secret":
-				shown = "(redacted)"
-			}
-			errs = append(errs, &FieldError{f.name, f.env, shown, src, err})
+		if src != "default" {
+			r.set[f.Flag] = true
+		}
+		r.Settings = append(r.Settings, Setting{Group: groupOf[i], Flag: f.Flag, Env: f.Env, Value: f.Shown(v), Source: src})
+		if err := f.Set(v); err != nil {
+			errs = append(errs, &FieldError{f.Flag, f.Env, f.Shown(v), src, err})
 		}
 	}
-	c.Args = fs.Args()
-	if (c.APIKey == "") != (c.APISecret == "") {
-		errs = append(errs, &FieldError{"api-secret", "BINANCE_API_SECRET", "(redacted)", c.Sources["api-secret"], errors.New("--api-key and --api-secret go together")})
-	}
-	if c.AppPort == "" && c.Listen != "" {
-		_, c.AppPort, _ = net.SplitHostPort(c.Listen)
-	}
-	return c, errors.Join(errs...)
-}
-
-// scanEnvFile finds --env-file in args or TRADECACHE_ENV_FILE, before the
-// flags are parsed: the file supplies defaults for them.
-func scanEnvFile(args []string, getenv func(string) string) (path string, explicit bool) {
-	for i, a := range args {
-		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		if v, ok := strings.CutPrefix(a, "env-file="); ok {
-			return v, true
-		}
-		if a == "env-file" && i+1 < len(args) {
-			return args[i+1], true
-		}
-	}
-	if v := getenv("TRADECACHE_ENV_FILE"); v != "" {
-		return v, true
-	}
-	return ".env", false
-}
-
-func boolSetter(p *bool) func(string) error {
-	return func(s string) error {
-		v, err := strconv.ParseBool(s)
-		*p = v
-		return err
-	}
-}
-
-func durSetter(p *time.Duration) func(string) error {
-	return func(s string) error {
-		v, err := time.ParseDuration(s)
-		if err == nil && v <= 0 {
-			err = errors.New("must be positive")
-		}
-		*p = v
-		return err
-	}
-}
-
-func intSetter(p *int) func(string) error {
-	return func(s string) error {
-		v, err := strconv.Atoi(s)
-		if err == nil && v < 1 {
-			err = errors.New("must be at least 1")
-		}
-		*p = v
-		return err
-	}
-}
-
-func urlSetter(p *string, schemes ...string) func(string) error {
-	return func(s string) error {
-		*p = s
-		if s == "" {
-			return nil
-		}
-		u, err := url.Parse(s)
-		if err != nil {
-			return err
-		}
-		for _, sc := range schemes {
-			if u.Scheme == sc && u.Host != "" {
-				return nil
+	for _, g := range cmd.Groups {
+		if g.Finish != nil {
+			if err := g.Finish(); err != nil {
+				errs = append(errs, err)
 			}
 		}
-		return fmt.Errorf("want a %s URL with a host", strings.Join(schemes, " or "))
 	}
-}
-
-// listSetter splits a comma-separated list; minLen > 0 is the shortest
-// element accepted (tokens must not be guessable).
-func listSetter(p *[]string, minLen int) func(string) error {
-	return func(s string) error {
-		*p = nil
-		for _, e := range strings.Split(s, ",") {
-			if e = strings.TrimSpace(e); e == "" {
-				continue
-			}
-			if len(e) < minLen {
-				return fmt.Errorf("an entry is shorter than %d characters", minLen)
-			}
-			*p = append(*p, e)
+	if len(errs) == 0 && cmd.Check != nil {
+		if err := cmd.Check(r); err != nil {
+			errs = append(errs, err)
 		}
-		return nil
 	}
+	return r, errors.Join(errs...)
 }
 
-func oneOf(p *string, allowed ...string) func(string) error {
-	return func(s string) error {
-		for _, a := range allowed {
-			if s == a {
-				*p = s
-				return nil
-			}
+// parseInterspersed parses flags before, between and after positional
+// arguments; "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return pos, err
 		}
-		return fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
-	}
-}
-
-// CacheConfig is the part of the tiered cache's configuration that comes
-// from Config. The caller adds the logger and hooks.
-func (c Config) CacheConfig() (cache.Config, error) {
-	cc := cache.Config{
-		CallTimeout:      c.RedisTimeout,
-		FailureThreshold: c.FailureThreshold,
-		MemoryEntries:    c.MemoryEntries,
-		MemoryTTL:        c.MemoryTTL,
-	}
-	if c.RedisURL != "" {
-		opt, err := cache.RedisOptions(c.RedisURL)
-		if err != nil {
-			return cc, err
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
 		}
-		cc.Redis = opt
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return cc, nil
 }
 
-// Keyspace returns the key registry of Config.
-func (c Config) Keyspace() (*keyspace.Registry, error) {
-	ttl := map[string]time.Duration{}
-	if c.LeaseTTL > 0 {
-		ttl[keyspace.KindMarketWSLeader] = c.LeaseTTL
-		ttl[keyspace.KindAccountLeader] = c.LeaseTTL
+type envFile struct {
+	path string
+	vals map[string]string
+}
+
+// readEnvFile reads the .env file: an explicit one (--env-file or
+// TRADECACHE_ENV_FILE) must be readable; ./.env is read when present.
+func readEnvFile(flagPath string, byFlag bool, getenv func(string) string) (*envFile, error) {
+	path, explicit := ".env", false
+	switch {
+	case byFlag:
+		path, explicit = flagPath, true
+	case getenv(EnvFileEnv) != "":
+		path, explicit = getenv(EnvFileEnv), true
 	}
-	return keyspace.New(keyspace.Config{Prefix: c.KeyPrefix, TTL: ttl})
+	if path == "" {
+		return nil, nil
+	}
+	m, err := godotenv.Read(path)
+	switch {
+	case err == nil:
+		return &envFile{path: path, vals: m}, nil
+	case explicit || !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	return nil, nil
+}
+
+// PrintUsage prints the command's usage: its own flags, then each group's.
+func (cmd Command) PrintUsage(w io.Writer, fs *flag.FlagSet) {
+	if fs == nil {
+		fs = flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+		if cmd.Flags != nil {
+			cmd.Flags(fs)
+		}
+	}
+	fmt.Fprintf(w, "usage: tradecache %s [flags]", cmd.Name)
+	if cmd.Args != "" {
+		fmt.Fprintf(w, " %s", cmd.Args)
+	}
+	fmt.Fprintln(w)
+	if cmd.Summary != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.Summary)
+	}
+	inGroup := map[string]bool{"env-file": true}
+	for _, g := range cmd.Groups {
+		for _, f := range g.Fields {
+			inGroup[f.Flag] = true
+		}
+	}
+	var own []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if !inGroup[f.Name] {
+			own = append(own, f)
+		}
+	})
+	if len(own) > 0 {
+		fmt.Fprintln(w, "\nflags:")
+		for _, f := range own {
+			printFlag(w, f.Name, f.DefValue, f.Usage, "", isBoolFlag(f))
+		}
+	}
+	for _, g := range cmd.Groups {
+		fmt.Fprintf(w, "\n%s flags:\n", g.Name)
+		for _, f := range g.Fields {
+			printFlag(w, f.Flag, f.Default, f.Usage, f.Env, f.isBool())
+		}
+	}
+	if len(cmd.Groups) > 0 {
+		fmt.Fprintf(w, "\nEach group flag also reads its environment variable, then .env (--env-file, %s). Flags go before or after the arguments.\n", EnvFileEnv)
+	}
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func printFlag(w io.Writer, name, def, usage, env string, isBool bool) {
+	arg := ""
+	if !isBool {
+		arg = " value"
+	}
+	fmt.Fprintf(w, "  --%s%s\n", name, arg)
+	line := "    \t" + usage
+	var notes []string
+	if env != "" {
+		notes = append(notes, env)
+	}
+	if def != "" && def != "false" && def != "0" {
+		notes = append(notes, "default "+def)
+	}
+	if len(notes) > 0 {
+		line += " (" + strings.Join(notes, "; ") + ")"
+	}
+	fmt.Fprintln(w, strings.ReplaceAll(line, "\t", ""))
+}
+
+// Flags lists every flag of groups, sorted: for tests and docs.
+func Flags(groups ...Group) []string {
+	m := map[string]bool{}
+	for _, g := range groups {
+		for _, f := range g.Fields {
+			m[f.Flag] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(m))
 }
