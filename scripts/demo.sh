@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# The README's first command: builds the dashboard when npm is available
-# (a node without it still serves its API and says how to build the page),
-# then runs a demo node: simulated exchange, embedded memory tier.
+# The README's first command: runs a demo node (simulated exchange and
+# account, embedded memory tier) with the dashboard embedded in the binary.
+# Needs Go only. Arguments are passed to serve, e.g. --listen 127.0.0.1:9000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if command -v npm >/dev/null 2>&1 && [ ! -f web/dist/index.html ]; then
-  (cd web && npm ci --no-audit --no-fund && npm run build) || echo "demo: dashboard build failed; the API still works" >&2
-fi
 exec go run ./cmd/tradecache serve --demo "$@"

@@ -18,6 +18,11 @@ staticcheck ./...
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 15m ./...
 
+# The dashboard bundle the binary embeds (web/dist, committed) is what a
+# fresh npm ci && npm run build of web/ makes.
+echo "== dashboard bundle (scripts/check-web.sh)" >&2
+scripts/check-web.sh
+
 # The dashboard in a real browser (Debian's chromium, installed when
 # missing): the page of `serve --demo`, candles that move, the status, and
 # the degraded banner when a node's Redis dies. Screenshots: artifacts/.

@@ -10,7 +10,7 @@ await build({
   minify: true,
   format: 'iife',
   target: ['es2020'],
-  legalComments: 'none',
+  legalComments: 'eof',
   outfile: 'dist/app.js',
   logLevel: 'info',
 });

@@ -2,33 +2,34 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
-	"html"
 	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
+	"path"
 	"strings"
+
+	"github.com/tradecache/tradecache/web"
 )
 
-// DefaultWebDir is where the dashboard is served from when Server.WebDir is
-// empty: web/dist (npm run build in web/) relative to the working directory.
-const DefaultWebDir = "web/dist"
-
-// dashboard serves the built dashboard (WebDir) at GET /. While the
-// directory or its index.html is missing, / answers 200 with a page saying
-// how to build it, and the API routes work as ever. Files are looked up on
-// every request, so a build made after the node started is served at once.
+// dashboard serves the dashboard's files (Server.Web, or the build embedded
+// in the binary when nil) at GET /. While the files lack an index.html, /
+// answers 200 with a page saying how to build it, and the API routes work
+// as ever. Files are looked up on every request, so with a directory
+// (os.DirFS) a build made after the node started is served at once.
 func (s *Server) dashboard() http.Handler {
-	dir := s.WebDir
-	if dir == "" {
-		dir = DefaultWebDir
+	files := s.Web
+	var tags map[string]string
+	if files == nil {
+		files = web.Dist()
+		tags = etags(files)
 	}
-	files := http.FileServer(noListing{http.Dir(dir)})
+	server := http.FileServer(noListing{http.FS(files)})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fi, err := os.Stat(filepath.Join(dir, "index.html")); err != nil || fi.IsDir() {
+		if fi, err := fs.Stat(files, "index.html"); err != nil || fi.IsDir() {
 			if r.URL.Path == "/" || r.URL.Path == "/index.html" {
-				s.notBuilt(w, r, dir)
+				s.notBuilt(w, r)
 				return
 			}
 			http.NotFound(w, r)
@@ -36,21 +37,50 @@ func (s *Server) dashboard() http.Handler {
 		}
 		// The bundle's names carry no hash: have browsers revalidate.
 		w.Header().Set("Cache-Control", "no-cache")
-		files.ServeHTTP(w, r)
+		if tag, ok := tags[r.URL.Path]; ok {
+			w.Header().Set("ETag", tag) // the file server answers If-None-Match with 304
+		}
+		server.ServeHTTP(w, r)
 	})
+}
+
+// etags gives every file of files an ETag (a hash of its content), by the
+// path it is requested at: "/app.js", and "/" for "index.html". Files
+// embedded in the binary have no modification time, so the file server sends
+// no Last-Modified; without a validator, no-cache would fetch the whole
+// bundle again on every visit.
+func etags(files fs.FS) map[string]string {
+	tags := make(map[string]string)
+	fs.WalkDir(files, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil // a file that cannot be read goes without an ETag
+		}
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			return nil
+		}
+		sum := sha256.Sum256(b)
+		tag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		switch dir := path.Dir(name); {
+		case path.Base(name) != "index.html":
+			tags["/"+name] = tag
+		case dir == ".": // served at its directory; /index.html redirects there
+			tags["/"] = tag
+		default:
+			tags["/"+dir+"/"] = tag
+		}
+		return nil
+	})
+	return tags
 }
 
 // notBuilt is the node's plain index page with a note on building the
 // dashboard.
-func (s *Server) notBuilt(w http.ResponseWriter, r *http.Request, dir string) {
+func (s *Server) notBuilt(w http.ResponseWriter, r *http.Request) {
 	var b bufferWriter
 	b.header = w.Header()
 	s.index(&b, r)
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		abs = dir
-	}
-	note := `<p><b>The dashboard is not built</b> (no index.html in <code>` + html.EscapeString(abs) + `</code>). Build it from the repository root with:</p>
+	const note = `<p><b>The dashboard is not built</b> (its files have no index.html). Build it from the repository root with:</p>
 <pre>cd web &amp;&amp; npm ci &amp;&amp; npm run build</pre>
 <p>The HTTP API works meanwhile.</p>`
 	page := strings.Replace(b.buf.String(), "</h1>", "</h1>"+note, 1)

@@ -2,12 +2,14 @@ package httpapi_test
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,18 +18,25 @@ import (
 	"github.com/tradecache/tradecache/internal/httpapi"
 )
 
-func dashboardServer(t *testing.T, webDir string) *httptest.Server {
+func dashboardServer(t *testing.T, files fs.FS) *httptest.Server {
 	t.Helper()
 	s := &httpapi.Server{NodeID: "n1", Cache: fakeStatus{cache.TierMemory, true}, Gatherer: prometheus.NewRegistry(),
-		Started: time.Now(), WebDir: webDir}
+		Started: time.Now(), Web: files}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }
 
-func get(t *testing.T, url string) (int, string, http.Header) {
+func get(t *testing.T, url string, header ...string) (int, string, http.Header) {
 	t.Helper()
-	res, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +48,7 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 	return res.StatusCode, string(b), res.Header
 }
 
-func TestDashboardServesWebDir(t *testing.T) {
+func TestDashboardServesDir(t *testing.T) {
 	dir := t.TempDir()
 	const index = `<!doctype html><title>dash</title><script src="app.js"></script>`
 	for name, body := range map[string]string{"index.html": index, "app.js": "console.log(1)", "app.css": "body{}"} {
@@ -50,7 +59,7 @@ func TestDashboardServesWebDir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	srv := dashboardServer(t, dir)
+	srv := dashboardServer(t, os.DirFS(dir))
 
 	code, body, h := get(t, srv.URL+"/")
 	if code != 200 || body != index {
@@ -58,6 +67,16 @@ func TestDashboardServesWebDir(t *testing.T) {
 	}
 	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 		t.Errorf("GET / Content-Type = %q", ct)
+	}
+	if cc := h.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("GET / Cache-Control = %q, want no-cache", cc)
+	}
+	// A build made after the server started is served at once.
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("rebuilt"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := get(t, srv.URL+"/"); code != 200 || body != "rebuilt" {
+		t.Errorf("GET / after a rebuild = %d %q, want 200 rebuilt", code, body)
 	}
 	code, body, h = get(t, srv.URL+"/app.js")
 	if code != 200 || body != "console.log(1)" || !strings.Contains(h.Get("Content-Type"), "javascript") {
@@ -76,12 +95,13 @@ func TestDashboardServesWebDir(t *testing.T) {
 }
 
 func TestDashboardNotBuilt(t *testing.T) {
-	for name, dir := range map[string]string{
-		"missing dir":   filepath.Join(t.TempDir(), "nope"),
-		"no index.html": t.TempDir(),
+	for name, files := range map[string]fs.FS{
+		"missing dir":         os.DirFS(filepath.Join(t.TempDir(), "nope")),
+		"no index.html":       os.DirFS(t.TempDir()),
+		"index.html is a dir": fstest.MapFS{"index.html/x": {}, "app.js": {Data: []byte("1")}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			srv := dashboardServer(t, dir)
+			srv := dashboardServer(t, files)
 			code, body, h := get(t, srv.URL+"/")
 			if code != 200 {
 				t.Fatalf("GET / = %d, want 200", code)
@@ -101,5 +121,46 @@ func TestDashboardNotBuilt(t *testing.T) {
 				t.Errorf("GET /healthz = %d, want 200", code)
 			}
 		})
+	}
+}
+
+// With no Web the server serves the build embedded in the binary.
+func TestDashboardEmbedded(t *testing.T) {
+	srv := dashboardServer(t, nil)
+
+	code, body, h := get(t, srv.URL+"/")
+	if code != 200 || !strings.Contains(body, `<div id="chart">`) || !strings.Contains(body, `<script src="app.js">`) {
+		t.Fatalf("GET / = %d, want 200 and the dashboard's index.html:\n%.300s", code, body)
+	}
+	if strings.Contains(body, "not built") {
+		t.Errorf("GET / says the dashboard is not built")
+	}
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("GET / Content-Type = %q", ct)
+	}
+	if cc := h.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("GET / Cache-Control = %q, want no-cache", cc)
+	}
+	for _, p := range []string{"/", "/app.js", "/app.css"} {
+		code, body, h := get(t, srv.URL+p)
+		tag := h.Get("ETag")
+		if code != 200 || len(body) == 0 || tag == "" {
+			t.Errorf("GET %s = %d, %d bytes, ETag %q: want 200, a body and an ETag", p, code, len(body), tag)
+			continue
+		}
+		// Revalidation (no-cache) costs no download.
+		if code, body, _ := get(t, srv.URL+p, "If-None-Match", tag); code != http.StatusNotModified || body != "" {
+			t.Errorf("GET %s If-None-Match %s = %d %q, want 304", p, tag, code, body)
+		}
+	}
+	code, body, h = get(t, srv.URL+"/app.js")
+	if code != 200 || len(body) < 10_000 || !strings.Contains(h.Get("Content-Type"), "javascript") {
+		t.Errorf("GET /app.js = %d, %d bytes, %q: want 200, the bundle, JavaScript", code, len(body), h.Get("Content-Type"))
+	}
+	if code, _, _ := get(t, srv.URL+"/missing.js"); code != 404 {
+		t.Errorf("GET /missing.js = %d, want 404", code)
+	}
+	if code, _, _ := get(t, srv.URL+"/index.html"); code != 200 {
+		t.Errorf("GET /index.html = %d, want 200 (after the redirect to /)", code)
 	}
 }

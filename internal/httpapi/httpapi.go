@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"time"
 
@@ -35,7 +36,7 @@ type Server struct {
 	WS       http.Handler  // the event gateway at GET /ws; nil: none
 	Audit    Auditor       // GET /api/v1/keys/audit; nil without Redis
 	Account  AccountReader // nil: the account routes answer 404 with how to configure one
-	WebDir   string        // the built dashboard served at /; empty: DefaultWebDir (web/dist)
+	Web      fs.FS         // the dashboard served at / (index.html and what it loads); nil: the build embedded in the binary (package web)
 }
 
 // Health is the body of GET /healthz.
@@ -56,7 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
-	mux.Handle("GET /", s.dashboard()) // the dashboard (WebDir), or how to build it
+	mux.Handle("GET /", s.dashboard()) // the dashboard (Web, or the embedded build)
 	s.marketRoutes(mux)
 	s.accountRoutes(mux)
 	s.auditRoutes(mux)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# End-to-end test of the dashboard: builds web/ and the node, starts
-# `tradecache serve --demo` on a free loopback port, drives the page in
-# Debian's Chromium (web/e2e/dashboard.mjs) and stops the node.
-# Screenshots go to artifacts/ (gitignored). Run from anywhere.
+# End-to-end test of the dashboard: builds the node (which embeds web/dist as
+# it is in the working tree: after changing web/src, run npm run build in web/
+# first; scripts/check-web.sh checks the committed web/dist against the
+# sources), starts `tradecache serve --demo` on a free loopback port, drives
+# the page in Debian's Chromium (web/e2e/dashboard.mjs) and stops the node.
+# It leaves tracked files as they are. Screenshots go to artifacts/
+# (gitignored). Run from anywhere.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -20,11 +23,10 @@ if [ ! -x "$chromium" ]; then
 fi
 command -v node >/dev/null || { echo "e2e: node is missing" >&2; exit 1; }
 
-cd web
+cd web # playwright-core, for dashboard.mjs
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-npm run build --silent
 cd "$root"
 
 tmp="$(mktemp -d)"
