@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tradecache/tradecache/filecache"
+	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
 )
@@ -359,5 +361,26 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 	if code, out, errOut := runCmd(t, noEnv, "cache", "get", "ticker_24h", "BTCUSDT", "--redis", r.URL()); code != 0 || out != "{\"lastPrice\":\"2\"}\n" {
 		t.Fatalf("cache get … --redis URL: %d %q %s", code, out, errOut)
+	}
+}
+
+// The README's configuration table names every setting serve takes, with
+// its environment variable: docs cannot drift from the loader.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s config.Serve
+	r, err := config.ServeCommand("serve", &s).Parse(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range r.Settings {
+		for _, w := range []string{"`--" + st.Flag + "`", "`" + st.Env + "`"} {
+			if !bytes.Contains(readme, []byte(w)) {
+				t.Errorf("README.md does not list %s (group %s)", w, st.Group)
+			}
+		}
 	}
 }
