@@ -1,5 +1,6 @@
 // Package account keeps an exchange account's positions and balances in
-// Redis from the user data stream (seed 000 §3).
+// Redis from the exchange's user data stream: with Redis up they are written
+// only to Redis, without it to the node's memory tier, and reads prefer Redis.
 //
 // One node per account holds the user data stream: the one holding the
 // account's lease (account_leader:{account}, elected like the market stream

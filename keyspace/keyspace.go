@@ -1,5 +1,5 @@
 // Package keyspace is the one registry of every Redis key pattern, pub/sub
-// channel and TTL that tradecache writes. It is the Go form of seed 000's
+// channel and TTL that tradecache writes, the Go form of a trading system's
 // redis_ttl.py: no other package spells a key.
 //
 // A Key is only obtainable from a Registry, and it carries the TTL of its
@@ -7,7 +7,7 @@
 // write a key without an expiry: a zero Key, or a kind declared with a zero
 // or negative TTL, is an error, never "forever".
 //
-// The defaults are the seed's table:
+// The defaults are the trading system's table:
 //
 //	kind              key                                TTL
 //	positions         ats:positions:cache                300 s
@@ -175,7 +175,7 @@ const DefaultChannel = "{APP_PORT}:channel:1"
 // "9000:channel:1" whatever ports its HTTP servers listen on.
 const DefaultAppPort = "9000"
 
-// Defaults returns the seed's table of built-in kinds.
+// Defaults returns the table of built-in kinds.
 func Defaults() []Kind {
 	return []Kind{
 		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, Value: "JSON array of positions (symbol, positionSide, positionAmt, entryPrice, unrealizedProfit, updateTime)"},

@@ -5,7 +5,7 @@ import (
 	"math"
 )
 
-// Analysis is the composite indicator of seed 004's SmartStrategy.
+// Analysis is the composite indicator of the SmartStrategy example.
 type Analysis struct {
 	Symbol    string  `json:"symbol"`
 	Timeframe string  `json:"timeframe"`

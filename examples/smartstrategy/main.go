@@ -1,4 +1,4 @@
-// Command smartstrategy is seed 004's SmartStrategy as a Go program against
+// Command smartstrategy is Jesse's SmartStrategy example as a Go program against
 // a tradecache node: it reads the candles into a Store (from the node's
 // klines API, then live kline events from /ws), computes a composite
 // indicator (SMA 10 / SMA 30 and RSI 14) that it keeps in the file cache for

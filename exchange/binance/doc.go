@@ -6,7 +6,7 @@
 //
 // # Why a thin client
 //
-// The SDKs were evaluated (reference/binance-usdm.md §4). adshao/ccxt
+// The Go SDKs were evaluated before writing this one. adshao/ccxt
 // go-binance never reconnects market streams, keeps its endpoints in
 // mutable package globals (hostile to hermetic and parallel tests), has an
 // open data race that fails -race, lags the wire (no st/ps/ap) and decodes

@@ -16,7 +16,8 @@ import (
 	"github.com/tradecache/tradecache/exchange"
 )
 
-// Default stream settings (reference §1.2).
+// Default stream settings: Binance's USDⓈ-M stream host and its documented
+// per-connection limits.
 const (
 	DefaultStreamURL         = "wss://fstream.binance.com"
 	DefaultMaxStreamsPerConn = 1024 // Binance's limit; the 1025th loses all
