@@ -506,3 +506,43 @@ func TestRedisOptions(t *testing.T) {
 		t.Errorf("Redact kept the password: %s", got)
 	}
 }
+
+// TestRedisOptionsErrorsHideThePassword: whatever is wrong with a URL, the
+// error names the problem and never the password (url.Parse's own errors
+// quote the whole URL).
+func TestRedisOptionsErrorsHideThePassword(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // in the error
+	}{
+		{"redis://user:s3cret@host:notaport", "invalid port"},
+		{"redis://:s3cret@[bad", "missing ']' in host"},
+		{"redis://:s3cret@ho st:6379", "invalid character"},
+		{"redis://:s3cret@host:6379/%zz", "invalid URL escape"},
+		{"redis://:s3cret@host:6379/x", "invalid database number"},
+		{"redis://:s3cret@host:6379/0/1", "invalid URL path"},
+		{"redis://:s3cret\x01@host:6379", "invalid control character"},
+		{"http://:s3cret@host:6379", `scheme "http"`},
+		{"redis://:s3cret@:6379?max_flush_delay=1h", "max_flush_delay"},
+		// An unencoded "/" ends the authority inside the password: the
+		// rest of it lands in the path.
+		{"redis://:123/s3cret@host:6379", "invalid database number"},
+		{"redis://u:s3/cret@host:6379", "invalid port"},
+		{"redis://u:s3cret/x@host:6379", "invalid port"},
+		{"redis://:s3cret@", "no host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := cache.RedisOptions(tt.url)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "cret") || !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q: want %q in it and no part of the password", msg, tt.want)
+			}
+			if got := cache.Redact(tt.url); strings.Contains(got, "cret") {
+				t.Errorf("Redact = %q", got)
+			}
+		})
+	}
+}
