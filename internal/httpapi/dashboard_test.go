@@ -18,7 +18,7 @@ import (
 
 func dashboardServer(t *testing.T, webDir string) *httptest.Server {
 	t.Helper()
-	s := &httpapi.Server{NodeID: "n1", Cache: fakeStatus{cache.TierMemory, true}, Gatherer: prometheus.NewRegistry(),
+	s := &httpapi.Server{NodeID: "n1", Cache: fakeStatus{cache.TierMemory, true, ""}, Gatherer: prometheus.NewRegistry(),
 		Started: time.Now(), WebDir: webDir}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
