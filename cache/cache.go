@@ -17,6 +17,20 @@
 // memory tier's microseconds once the switch is made. Errors Redis itself
 // returns (WRONGTYPE, NOSCRIPT…) are not outages: they are returned.
 //
+// # Causes
+//
+// LastError keeps why Redis last failed (a refused connection, a timeout,
+// WRONGPASS…) until Redis answers a connection again, so a node's health can
+// say why it runs on its memory tier. A cause that is not a plain
+// connection failure — authentication (WRONGPASS, NOAUTH), permissions
+// (NOPERM), a database that does not exist, a TLS handshake, an unknown
+// host — will not heal by waiting: it is logged at WARN with Redis's own
+// words, once per change of cause, however often the probe or the commands
+// meet it. Plain connection failures are logged at DEBUG (the tier change
+// says at WARN that Redis is unreachable). A permission error met on the
+// Redis tier stays the last error until the cache next connects: later
+// successful commands of other kinds do not undo it.
+//
 // # Write-back
 //
 // Writes and deletes made in memory reach Redis when it returns, through a
@@ -63,12 +77,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -117,7 +135,8 @@ type Config struct {
 	// HealthInterval is how often Run pings Redis while on the Redis tier,
 	// so an idle node notices an outage too (default 1 s).
 	HealthInterval time.Duration
-	// Logger receives one line per tier change (slog.Default() if nil).
+	// Logger receives one line per tier change and one per change of the
+	// cause of Redis failures (slog.Default() if nil).
 	Logger *slog.Logger
 	// OnTierChange, if set, is called after each tier change, from the
 	// goroutine that made it. It must not block.
@@ -177,8 +196,12 @@ type Cache struct {
 	failures atomic.Int64                  // consecutive connection failures
 	pingRTT  atomic.Int64                  // last health PING round trip, ns (0: none yet)
 	kick     chan struct{}                 // wakes Run: tier dropped or memory holds entries to write back
+	lastErr  atomic.Pointer[string]        // cause of the last Redis failure; nil since Redis last answered a connect
 
 	connMu sync.Mutex // serialises connect and Close
+
+	causeMu sync.Mutex // guards logged
+	logged  string     // the cause last logged; "" since Redis last answered a connect
 
 	st counters
 }
@@ -397,13 +420,86 @@ func (c *Cache) classify(ctx context.Context, err error) error {
 	}
 	if ve, ok := valkey.IsValkeyErr(err); ok && !ve.IsLoading() && !ve.IsClusterDown() && !ve.IsTryAgain() && !transientReply(ve.Error()) {
 		c.st.replyErrs.Add(1)
+		if refusal(ve.Error()) {
+			c.noteFailure(err)
+		}
 		return err
 	}
 	c.st.connErrors.Add(1)
 	if c.failures.Add(1) >= int64(c.cfg.FailureThreshold) {
-		c.setTier(TierRedis, TierMemory, "redis unreachable: "+err.Error())
+		if c.setTier(TierRedis, TierMemory, "redis unreachable: "+err.Error()) {
+			c.noteFailure(err)
+		}
 	}
 	return errOutage
+}
+
+// refusal reports replies that refuse this client whatever the command's
+// arguments: a session that lost its authentication (a password changed
+// while connections were re-established) or a user without the permission.
+func refusal(msg string) bool {
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// noteFailure records err as the last Redis failure and logs it if its
+// cause differs from the one last logged: at WARN unless it is a plain
+// connection failure.
+func (c *Cache) noteFailure(err error) {
+	cause := err.Error()
+	for _, p := range []string{"cache: connect: ", "ping: "} {
+		cause = strings.TrimPrefix(cause, p)
+	}
+	c.lastErr.Store(&cause)
+	c.causeMu.Lock()
+	changed := cause != c.logged
+	c.logged = cause
+	c.causeMu.Unlock()
+	switch {
+	case !changed:
+	case connectionFailure(err):
+		c.cfg.Logger.Debug("cache: redis unreachable", "err", cause)
+	default:
+		c.cfg.Logger.Warn("cache: redis refused this client: check the Redis URL's user, password, database and TLS", "err", cause)
+	}
+}
+
+// connectionFailure reports whether err is a plain failure to reach Redis
+// (refused, reset, closed, timed out), which heals when Redis is back, as
+// opposed to Redis answering no (a reply error: authentication,
+// permissions, a wrong database), a failed TLS handshake or a name that
+// does not resolve.
+func connectionFailure(err error) bool {
+	if _, ok := valkey.IsValkeyErr(err); ok {
+		return false
+	}
+	if de, ok := errors.AsType[*net.DNSError](err); ok {
+		return !de.IsNotFound
+	}
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.ECONNABORTED, syscall.EPIPE,
+		syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ETIMEDOUT, io.EOF, io.ErrUnexpectedEOF,
+		context.DeadlineExceeded, os.ErrDeadlineExceeded, net.ErrClosed, valkey.ErrClosing} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
+
+// LastError returns the cause of the last Redis failure — why the cache is
+// on its memory tier, or a permission error met on the Redis tier — in
+// Redis's or the network's words; "" if none since Redis last answered a
+// connection, and always with no Redis configured. Safe for concurrent use.
+func (c *Cache) LastError() string {
+	if p := c.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Redis returns the cache's Redis client while the cache is on the Redis
@@ -444,6 +540,10 @@ func (c *Cache) setTier(from, to Tier, reason string) bool {
 		c.cfg.Logger.Warn("cache tier changed", "from", from.String(), "to", to.String(), "reason", reason)
 	} else {
 		c.failures.Store(0)
+		c.lastErr.Store(nil)
+		c.causeMu.Lock()
+		c.logged = ""
+		c.causeMu.Unlock()
 		c.st.toRedis.Add(1)
 		c.cfg.Logger.Info("cache tier changed", "from", from.String(), "to", to.String(), "reason", reason)
 	}
@@ -482,14 +582,14 @@ func (c *Cache) Connect(ctx context.Context) error {
 		}
 		cl, err := valkey.NewClient(opt)
 		if err != nil {
-			return fmt.Errorf("cache: connect: %w", err)
+			return c.connectFailed(ctx, fmt.Errorf("cache: connect: %w", err))
 		}
 		if cl.Mode() == valkey.ClientModeCluster {
 			// Fenced writes run the lease key and the data key in one
 			// script; on a cluster they live on different shards and
 			// valkey-go refuses (panics on) such a command. Refuse clearly.
 			cl.Close()
-			return errors.New("cache: connect: Redis Cluster is not supported yet (fenced writes need the lease and the data on one shard): use a single Redis/Valkey or Sentinel")
+			return c.connectFailed(ctx, errors.New("cache: connect: Redis Cluster is not supported yet (fenced writes need the lease and the data on one shard): use a single Redis/Valkey or Sentinel"))
 		}
 		p = &cl
 		c.client.Store(p)
@@ -497,10 +597,18 @@ func (c *Cache) Connect(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
 	if err := (*p).Do(cctx, (*p).B().Ping().Build()).Error(); err != nil {
-		return fmt.Errorf("cache: connect: ping: %w", err)
+		return c.connectFailed(ctx, fmt.Errorf("cache: connect: ping: %w", err))
 	}
 	c.setTier(TierMemory, TierRedis, "redis answered")
 	return nil
+}
+
+// connectFailed notes err unless the caller gave up, and returns it.
+func (c *Cache) connectFailed(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		c.noteFailure(err)
+	}
+	return err
 }
 
 // Close closes the Redis client. Run calls it when it returns.
@@ -524,7 +632,6 @@ func (c *Cache) Run(ctx context.Context) error {
 		return nil
 	}
 	backoff := time.Duration(0)
-	var lastErr string
 	health := time.NewTicker(c.cfg.HealthInterval)
 	defer health.Stop()
 	for {
@@ -534,18 +641,14 @@ func (c *Cache) Run(ctx context.Context) error {
 					return nil
 				}
 			}
-			if err := c.Connect(ctx); err != nil {
+			if err := c.Connect(ctx); err != nil { // logged by Connect, once per cause
 				if ctx.Err() != nil {
 					return nil
-				}
-				if msg := err.Error(); msg != lastErr {
-					c.cfg.Logger.Debug("cache probe failed", "err", err)
-					lastErr = msg
 				}
 				backoff = min(max(2*backoff, c.cfg.ProbeMin), c.cfg.ProbeMax)
 				continue
 			}
-			backoff, lastErr = 0, ""
+			backoff = 0
 		}
 		c.writeBack(ctx)
 		if c.Tier() == TierRedis && c.mem.len() == 0 {

@@ -5,7 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -504,5 +509,212 @@ func TestRedisOptions(t *testing.T) {
 	}
 	if got := cache.Redact("redis://u:secret@h:1/0"); strings.Contains(got, "secret") {
 		t.Errorf("Redact kept the password: %s", got)
+	}
+}
+
+// TestRedisOptionsErrorsHideThePassword: whatever is wrong with a URL, the
+// error names the problem and never the password (url.Parse's own errors
+// quote the whole URL).
+func TestRedisOptionsErrorsHideThePassword(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // in the error
+	}{
+		{"redis://user:s3cret@host:notaport", "invalid port"},
+		{"redis://:s3cret@[bad", "missing ']' in host"},
+		{"redis://:s3cret@ho st:6379", "invalid character"},
+		{"redis://:s3cret@host:6379/%zz", "invalid URL escape"},
+		{"redis://:s3cret@host:6379/x", "invalid database number"},
+		{"redis://:s3cret@host:6379/0/1", "invalid URL path"},
+		{"redis://:s3cret\x01@host:6379", "invalid control character"},
+		{"http://:s3cret@host:6379", `scheme "http"`},
+		{"redis://:s3cret@:6379?max_flush_delay=1h", "max_flush_delay"},
+		// An unencoded "/" ends the authority inside the password: the
+		// rest of it lands in the path.
+		{"redis://:123/s3cret@host:6379", "invalid database number"},
+		{"redis://u:s3/cret@host:6379", "invalid port"},
+		{"redis://u:s3cret/x@host:6379", "invalid port"},
+		{"redis://:s3cret@", "no host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			_, err := cache.RedisOptions(tt.url)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "cret") || !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q: want %q in it and no part of the password", msg, tt.want)
+			}
+			if got := cache.Redact(tt.url); strings.Contains(got, "cret") {
+				t.Errorf("Redact = %q", got)
+			}
+		})
+	}
+}
+
+// logCapture is a debug-level text logger whose output tests can read.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logCapture) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(&syncWriter{w: &l.buf, mu: &l.mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// lines returns the logged lines of level that contain s.
+func (l *logCapture) lines(level slog.Level, s string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for line := range strings.Lines(l.buf.String()) {
+		if strings.Contains(line, "level="+level.String()) && strings.Contains(line, s) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// runCache runs a Cache on url with a fast probe until the test ends.
+func runCache(t *testing.T, url string, logs *logCapture) *cache.Cache {
+	t.Helper()
+	opt, err := cache.RedisOptions(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cache.Config{Redis: opt, CallTimeout: 200 * time.Millisecond, ProbeMin: 10 * time.Millisecond, ProbeMax: 20 * time.Millisecond,
+		Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+// TestRedisFailureCause: a Redis that refuses the client keeps the cache on
+// its memory tier, says why (LastError) and warns once however many probes
+// meet the same refusal; a plain connection failure is reported without a
+// warning.
+func TestRedisFailureCause(t *testing.T) {
+	r := testenv.Start(t, testenv.RequirePass("right"))
+	// A TLS server whose certificate no system root signs. (TLS to a plain
+	// Redis is no test of this: Redis waits for a line the ClientHello
+	// never ends, and the handshake times out like any dead server.)
+	untrusted := httptest.NewUnstartedServer(http.NotFoundHandler())
+	untrusted.Config.ErrorLog = log.New(io.Discard, "", 0)
+	untrusted.StartTLS()
+	defer untrusted.Close()
+	tests := []struct {
+		name  string
+		url   string
+		cause string // in LastError and in the one warning
+		warns int
+	}{
+		{"wrong password", "redis://:wrong@" + r.Addr(), "WRONGPASS", 1},
+		{"wrong user", "redis://nobody:right@" + r.Addr(), "WRONGPASS", 1},
+		{"no password", "redis://" + r.Addr(), "NOAUTH", 1},
+		{"no such database", "redis://:right@" + r.Addr() + "/99", "DB index is out of range", 1},
+		{"untrusted certificate", "rediss://:right@" + untrusted.Listener.Addr().String(), "certificate", 1},
+		{"nobody listening", "redis://" + deadAddr(t), "connection refused", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs logCapture
+			c := runCache(t, tt.url, &logs)
+			testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(c.LastError(), tt.cause) }, "no %q in LastError", tt.cause)
+			time.Sleep(200 * time.Millisecond) // ten more probes or so, each meeting the same cause
+			type state struct {
+				Tier  cache.Tier
+				Cause bool
+				Warns int
+			}
+			got := state{c.Tier(), strings.Contains(c.LastError(), tt.cause), len(logs.lines(slog.LevelWarn, tt.cause))}
+			if diff := cmp.Diff(state{cache.TierMemory, true, tt.warns}, got); diff != "" {
+				t.Errorf("(-want +got):\n%s\nLastError: %s\nlogs:\n%s", diff, c.LastError(), logs.buf.String())
+			}
+			if strings.Contains(c.LastError(), "right") || strings.Contains(c.LastError(), "wrong") {
+				t.Errorf("LastError shows a password: %s", c.LastError())
+			}
+		})
+	}
+}
+
+// TestRedisFailureCauseClears: once Redis accepts the client, LastError is
+// empty, and a refusal met later (the password changed while connections
+// were re-established) is kept and warned about again.
+func TestRedisFailureCauseClears(t *testing.T) {
+	r := testenv.Start(t, testenv.RequirePass("right"))
+	var logs logCapture
+	c := runCache(t, "redis://:new@"+r.Addr(), &logs)
+	testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(c.LastError(), "WRONGPASS") }, "no WRONGPASS in LastError")
+	ctx := context.Background()
+	admin := r.Client(t)
+	if err := admin.Do(ctx, admin.B().ConfigSet().ParameterValue().ParameterValue("requirepass", "new").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierRedis }, "never connected with the new password")
+	if e := c.LastError(); e != "" {
+		t.Errorf("LastError on the Redis tier = %q", e)
+	}
+	// The password changes back and the cache's connections are cut: its
+	// reconnections are refused, and the calls say so.
+	if err := admin.Do(ctx, admin.B().ConfigSet().ParameterValue().ParameterValue("requirepass", "right").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Do(ctx, admin.B().ClientKill().TypeNormal().SkipmeYes().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	k := key(t, registry(t, time.Minute), "x")
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		c.Get(ctx, k)
+		return strings.Contains(c.LastError(), "WRONGPASS")
+	}, "no WRONGPASS in LastError after the password changed")
+	if n := len(logs.lines(slog.LevelWarn, "WRONGPASS")); n != 2 {
+		t.Errorf("%d WRONGPASS warnings, want 2 (one per refusal after a connection):\n%s", n, logs.buf.String())
+	}
+}
+
+// TestRedisPermissionErrorIsKept: a command the Redis user may not run
+// returns NOPERM to its caller, the cache stays on Redis, and the cause is
+// kept and warned about once however many calls meet it.
+func TestRedisPermissionErrorIsKept(t *testing.T) {
+	r := testenv.Start(t)
+	ctx := context.Background()
+	admin := r.Client(t)
+	if err := admin.Do(ctx, admin.B().AclSetuser().Username("reader").Rule("on", ">pw", "~*", "+@all", "-set").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var logs logCapture
+	c := runCache(t, "redis://reader:pw@"+r.Addr(), &logs)
+	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierRedis }, "never connected")
+	k := key(t, registry(t, time.Minute), "x")
+	for range 20 {
+		if err := c.Set(ctx, k, []byte("v")); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+			t.Fatalf("Set as a user without SET: %v, want NOPERM", err)
+		}
+	}
+	if _, _, err := c.Get(ctx, k); err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if c.Tier() != cache.TierRedis || !strings.Contains(c.LastError(), "NOPERM") {
+		t.Errorf("tier %v, LastError %q: want redis and NOPERM", c.Tier(), c.LastError())
+	}
+	if n := len(logs.lines(slog.LevelWarn, "NOPERM")); n != 1 {
+		t.Errorf("%d NOPERM warnings, want 1:\n%s", n, logs.buf.String())
 	}
 }

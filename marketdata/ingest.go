@@ -82,6 +82,7 @@ func (n *Node) onEvent(b *buffer) func(exchange.Event) {
 	}
 	return func(ev exchange.Event) {
 		n.st.Events.Add(1)
+		n.sh.lastEvent.Store(n.sh.stamp())
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch ev.Kind {
@@ -130,6 +131,7 @@ func (n *Node) ingest(ctx context.Context, s sink) error {
 	b := newBuffer(n.cfg.MaxMarketSymbols)
 	backfill := make(chan struct{}, 1)
 	st, err := n.streams(slices.Clone(n.names), n.onEvent(b), func(string) {
+		n.sh.lastConnect.Store(n.sh.stamp())
 		select {
 		case backfill <- struct{}{}:
 		default: // one is queued already
@@ -295,7 +297,8 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
 	var fenced bool
-	var mu sync.Mutex // guards fenced, failed, done
+	var failure error
+	var mu sync.Mutex // guards fenced, failed, failure, done
 	done, total := 0, len(n.series)
 	start, klines0 := time.Now(), n.st.BackfillKline.Load()
 	lastReport := start
@@ -322,6 +325,7 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 				n.cfg.Logger.Warn("marketdata: backfill failed; retrying", "symbol", id.symbol, "interval", id.interval, "err", err)
 				mu.Lock()
 				failed++
+				failure = fmt.Errorf("%s %s: %w", id.symbol, id.interval, err)
 				mu.Unlock()
 			}
 			return nil
@@ -333,6 +337,9 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 	if fenced {
 		n.st.Fenced.Add(1)
 		return failed, errFenced
+	}
+	if ctx.Err() == nil {
+		n.sh.backfilled(failure)
 	}
 	return failed, nil
 }

@@ -30,6 +30,14 @@
 // With Redis down there is nothing to elect on: each node streams for itself
 // into a bounded in-memory sink with the same TTLs, serves its readers from
 // it, and rejoins the election when Redis is back.
+//
+// StreamStatus tells whether the exchange is really there: on the node
+// that streams, whether its streams have connected since it started
+// streaming and how old the newest event from them is (Binance pushes the
+// whole market's tickers every second, so silence means a dead stream,
+// however the connection looks), and whether backfills from REST keep
+// failing. A node that cannot reach the exchange still leads, or streams
+// standalone, and serves what it holds; its status says it is down.
 package marketdata
 
 import (
@@ -114,6 +122,7 @@ type Node struct {
 
 	mode atomic.Int32
 	st   Stats
+	sh   streamHealth
 	lat  latency
 	// backfillMu serialises backfills of one ingest (a reconnect storm
 	// queues at most one more).
@@ -154,7 +163,7 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
-		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}}
+		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}, sh: streamHealth{base: time.Now()}}
 	if len(cfg.Symbols) == 0 || len(cfg.Intervals) == 0 {
 		return nil, errors.New("marketdata: no symbols or intervals configured")
 	}
@@ -217,13 +226,13 @@ func (n *Node) Run(ctx context.Context) error {
 		Redis:   n.cache.Redis,
 		Elector: n.elector,
 		Standalone: func(ctx context.Context) error {
-			n.mode.Store(int32(ModeStandalone))
+			n.startStreaming(ModeStandalone)
 			return n.ingest(ctx, n.mem)
 		},
 		Follow: func() { n.mode.Store(int32(ModeFollower)) },
 		Lead: func(ctx context.Context, cl valkey.Client, t leader.Term) error {
 			n.st.Terms.Add(1)
-			n.mode.Store(int32(ModeLeader))
+			n.startStreaming(ModeLeader)
 			defer n.mode.Store(int32(ModeFollower))
 			return n.ingest(ctx, &redisSink{cl: cl, fence: t.Fence, window: n.cfg.Window, timeout: n.cfg.CallTimeout})
 		},
@@ -231,6 +240,17 @@ func (n *Node) Run(ctx context.Context) error {
 		Name:   "marketdata",
 	}.Run(ctx)
 	return nil
+}
+
+// startStreaming switches to a streaming mode. Coming from a mode that
+// does not stream, it starts the clock StreamStatus measures connecting
+// from; a standalone stream retried after a failure keeps it, so a stream
+// that never comes up is reported down.
+func (n *Node) startStreaming(m Mode) {
+	if !n.Streaming() {
+		n.sh.begin()
+	}
+	n.mode.Store(int32(m))
 }
 
 // readSink is where readers look now: Redis when reachable, else memory.

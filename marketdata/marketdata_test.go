@@ -180,6 +180,17 @@ func TestOneLeaderAllNodesServeTheSameKlines(t *testing.T) {
 			t.Fatalf("leaders: %v", l)
 		}
 	}
+	// The leader reports its streams connected; followers do not stream,
+	// which is not a failure.
+	for _, n := range ns {
+		st, want := n.n.StreamStatus(time.Second), marketdata.StreamNotStreaming
+		if n.n.Mode() == marketdata.ModeLeader {
+			want = marketdata.StreamConnected
+		}
+		if st.State != want || st.Reason != "" {
+			t.Errorf("node %s (%v): stream status %+v, want %s and no reason", n.id, n.n.Mode(), st, want)
+		}
+	}
 	// Every node reads the same series from Redis.
 	var series [][]exchange.Kline
 	for _, n := range ns {

@@ -162,7 +162,8 @@ func New(cfg Config) (*Node, error) {
 		n.tc.Collector(), n.md.Collector(), n.ex.metrics, n.events.Collector(), n.logs.Collector(), n.notifier.Collector(),
 	)
 	n.api = &httpapi.Server{NodeID: c.NodeID, Cache: n.tc, Gatherer: n.metrics, Started: time.Now(), Version: c.Version,
-		Market: n.md.Reader(), Leader: n.md.Streaming, Mode: func() string { return n.md.Mode().String() }}
+		Market: n.md.Reader(), Leader: n.md.Streaming, Mode: func() string { return n.md.Mode().String() },
+		Exchange: n.md, StaleAfter: c.HTTP.StaleAfter}
 	if n.gw != nil {
 		n.metrics.MustRegister(n.gw.Collector())
 		n.api.WS = n.gw

@@ -20,7 +20,7 @@ import (
 
 func dashboardServer(t *testing.T, files fs.FS) *httptest.Server {
 	t.Helper()
-	s := &httpapi.Server{NodeID: "n1", Cache: fakeStatus{cache.TierMemory, true}, Gatherer: prometheus.NewRegistry(),
+	s := &httpapi.Server{NodeID: "n1", Cache: fakeStatus{cache.TierMemory, true, ""}, Gatherer: prometheus.NewRegistry(),
 		Started: time.Now(), Web: files}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

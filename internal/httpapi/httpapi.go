@@ -1,7 +1,15 @@
-// Package httpapi serves a node's HTTP API: /healthz, /metrics and, as the
-// other parts land, the market data, account and dashboard paths of
-// DESIGN.md. It reads state through small interfaces and owns no goroutine;
-// cmd/tradecache runs the http.Server.
+// Package httpapi serves a node's HTTP API: /healthz, /metrics, the market
+// data and account paths, the event gateway and the dashboard. It reads
+// state through small interfaces and owns no goroutine; cmd/tradecache runs
+// the http.Server.
+//
+// GET /healthz always answers 200 with a Health. Its status is "degraded",
+// with the reasons, while the node serves from its memory tier although
+// Redis is configured, or while it holds the exchange streams (leader or
+// standalone) and they have not connected within Server.StaleAfter of the
+// start of streaming, have delivered no event for StaleAfter, or its
+// backfills have failed for longer than that. A follower does not stream:
+// the exchange's state is not its health.
 package httpapi
 
 import (
@@ -14,13 +22,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/exchange"
 )
 
-// CacheStatus is what health needs of the tiered cache.
+// CacheStatus is what health needs of the tiered cache (*cache.Cache).
 type CacheStatus interface {
 	Tier() cache.Tier
 	Embedded() bool
 	RedisLatency() time.Duration
+	LastError() string // cause of the last Redis failure; "" for none
+}
+
+// StreamReporter is what health needs of the market data node
+// (*marketdata.Node).
+type StreamReporter interface {
+	StreamStatus(staleAfter time.Duration) exchange.StreamStatus
 }
 
 // Server holds what the handlers read.
@@ -37,19 +53,50 @@ type Server struct {
 	Audit    Auditor       // GET /api/v1/keys/audit; nil without Redis
 	Account  AccountReader // nil: the account routes answer 404 with how to configure one
 	Web      fs.FS         // the dashboard served at / (index.html and what it loads); nil: the build embedded in the binary (package web)
+	// Exchange reports the exchange streams' state for /healthz; nil: no
+	// exchange section, and the exchange never degrades the status.
+	Exchange StreamReporter
+	// StaleAfter is how long a node that streams may go without an event
+	// from the exchange, or without a connection since it started
+	// streaming, before it is degraded (default exchange.DefaultStaleAfter,
+	// 30 s).
+	StaleAfter time.Duration
 }
 
 // Health is the body of GET /healthz.
 type Health struct {
-	Status    string  `json:"status"`                     // ok | degraded
-	CacheTier string  `json:"cache_tier"`                 // redis | memory
-	Redis     string  `json:"redis"`                      // configured | embedded
-	RedisMS   float64 `json:"redis_latency_ms,omitempty"` // last health PING round trip
-	Leader    bool    `json:"leader"`
-	Mode      string  `json:"mode,omitempty"` // leader | follower | standalone
-	NodeID    string  `json:"node_id"`
-	UptimeS   float64 `json:"uptime_s"`
-	Version   string  `json:"version"`
+	Status     string   `json:"status"`                     // ok | degraded
+	Reasons    []string `json:"reasons,omitempty"`          // why degraded
+	CacheTier  string   `json:"cache_tier"`                 // redis | memory
+	Redis      string   `json:"redis"`                      // configured | embedded
+	RedisMS    float64  `json:"redis_latency_ms,omitempty"` // last health PING round trip
+	RedisError string   `json:"redis_error,omitempty"`      // cause of the last Redis failure (WRONGPASS…, connection refused)
+	Leader     bool     `json:"leader"`
+	Mode       string   `json:"mode,omitempty"` // leader | follower | standalone
+	NodeID     string   `json:"node_id"`
+	UptimeS    float64  `json:"uptime_s"`
+	Version    string   `json:"version"`
+	// Exchange is the state of the exchange streams; nil when the server
+	// has no Exchange.
+	Exchange *ExchangeHealth `json:"exchange,omitempty"`
+}
+
+// ExchangeHealth is the exchange section of Health.
+type ExchangeHealth struct {
+	// State is connected | connecting | down on the node that streams,
+	// not_streaming on the others (exchange.StreamConnected…).
+	State string `json:"state"`
+	// LastEventAgeS is the age of the newest event received from the
+	// exchange streams, LastConnectAgeS of their last (re)connection, in
+	// seconds; absent when none yet, and on a node that does not stream.
+	LastEventAgeS   *float64 `json:"last_event_age_s,omitempty"`
+	LastConnectAgeS *float64 `json:"last_connect_age_s,omitempty"`
+	// BackfillError is a failure of the last backfill round while rounds
+	// are failing.
+	BackfillError string `json:"backfill_error,omitempty"`
+	// Reason says why the exchange degrades the node; empty when it does
+	// not.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Handler returns the node's HTTP routes.
@@ -68,20 +115,26 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Health reports the node's state. A node whose Redis is configured but
-// unreachable is "degraded": it still serves from its memory tier.
+// unreachable is "degraded": it still serves from its memory tier. So is a
+// node that streams while the exchange is down (see the package comment).
 func (s *Server) Health() Health {
 	h := Health{
-		Status:    "ok",
-		CacheTier: s.Cache.Tier().String(),
-		Redis:     "configured",
-		NodeID:    s.NodeID,
-		UptimeS:   time.Since(s.Started).Seconds(),
-		Version:   s.Version,
+		Status:     "ok",
+		CacheTier:  s.Cache.Tier().String(),
+		Redis:      "configured",
+		RedisError: s.Cache.LastError(),
+		NodeID:     s.NodeID,
+		UptimeS:    time.Since(s.Started).Seconds(),
+		Version:    s.Version,
 	}
 	if s.Cache.Embedded() {
 		h.Redis = "embedded"
 	} else if s.Cache.Tier() != cache.TierRedis {
-		h.Status = "degraded"
+		reason := "redis not in use: serving from the memory tier"
+		if h.RedisError != "" {
+			reason += ": " + h.RedisError
+		}
+		h.degrade(reason)
 	} else {
 		h.RedisMS = float64(s.Cache.RedisLatency().Microseconds()) / 1000
 	}
@@ -91,7 +144,32 @@ func (s *Server) Health() Health {
 	if s.Mode != nil {
 		h.Mode = s.Mode()
 	}
+	if s.Exchange != nil {
+		st := s.Exchange.StreamStatus(s.StaleAfter)
+		h.Exchange = &ExchangeHealth{State: st.State, BackfillError: st.BackfillError, Reason: st.Reason}
+		if st.State != exchange.StreamNotStreaming {
+			h.Exchange.LastEventAgeS = ageS(st.LastEvent)
+			h.Exchange.LastConnectAgeS = ageS(st.LastConnect)
+		}
+		if st.Reason != "" {
+			h.degrade(st.Reason)
+		}
+	}
 	return h
+}
+
+func (h *Health) degrade(reason string) {
+	h.Status = "degraded"
+	h.Reasons = append(h.Reasons, reason)
+}
+
+// ageS is the age of t in seconds, to the millisecond; nil for the zero time.
+func ageS(t time.Time) *float64 {
+	if t.IsZero() {
+		return nil
+	}
+	s := float64(time.Since(t).Milliseconds()) / 1000
+	return &s
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

@@ -5,16 +5,19 @@
 // Main after the package's tests, which also audits it: a key left without a
 // TTL fails the package. A test that stops, restarts or pauses Redis takes a
 // private server (Start). Tests that share a server keep apart by key prefix
-// (Prefix).
+// (Prefix). A test of authentication starts a private server that requires
+// a password (Start with RequirePass).
 //
 // When redis-server cannot be found or started the test fails with the reason
 // and how to fix it; it never skips.
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,8 +36,9 @@ import (
 
 // Redis is one redis-server process on 127.0.0.1.
 type Redis struct {
-	Port int
-	dir  string
+	Port     int
+	Password string // requirepass; empty: none
+	dir      string
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
@@ -43,14 +47,27 @@ type Redis struct {
 // Addr is host:port.
 func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)) }
 
-// URL is the redis:// URL of the server.
-func (r *Redis) URL() string { return "redis://" + r.Addr() }
+// URL is the redis:// URL of the server, with its password if it has one.
+func (r *Redis) URL() string {
+	u := url.URL{Scheme: "redis", Host: r.Addr()}
+	if r.Password != "" {
+		u.User = url.UserPassword("", r.Password)
+	}
+	return u.String()
+}
+
+// Option configures a server started by Start.
+type Option func(*Redis)
+
+// RequirePass makes the server require password (requirepass): clients
+// that do not authenticate get NOAUTH, a wrong password WRONGPASS.
+func RequirePass(password string) Option { return func(r *Redis) { r.Password = password } }
 
 // Start starts a private redis-server for tb, stopped and audited for keys
 // without TTL when tb ends.
-func Start(tb testing.TB) *Redis {
+func Start(tb testing.TB, opts ...Option) *Redis {
 	tb.Helper()
-	r, err := start(tb.TempDir())
+	r, err := start(tb.TempDir(), opts...)
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -65,7 +82,7 @@ func Start(tb testing.TB) *Redis {
 	return r
 }
 
-func start(dir string) (*Redis, error) {
+func start(dir string, opts ...Option) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: install Debian's package (apt-get install -y redis-server) or run the README's test command, which installs it: %w", err)
@@ -77,6 +94,9 @@ func start(dir string) (*Redis, error) {
 			return nil, err
 		}
 		r := &Redis{Port: port, dir: dir}
+		for _, o := range opts {
+			o(r)
+		}
 		if lastErr = r.launch(bin); lastErr == nil {
 			return r, nil
 		}
@@ -95,11 +115,15 @@ func freePort() (int, error) {
 
 func (r *Redis) launch(bin string) error {
 	logPath := filepath.Join(r.dir, fmt.Sprintf("redis-%d.log", r.Port))
-	cmd := exec.Command(bin,
+	args := []string{
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
 		"--logfile", logPath, "--daemonize", "no", "--protected-mode", "yes",
-	)
+	}
+	if r.Password != "" {
+		args = append(args, "--requirepass", r.Password)
+	}
+	cmd := exec.Command(bin, args...)
 	// Die with the test binary, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -115,7 +139,7 @@ func (r *Redis) launch(bin string) error {
 			return fmt.Errorf("redis-server on port %d exited at start: %s", r.Port, lastLines(string(log), 5))
 		default:
 		}
-		if ping(r.Addr()) == nil {
+		if ping(r.Addr(), r.Password) == nil {
 			r.mu.Lock()
 			r.cmd = cmd
 			r.mu.Unlock()
@@ -128,24 +152,37 @@ func (r *Redis) launch(bin string) error {
 	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", r.Port)
 }
 
-// ping sends an inline PING and expects +PONG.
-func ping(addr string) error {
+// ping sends PING (after AUTH when password is set) and expects +PONG.
+func ping(addr, password string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	rd := bufio.NewReader(c)
+	if password != "" {
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := c.Write([]byte(auth)); err != nil {
+			return err
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("unexpected AUTH reply %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	buf := make([]byte, 7)
-	n, err := c.Read(buf)
+	line, err := rd.ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(string(buf[:n]), "+PONG") {
-		return fmt.Errorf("unexpected PING reply %q", buf[:n])
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("unexpected PING reply %q", strings.TrimSpace(line))
 	}
 	return nil
 }
@@ -167,7 +204,7 @@ func (r *Redis) kill() {
 	cmd.Process.Signal(syscall.SIGCONT) // a paused server must be able to die
 	cmd.Process.Kill()
 	// Wait is called by launch's reaper; wait for the port to close.
-	for i := 0; i < 200 && ping(r.Addr()) == nil; i++ {
+	for i := 0; i < 200 && ping(r.Addr(), r.Password) == nil; i++ {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -215,10 +252,11 @@ func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
 	}
 }
 
-// Client returns a valkey client for the server, closed when tb ends.
+// Client returns a valkey client for the server (authenticated when it
+// requires a password), closed when tb ends.
 func (r *Redis) Client(tb testing.TB) valkey.Client {
 	tb.Helper()
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, Password: r.Password, DisableCache: true})
 	if err != nil {
 		tb.Fatalf("testenv: connect to %s: %v", r.Addr(), err)
 	}
@@ -279,7 +317,7 @@ func Prefix(tb testing.TB) string {
 // auditNoTTL fails when the server holds a key without TTL: seed 000's rule,
 // checked after every test run against the test servers.
 func auditNoTTL(r *Redis) error {
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, Password: r.Password, DisableCache: true})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", r.Addr(), err)
 	}

@@ -2,8 +2,11 @@ package testenv_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/tradecache/tradecache/internal/testenv"
 )
@@ -44,4 +47,26 @@ func TestSharedAndPrefix(t *testing.T) {
 	if p, q := testenv.Prefix(t), testenv.Prefix(t); p == q {
 		t.Fatalf("Prefix repeated %q", p)
 	}
+}
+
+func TestRequirePass(t *testing.T) {
+	r := testenv.Start(t, testenv.RequirePass("pw"))
+	if got, want := r.URL(), "redis://:pw@"+r.Addr(); got != want {
+		t.Errorf("URL = %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	c := r.Client(t)
+	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
+		t.Fatalf("PING with the password: %v", err)
+	}
+	anon, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, DisableCache: true})
+	if err == nil {
+		err = anon.Do(ctx, anon.B().Ping().Build()).Error()
+		anon.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Errorf("PING without the password: %v, want NOAUTH", err)
+	}
+	r.Restart(t) // still requires the password, still answers it
+	testenv.Eventually(t, 5*time.Second, func() bool { return c.Do(ctx, c.B().Ping().Build()).Error() == nil }, "no PING after restart")
 }
