@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -382,5 +383,25 @@ func TestReadmeListsEverySetting(t *testing.T) {
 				t.Errorf("README.md does not list %s (group %s)", w, st.Group)
 			}
 		}
+	}
+}
+
+// A node whose exchange is unreachable says so on /healthz within
+// --stale-after, with the reason, instead of "ok".
+func TestServeDegradedWithDeadExchange(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	url := startServe(t, "--exchange", "binance", "--exchange-rest", "http://"+dead, "--exchange-ws", "ws://"+dead, "--stale-after", "1s")
+	var h httpapi.Health
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		h = health(t, url)
+		return h.Status == "degraded"
+	}, "healthz never turned degraded with the exchange unreachable: %+v", h)
+	if h.Exchange == nil || h.Exchange.State != "down" || len(h.Reasons) == 0 || !strings.Contains(strings.Join(h.Reasons, "; "), "exchange") {
+		t.Errorf("healthz = %+v (exchange %+v)", h, h.Exchange)
 	}
 }
