@@ -1,4 +1,4 @@
-// Package cache is the tiered cache of seed 000: Redis/Valkey first, a
+// Package cache is the tiered cache of a trading system: Redis/Valkey first, a
 // bounded in-memory LRU when Redis is unreachable, back to Redis by itself.
 //
 // # Tiers
@@ -59,10 +59,10 @@
 // # Memory tier
 //
 // The memory tier is a least-recently-used map of Config.MemoryEntries
-// entries (200 by default, the seed's figure); an entry lives for the key's
+// entries (200 by default); an entry lives for the key's
 // TTL or Config.MemoryTTL (5 minutes), whichever is shorter. Expiry is checked
 // on read; no goroutine sweeps. When full, the least recently used entry is
-// evicted, even if it has not been written back: the seed's bound wins over
+// evicted, even if it has not been written back: the memory bound wins over
 // completeness, and evictions are counted.
 //
 // # Keys

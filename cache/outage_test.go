@@ -25,7 +25,7 @@ const (
 )
 
 // outageRun drives 64 goroutines of reads and writes through an outage made
-// by outage (kill or pause) and ended by recover, and checks what the seed
+// by outage (kill or pause) and ended by recover, and checks what the tiered cache
 // promises: no call errs, none blocks past the Redis deadline, the tier goes
 // memory then back to redis, nothing written during the outage is lost and
 // no read returns a value older than the last one written.

@@ -13,7 +13,7 @@ import (
 )
 
 // RedisOptions parses a Redis/Valkey URL into client options with
-// client-side caching off (the seed wants process memory small).
+// client-side caching off (process memory stays small; every process reads Redis itself).
 //
 //	redis://[user:password@]host:port[/db]        plain TCP
 //	rediss://[user:password@]host:port[/db]       TLS (ElastiCache, MemoryDB)

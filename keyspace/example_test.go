@@ -23,8 +23,8 @@ func Example() {
 	// true
 }
 
-// A program declares its own key kinds with their TTLs, the way seed 000
-// keeps its recommendation results in Redis.
+// A program declares its own key kinds with their TTLs, the way a trading
+// system keeps its recommendation results in Redis.
 func ExampleRegistry_Register() {
 	reg := keyspace.MustNew(keyspace.Config{})
 	err := reg.Register(keyspace.Kind{

@@ -1,5 +1,5 @@
 // Package marketdata moves the exchange's market data into Redis and reads
-// it back, the heart of seed 000.
+// it back: one elected node streams, every node reads.
 //
 // One elected node (the leader, see package leader) holds the exchange's
 // market streams and writes, every FlushEvery:

@@ -1,5 +1,5 @@
 // Package benchfmt holds what `tradecache bench` commands share: a latency
-// histogram of fixed size, and the output format DESIGN.md pins — one line
+// histogram of fixed size, and the output format users compare — one line
 // per figure, "<figure> <value> <unit>", or one JSON object with --json.
 package benchfmt
 

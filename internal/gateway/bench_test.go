@@ -24,7 +24,7 @@ func TestBenchFanoutSmoke(t *testing.T) {
 	}
 }
 
-// TestBenchFanout is the figure DESIGN asks for: run it with
+// TestBenchFanout is the fan-out figure: run it with
 //
 //	TRADECACHE_BENCH_FANOUT=1 go test -run TestBenchFanout$ -v ./internal/gateway
 //

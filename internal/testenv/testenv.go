@@ -314,7 +314,8 @@ func Prefix(tb testing.TB) string {
 	return fmt.Sprintf("t%d.%s:", prefixSeq.Add(1), name)
 }
 
-// auditNoTTL fails when the server holds a key without TTL: seed 000's rule,
+// auditNoTTL fails when the server holds a key without TTL (every key the
+// project writes must expire),
 // checked after every test run against the test servers.
 func auditNoTTL(r *Redis) error {
 	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, Password: r.Password, DisableCache: true})
