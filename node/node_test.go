@@ -73,7 +73,7 @@ func TestDemoNodeRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([0-9a-f]+)`)
+	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
 	var m []string
 	testenv.Eventually(t, 5*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address printed:\n%s", out.String())
 	if !strings.Contains(out.String(), "events on 9000:channel:1") || !strings.Contains(out.String(), "embedded memory tier") {
@@ -97,5 +97,27 @@ func TestDemoNodeRuns(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// A demo node given a Redis says it runs on Redis, not that it needs none.
+func TestDemoNodeOnRedisSaysSo(t *testing.T) {
+	r := testenv.Start(t)
+	var out syncBuf
+	n, err := node.New(node.Config{NodeID: "demo-r", Demo: true, Stdout: &out,
+		Redis:  node.Redis{URL: r.URL()},
+		HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
+		Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(out.String(), "demo mode") }, "no demo line")
+	cancel()
+	<-done
+	if s := out.String(); !strings.Contains(s, "demo mode: simulated exchange and account on Redis") || strings.Contains(s, "no Redis") {
+		t.Errorf("banner of a demo node on Redis:\n%s", s)
 	}
 }
