@@ -2,53 +2,12 @@ package gateway
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
-
-func TestBenchFanoutSmoke(t *testing.T) {
-	res, err := BenchFanout(context.Background(), 20, 200, 500, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Published == 0 || res.Delivered != res.Expected || res.Slow != 0 {
-		t.Fatalf("%+v", res)
-	}
-	if res.P99 <= 0 || res.P50 > res.P99 || res.HeapPerConn <= 0 {
-		t.Fatalf("figures %+v", res)
-	}
-}
-
-// TestBenchFanout is the fan-out figure: run it with
-//
-//	TRADECACHE_BENCH_FANOUT=1 go test -run TestBenchFanout$ -v ./internal/gateway
-//
-// and optionally _CLIENTS, _SIZE, _RATE (events/s), _SECONDS.
-func TestBenchFanout(t *testing.T) {
-	if os.Getenv("TRADECACHE_BENCH_FANOUT") == "" {
-		t.Skip("set TRADECACHE_BENCH_FANOUT=1 to run the fan-out benchmark")
-	}
-	env := func(k string, def int) int {
-		if v, err := strconv.Atoi(os.Getenv("TRADECACHE_BENCH_FANOUT_" + k)); err == nil {
-			return v
-		}
-		return def
-	}
-	res, err := BenchFanout(context.Background(), env("CLIENTS", 1000), env("SIZE", 200), env("RATE", 200), time.Duration(env("SECONDS", 5))*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	if err := res.Report().Write(&b, false); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%+v\n%s", res, b.String())
-}
 
 // nopConn is a transport that writes nowhere.
 type nopConn struct{ closed chan struct{} }

@@ -79,7 +79,8 @@
 // and sent with one system call (corkConn), the first event after a quiet
 // interval at once; on loopback the send call is most of the cost of a
 // frame. An idle connection holds one goroutine (its reader), 512-byte read
-// and write buffers and no writer: see BenchFanout for measured figures.
+// and write buffers and no writer: `tradecache bench fanout` (bench.Fanout,
+// in internal/bench) measures these figures.
 //
 // # Goroutines and locks
 //

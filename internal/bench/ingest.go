@@ -1,13 +1,15 @@
-package main
+package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/tradecache/tradecache/cache"
@@ -20,30 +22,44 @@ import (
 	"github.com/tradecache/tradecache/marketdata"
 )
 
-type benchIngestOpts struct {
-	cpuprofile      string
-	symbols         int
-	every, duration time.Duration
-	json            bool
+// IngestOptions configures Ingest.
+type IngestOptions struct {
+	// Cache is the tiered cache the node writes through; Cache.Redis must
+	// be set. A nil Logger discards.
+	Cache cache.Config
+	// KeyPrefix is the deployment's key prefix; the node's keys, lease
+	// included, live under KeyPrefix + "tradecache_bench:".
+	KeyPrefix string
+
+	Symbols     int           // simulated symbols, each streaming klines of 1m and 5m (≥ 1)
+	UpdateEvery time.Duration // kline update period of the simulated exchange per stream
+	Duration    time.Duration // measured run, after the node leads and has backfilled
+	// CPUProfile, when set, is the file a CPU profile of the measured run
+	// is written to.
+	CPUProfile string
+	// Log receives progress lines; nil discards.
+	Log io.Writer
 }
 
-// benchIngest runs a fast simulated exchange in process and one node that
-// leads and writes everything to Redis, and reports the kline updates per
-// second that went from the exchange's streams through the leader into
-// Redis. Keys live under the "tradecache_bench:" prefix with their TTLs.
-func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr io.Writer) (benchfmt.Report, error) {
-	if c.redis.URL == "" {
-		return nil, fmt.Errorf("%w: bench ingest measures writes into Redis: set --redis or REDIS_URL", errUsage)
+// Ingest runs a fast simulated exchange in process and one market data
+// node that leads and writes everything to Redis, and reports the kline
+// updates per second that went from the exchange's streams through the
+// leader into Redis (ingest.* figures, after machine.cpus). Every key it
+// writes carries its kind's TTL.
+func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
+	if o.Cache.Redis == nil {
+		return nil, errors.New("bench ingest measures writes into Redis: no Redis configured")
 	}
-	if o.symbols < 1 || o.every <= 0 || o.duration <= 0 {
-		return nil, fmt.Errorf("%w: bench ingest: --symbols ≥ 1, --update-every and --duration > 0", errUsage)
+	if o.Symbols < 1 || o.UpdateEvery <= 0 || o.Duration <= 0 {
+		return nil, errors.New("bench ingest: symbols ≥ 1, update period and duration > 0")
 	}
-	syms := make([]string, o.symbols)
+	log := logTo(o.Log)
+	syms := make([]string, o.Symbols)
 	for i := range syms {
 		syms[i] = fmt.Sprintf("B%04dUSDT", i)
 	}
 	intervals := []string{"1m", "5m"}
-	s, err := sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: o.every, History: 10,
+	s, err := sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: o.UpdateEvery, History: 10,
 		TickerEvery: time.Second, TickerArrEvery: 5 * time.Second, BookTickerEvery: time.Second, WriteQueue: 1 << 16})
 	if err != nil {
 		return nil, err
@@ -57,11 +73,10 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 	go s.Serve(sctx, ln)
 	go s.Run(sctx)
 
-	cc, err := c.redis.CacheConfig()
-	if err != nil {
-		return nil, err
+	cc := o.Cache
+	if cc.Logger == nil {
+		cc.Logger = discardLogger()
 	}
-	cc.Logger = quietLogger()
 	tc, err := cache.New(cc)
 	if err != nil {
 		return nil, err
@@ -70,13 +85,13 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 		return nil, fmt.Errorf("bench ingest: %w", err)
 	}
 	defer tc.Close()
-	reg, err := keyspace.New(keyspace.Config{Prefix: c.keys.Prefix + "tradecache_bench:"})
+	reg, err := keyspace.New(keyspace.Config{Prefix: o.KeyPrefix + benchKeys})
 	if err != nil {
 		return nil, err
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench", Logger: quietLogger()})
+	el, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench", Logger: discardLogger()})
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +99,7 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 	streams := func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
 		return binance.NewStreams(binance.StreamConfig{BaseURL: "ws://" + base, Streams: names, OnEvent: onEvent, OnConnect: onConnect})
 	}
-	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: quietLogger()},
+	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger()},
 		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
 	if err != nil {
 		return nil, err
@@ -94,9 +109,9 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 	go func() { md.Run(mctx); close(done) }()
 	defer func() { stopNode(); <-done }()
 
-	fmt.Fprintf(stderr, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.symbols, intervals, o.every, cache.Redact(c.redis.URL))
+	fmt.Fprintf(log, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.Symbols, intervals, o.UpdateEvery, strings.Join(cc.Redis.InitAddress, ","))
 	st := md.Stats()
-	series := uint64(o.symbols * len(intervals))
+	series := uint64(o.Symbols * len(intervals))
 	warm := time.Now().Add(30 * time.Second)
 	for st.Backfills.Load() < series || md.Mode() != marketdata.ModeLeader {
 		if time.Now().After(warm) {
@@ -105,8 +120,8 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +136,7 @@ func benchIngest(ctx context.Context, c benchSettings, o benchIngestOpts, stderr
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
-	case <-time.After(o.duration):
+	case <-time.After(o.Duration):
 	}
 	el0 := time.Since(t0).Seconds()
 	ev, wr, fl := st.Events.Load()-ev0, st.KlinesWritten.Load()-wr0, st.Flushes.Load()-fl0

@@ -1,4 +1,4 @@
-package gateway
+package bench
 
 import (
 	"context"
@@ -18,10 +18,37 @@ import (
 
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/internal/benchfmt"
+	"github.com/tradecache/tradecache/internal/gateway"
 )
 
-// BenchResult is what BenchFanout measured.
-type BenchResult struct {
+// FanoutOptions configures Fanout.
+type FanoutOptions struct {
+	Clients  int           // WebSocket clients on loopback (≥ 1)
+	Size     int           // bytes per event envelope (≥ 97)
+	Rate     int           // events published per second, each to every client (≥ 1)
+	Duration time.Duration // publishing time
+	// Log receives a line describing the run; nil discards.
+	Log io.Writer
+}
+
+// Fanout runs a real gateway on loopback, connects Clients real WebSocket
+// clients (coder/websocket, Bearer auth, subscribed to "bench.*"),
+// measures the idle memory per connection, then publishes Rate events per
+// second of Size bytes each for Duration from an in-process publisher, and
+// measures delivered frames per second and the publish → receipt latency.
+// The clients share the process (and its CPUs) with the gateway. It
+// reports the fanout.* figures.
+func Fanout(ctx context.Context, o FanoutOptions) (benchfmt.Report, error) {
+	fmt.Fprintf(logTo(o.Log), "bench fanout: %d clients, %d-byte events, %d events/s (%d messages/s), %v\n", o.Clients, o.Size, o.Rate, o.Clients*o.Rate, o.Duration)
+	r, err := fanout(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("bench fanout: %w", err)
+	}
+	return r.report(), nil
+}
+
+// fanoutResult is what fanout measured.
+type fanoutResult struct {
 	Clients   int
 	Size      int           // bytes per event envelope
 	Rate      int           // events published per second
@@ -45,8 +72,8 @@ type BenchResult struct {
 	Slow    uint64 // gateway Stats: slow-consumer disconnects
 }
 
-// Report returns the figures in the `tradecache bench` format.
-func (r BenchResult) Report() benchfmt.Report {
+// report returns the figures in the `tradecache bench` format.
+func (r fanoutResult) report() benchfmt.Report {
 	var rep benchfmt.Report
 	rep.Add("fanout.clients", float64(r.Clients), "clients")
 	rep.Add("fanout.event_size", float64(r.Size), "bytes")
@@ -70,33 +97,35 @@ func ratio(a, b uint64) float64 {
 	return float64(a) / float64(b)
 }
 
-// benchPrefix starts every bench envelope; the publish time follows as 19
-// digits of Unix nanoseconds, so a client reads it without decoding JSON.
-const benchPrefix = `{"id":"bench","event":"bench.tick","is_compressed":false,"data":{"t":`
-const benchMid = `,"p":"`
-const benchEnd = `"}}`
-const benchMinSize = len(benchPrefix) + 19 + len(benchMid) + len(benchEnd)
+// fanoutPrefix starts every bench envelope; the publish time follows as
+// 19 digits of Unix nanoseconds, so a client reads it without decoding
+// JSON.
+const fanoutPrefix = `{"id":"bench","event":"bench.tick","is_compressed":false,"data":{"t":`
+const fanoutMid = `,"p":"`
+const fanoutEnd = `"}}`
+const fanoutMinSize = len(fanoutPrefix) + 19 + len(fanoutMid) + len(fanoutEnd)
 
-// BenchFanout runs a real gateway on loopback, connects that many real
-// WebSocket clients (coder/websocket, Bearer auth, subscribed to
-// "bench.*"), measures the idle memory per connection, then publishes rate
-// events per second of size bytes each for d from an in-process publisher,
-// and measures delivered frames per second and the publish → receipt
-// latency. The clients share the process (and its CPUs) with the gateway.
-func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) (BenchResult, error) {
-	res := BenchResult{Clients: clients, Size: size, Rate: rate, Duration: d}
+// idleWait bounds the wait for the connections to go idle after their
+// subscribe replies: the gateway's writer goroutine of a connection exits
+// when it has had nothing to write for a while (2 s), leaving one
+// goroutine (the reader) per connection.
+const idleWait = 4 * time.Second
+
+func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
+	clients, size, rate, d := o.Clients, o.Size, o.Rate, o.Duration
+	res := fanoutResult{Clients: clients, Size: size, Rate: rate, Duration: d}
 	switch {
 	case clients < 1 || rate < 1 || d <= 0:
-		return res, errors.New("gateway bench: clients, rate and duration must be positive")
-	case size < benchMinSize:
-		return res, fmt.Errorf("gateway bench: size must be at least %d bytes", benchMinSize)
+		return res, errors.New("clients, rate and duration must be positive")
+	case size < fanoutMinSize:
+		return res, fmt.Errorf("size must be at least %d bytes", fanoutMinSize)
 	}
-	tok, err := GenerateToken()
+	tok, err := gateway.GenerateToken()
 	if err != nil {
 		return res, err
 	}
-	sub := &benchSubscriber{fn: make(chan func(bus.Event), 1)}
-	g, err := New(sub, Config{Tokens: []string{tok}, MaxClients: clients + 16})
+	sub := &fanoutSubscriber{fn: make(chan func(bus.Event), 1)}
+	g, err := gateway.New(sub, gateway.Config{Tokens: []string{tok}, MaxClients: clients + 16})
 	if err != nil {
 		return res, err
 	}
@@ -112,7 +141,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return res, fmt.Errorf("gateway bench: %w", err)
+		return res, err
 	}
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -138,7 +167,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 	hdr := http.Header{"Authorization": {"Bearer " + tok}}
 	for i := range conns {
 		eg.Go(func() error {
-			c, err := benchDial(ectx, url, hdr, size)
+			c, err := fanoutDial(ectx, url, hdr, size)
 			conns[i] = c
 			return err
 		})
@@ -146,9 +175,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 	if err := eg.Wait(); err != nil {
 		return res, err
 	}
-	// Idle: the writers that sent the subscribe replies exit after
-	// writerLinger, leaving one goroutine (the reader) per connection.
-	for deadline := time.Now().Add(2 * writerLinger); runtime.NumGoroutine() > g0+clients && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(idleWait); runtime.NumGoroutine() > g0+clients && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	runtime.GC()
@@ -179,10 +206,10 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 					return
 				}
 				now := time.Now()
-				if typ != websocket.MessageText || n < benchMinSize {
+				if typ != websocket.MessageText || n < fanoutMinSize {
 					continue
 				}
-				ts, err := strconv.ParseInt(string(buf[len(benchPrefix):len(benchPrefix)+19]), 10, 64)
+				ts, err := strconv.ParseInt(string(buf[len(fanoutPrefix):len(fanoutPrefix)+19]), 10, 64)
 				if err != nil {
 					continue
 				}
@@ -205,7 +232,7 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 	for now := start; now.Sub(start) < d; now = <-tick.C {
 		due := uint64(now.Sub(start).Seconds() * float64(rate))
 		for ; published < due; published++ {
-			publish(benchEvent(size))
+			publish(fanoutEvent(size))
 		}
 		if ctx.Err() != nil {
 			break
@@ -242,17 +269,17 @@ func BenchFanout(ctx context.Context, clients, size, rate int, d time.Duration) 
 	return res, nil
 }
 
-func benchDial(ctx context.Context, url string, hdr http.Header, size int) (*websocket.Conn, error) {
+func fanoutDial(ctx context.Context, url string, hdr http.Header, size int) (*websocket.Conn, error) {
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
 	if err != nil {
-		return nil, fmt.Errorf("gateway bench: dial: %w", err)
+		return nil, fmt.Errorf("dial: %w", err)
 	}
 	c.SetReadLimit(int64(size) + 4096)
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","events":["bench.*"]}`)); err != nil {
-		return c, fmt.Errorf("gateway bench: subscribe: %w", err)
+		return c, fmt.Errorf("subscribe: %w", err)
 	}
 	if _, _, err := c.Read(ctx); err != nil {
-		return c, fmt.Errorf("gateway bench: subscribe reply: %w", err)
+		return c, fmt.Errorf("subscribe reply: %w", err)
 	}
 	return c, nil
 }
@@ -275,22 +302,23 @@ func readAll(r io.Reader, buf []byte) (int, error) {
 	}
 }
 
-func benchEvent(size int) bus.Event {
+func fanoutEvent(size int) bus.Event {
 	b := make([]byte, 0, size)
-	b = append(b, benchPrefix...)
+	b = append(b, fanoutPrefix...)
 	b = strconv.AppendInt(b, time.Now().UnixNano(), 10) // 19 digits until 2286
-	b = append(b, benchMid...)
-	for len(b) < size-len(benchEnd) {
+	b = append(b, fanoutMid...)
+	for len(b) < size-len(fanoutEnd) {
 		b = append(b, 'x')
 	}
-	b = append(b, benchEnd...)
+	b = append(b, fanoutEnd...)
 	return bus.Event{Publisher: "bench", Name: "bench.tick", Raw: b}
 }
 
-// benchSubscriber hands the gateway's callback to the bench's publisher.
-type benchSubscriber struct{ fn chan func(bus.Event) }
+// fanoutSubscriber is the gateway's bus: it hands the gateway's callback
+// to the bench's publisher.
+type fanoutSubscriber struct{ fn chan func(bus.Event) }
 
-func (s *benchSubscriber) Subscribe(ctx context.Context, fn func(bus.Event)) error {
+func (s *fanoutSubscriber) Subscribe(ctx context.Context, fn func(bus.Event)) error {
 	s.fn <- fn
 	<-ctx.Done()
 	return nil

@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/internal/testenv"
+)
+
+func TestIngest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := testenv.Shared(t)
+	opt, err := cache.RedisOptions(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	prefix := testenv.Prefix(t)
+	rep, err := Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: prefix,
+		Symbols: 2, UpdateEvery: 5 * time.Millisecond, Duration: 300 * time.Millisecond, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireFigures(t, rep, true, "machine.cpus", "ingest.streams", "ingest.events", "ingest.kline_upserts", "ingest.flushes", "ingest.heap")
+	requireFigures(t, rep, false, "ingest.latency.p50", "ingest.latency.p99")
+	if f := figures(rep)["ingest.streams"]; f.Value != 4 {
+		t.Errorf("ingest.streams = %v, want 4 (2 symbols × 2 intervals)", f.Value)
+	}
+	if !strings.Contains(log.String(), "into "+r.Addr()) {
+		t.Errorf("log = %q", log.String())
+	}
+	// Everything lives under the deployment's prefix and the bench's.
+	rc := r.Client(t)
+	keys, err := rc.Do(context.Background(), rc.B().Keys().Pattern(prefix+"*").Build()).AsStrSlice()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys under %s: %v %v", prefix, keys, err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefix+"tradecache_bench:") {
+			t.Errorf("key %s outside %stradecache_bench:", k, prefix)
+		}
+	}
+}
+
+func TestIngestRefusesBadOptions(t *testing.T) {
+	opt, err := cache.RedisOptions("redis://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []IngestOptions{
+		{Symbols: 1, UpdateEvery: time.Millisecond, Duration: time.Millisecond},
+		{Cache: cache.Config{Redis: opt}, Symbols: 0, UpdateEvery: time.Millisecond, Duration: time.Millisecond},
+		{Cache: cache.Config{Redis: opt}, Symbols: 1, Duration: time.Millisecond},
+		{Cache: cache.Config{Redis: opt}, Symbols: 1, UpdateEvery: time.Millisecond},
+	} {
+		if _, err := Ingest(context.Background(), o); err == nil {
+			t.Errorf("Ingest(%+v) ran", o)
+		}
+	}
+}
