@@ -1,13 +1,11 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,37 +40,11 @@ func TestNewRefusesContradictions(t *testing.T) {
 	}
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A demo node runs from its Config alone: it prints its dashboard address
 // with the generated token, serves /healthz on the default channel, and
 // stops when its context ends.
 func TestDemoNodeRuns(t *testing.T) {
-	var out syncBuf
-	n, err := node.New(node.Config{NodeID: "demo-1", Demo: true, Stdout: &out,
-		HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
-		Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
+	out, stop := runDemo(t, "demo-1", node.Redis{})
 	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
 	var m []string
 	testenv.Eventually(t, 5*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address printed:\n%s", out.String())
@@ -89,23 +61,17 @@ func TestDemoNodeRuns(t *testing.T) {
 	if h.NodeID != "demo-1" || h.CacheTier != "memory" {
 		t.Errorf("healthz = %+v", h)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after cancel")
+	if err := stop(); err != nil {
+		t.Errorf("Run = %v", err)
 	}
 }
 
-// A demo node given a Redis says it runs on Redis, not that it needs none.
-func TestDemoNodeOnRedisSaysSo(t *testing.T) {
-	r := testenv.Start(t)
-	var out syncBuf
-	n, err := node.New(node.Config{NodeID: "demo-r", Demo: true, Stdout: &out,
-		Redis:  node.Redis{URL: r.URL()},
+// runDemo runs a demo node on a free port until stop, which returns Run's
+// error.
+func runDemo(t *testing.T, id string, r node.Redis) (*testenv.Buffer, func() error) {
+	t.Helper()
+	out := &testenv.Buffer{}
+	n, err := node.New(node.Config{NodeID: id, Demo: true, Stdout: out, Redis: r,
 		HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
 		Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
 	if err != nil {
@@ -114,9 +80,24 @@ func TestDemoNodeOnRedisSaysSo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
+	return out, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return after cancel")
+			return nil
+		}
+	}
+}
+
+// A demo node given a Redis says it runs on Redis, not that it needs none.
+func TestDemoNodeOnRedisSaysSo(t *testing.T) {
+	r := testenv.Start(t)
+	out, stop := runDemo(t, "demo-r", node.Redis{URL: r.URL()})
 	testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(out.String(), "demo mode") }, "no demo line")
-	cancel()
-	<-done
+	stop()
 	if s := out.String(); !strings.Contains(s, "demo mode: simulated exchange and account on Redis") || strings.Contains(s, "no Redis") {
 		t.Errorf("banner of a demo node on Redis:\n%s", s)
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tradecache/tradecache/internal/testenv"
 )
 
 // dashboardMarker is in web/src/index.html and in no page the node makes
@@ -59,7 +61,7 @@ func TestBinaryServesEmbeddedDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuf
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

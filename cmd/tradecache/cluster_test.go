@@ -55,7 +55,7 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	url  string
-	log  *syncBuf
+	log  *testenv.Buffer
 }
 
 // spawn starts the binary and waits for the first http:// address it prints.
@@ -65,7 +65,7 @@ func spawn(t *testing.T, name string, args ...string) *proc {
 	cmd.Env = append(os.Environ(), "TRADECACHE_ENV_FILE=/dev/null")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.StdoutPipe()
-	p := &proc{name: name, cmd: cmd, log: &syncBuf{}}
+	p := &proc{name: name, cmd: cmd, log: &testenv.Buffer{}}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,26 +23,9 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errOut syncBuf
+	var out, errOut testenv.Buffer
 	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -52,7 +34,7 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, s
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuf
+	var out, errOut testenv.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--exchange", "sim"}, args...), func(string) string { return "" }, &out, &errOut)
