@@ -33,6 +33,12 @@ func (s *Server) routes() http.Handler {
 		}
 		return 40
 	}, s.handleTicker24h))
+	mux.HandleFunc("GET /fapi/v1/ticker/bookTicker", s.weighted(func(r *http.Request) int {
+		if r.URL.Query().Get("symbol") != "" {
+			return 2
+		}
+		return 5
+	}, s.handleBookTicker))
 	s.accountRoutes(mux)
 	mux.HandleFunc("/fapi/", s.weighted(one, func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, -5000, fmt.Sprintf("Path %s, Method %s is invalid", r.URL.Path, r.Method))
@@ -314,6 +320,45 @@ func (s *Server) handleTicker24h(w http.ResponseWriter, r *http.Request) {
 	out := make([]exchange.Ticker24h, 0, len(s.syms))
 	for _, sy := range s.syms {
 		out = append(out, sy.ticker24h(now))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// restBook is GET /fapi/v1/ticker/bookTicker's answer for one symbol: the
+// stream's book ticker under REST's names, time being the transaction time.
+type restBook struct {
+	LastUpdateID int64  `json:"lastUpdateId"`
+	Symbol       string `json:"symbol"`
+	BidPrice     string `json:"bidPrice"`
+	BidQty       string `json:"bidQty"`
+	AskPrice     string `json:"askPrice"`
+	AskQty       string `json:"askQty"`
+	Time         int64  `json:"time"`
+}
+
+func (sy *symbol) restBook(now int64) restBook {
+	b := sy.bookEvent(now)
+	return restBook{LastUpdateID: b.UpdateID, Symbol: b.Symbol, BidPrice: b.Bid, BidQty: b.BidQty,
+		AskPrice: b.Ask, AskQty: b.AskQty, Time: b.Transact}
+}
+
+// handleBookTicker answers one symbol's best bid and ask, or every
+// symbol's (an array) without the symbol parameter, as the stream has them
+// at this instant.
+func (s *Server) handleBookTicker(w http.ResponseWriter, r *http.Request) {
+	now := s.nowMs()
+	if name := r.URL.Query().Get("symbol"); name != "" {
+		sy := s.byName[name]
+		if sy == nil {
+			writeErr(w, http.StatusBadRequest, -1121, "Invalid symbol.")
+			return
+		}
+		writeJSON(w, http.StatusOK, sy.restBook(now))
+		return
+	}
+	out := make([]restBook, 0, len(s.syms))
+	for _, sy := range s.syms {
+		out = append(out, sy.restBook(now))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

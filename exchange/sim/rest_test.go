@@ -50,6 +50,14 @@ func TestRESTShapes(t *testing.T) {
 			return arr[1]
 		}},
 		{"/fapi/v1/exchangeInfo", "rest_exchangeinfo.json", nil},
+		{"/fapi/v1/ticker/bookTicker?symbol=BTCUSDT", "rest_book_ticker.json", nil},
+		{"/fapi/v1/ticker/bookTicker", "rest_book_ticker.json", func(t *testing.T, b []byte) []byte {
+			var arr []json.RawMessage
+			if err := json.Unmarshal(b, &arr); err != nil || len(arr) != 2 {
+				t.Fatalf("want an array of 2 book tickers: %.200s (%v)", b, err)
+			}
+			return arr[0]
+		}},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
 			w := do(s, "192.0.2.1:1", tc.target)
@@ -294,5 +302,53 @@ func TestKlineRowsMatchKlines(t *testing.T) {
 	}
 	if d := cmp.Diff(ks, fromRows); d != "" {
 		t.Errorf("REST rows vs Klines (-Klines +rows):\n%s", d)
+	}
+}
+
+// Two runs with the same seed, started a minute and a half apart, answer
+// the same: every closed kline they both hold, of every interval, and the
+// listing date.
+func TestSameSeedSameMarketAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 3, 10, 17, 42, 0, time.UTC)
+	a := newServer(t, Config{Seed: 7, Start: start})
+	b := newServer(t, Config{Seed: 7, Start: start.Add(91500 * time.Millisecond)})
+	for _, iv := range []string{"1m", "5m", "1h", "1d"} {
+		rows := func(s *Server) map[float64][]any {
+			var out [][]any
+			if err := json.Unmarshal(do(s, "192.0.2.1:1", "/fapi/v1/klines?symbol=BTCUSDT&limit=1500&interval="+iv).Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			m := map[float64][]any{}
+			for _, r := range out[:len(out)-1] { // the last one is open
+				m[r[0].(float64)] = r
+			}
+			return m
+		}
+		ra, rb := rows(a), rows(b)
+		common := 0
+		for open, row := range ra {
+			if other, ok := rb[open]; ok {
+				common++
+				if d := cmp.Diff(row, other); d != "" {
+					t.Errorf("%s kline %v differs between runs (-first +second):\n%s", iv, open, d)
+				}
+			}
+		}
+		if common < 2 {
+			t.Errorf("%s: only %d closed klines in common", iv, common)
+		}
+	}
+	onboard := func(s *Server) []int64 {
+		var info struct{ Symbols []struct{ OnboardDate int64 } }
+		json.Unmarshal(do(s, "192.0.2.1:1", "/fapi/v1/exchangeInfo").Body.Bytes(), &info)
+		var out []int64
+		for _, sy := range info.Symbols {
+			out = append(out, sy.OnboardDate)
+		}
+		return out
+	}
+	if d := cmp.Diff(onboard(a), onboard(b)); d != "" {
+		t.Errorf("onboardDate differs between runs (-first +second):\n%s", d)
 	}
 }

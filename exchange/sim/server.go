@@ -70,7 +70,8 @@ type Config struct {
 	// containing Start (default 1500), never earlier than the listing.
 	History int
 	// ListedFor is how long before Start the symbols were listed (default
-	// 4 × 365 days). It bounds history and is exchangeInfo's onboardDate.
+	// 4 × 365 days), rounded down to a UTC midnight. It bounds history and
+	// is exchangeInfo's onboardDate.
 	ListedFor time.Duration
 
 	// Accounts are the accounts the signed endpoints and the user data
@@ -164,7 +165,9 @@ func New(cfg Config) (*Server, error) {
 		origin:  now,
 		startMs: cfg.Start.UnixMilli(),
 	}
-	s.listMs = max(s.startMs-cfg.ListedFor.Milliseconds(), 0)
+	// The listing is at a UTC midnight, so that two runs started on the
+	// same day with the same seed list the same onboardDate and history.
+	s.listMs = max(s.startMs-cfg.ListedFor.Milliseconds(), 0) / dayMs * dayMs
 	for i, name := range cfg.Symbols {
 		if _, dup := s.byName[name]; dup {
 			return nil, fmt.Errorf("sim: duplicate symbol %q", name)
