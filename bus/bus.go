@@ -68,6 +68,12 @@ type Event struct {
 	Name      string          // "<mode>.<name>", e.g. "live.kline"
 	Data      json.RawMessage // the payload, decompressed: always plain JSON
 	Raw       []byte          // the envelope exactly as published, to relay unchanged
+	// Opaque marks a well-formed envelope whose compressed payload this
+	// package cannot turn into JSON (not base64 of gzip or zlib, more than
+	// MaxDecompressed inflated, or not JSON even with Python's NaN and
+	// Infinity read as null). Data is nil; Raw still relays it unchanged,
+	// and a reader that knows the payload (Jesse's own page) reads it.
+	Opaque bool
 }
 
 // Publisher publishes events named "<mode>.<name>".

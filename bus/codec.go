@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -80,12 +81,16 @@ func encode(publisher, event string, data any, compress bool, above int) (raw, p
 // is valid UTF-8 (it is relayed to browsers as a WebSocket text frame) with
 // a non-empty string "event", a "data" member (null is allowed) and, when
 // present, a boolean "is_compressed" and an "id" that is a string, a number
-// (Jesse's pid) or null. Unknown members are ignored. Compressed data must
-// be a base64 string of gzip holding valid JSON of at most MaxDecompressed
-// bytes. NaN and Infinity literals, which Python's json emits, are invalid
-// JSON and rejected.
+// (Jesse's pid) or null. Unknown members are ignored; uncompressed data must
+// be JSON (NaN and Infinity literals are not).
 //
-// Event.Raw is b itself, not a copy; Event.Data is plain JSON.
+// Compressed data must be a string. It is decoded as base64 of gzip (what
+// Jesse and this package send) or zlib, up to MaxDecompressed bytes; the
+// NaN, Infinity and -Infinity literals Python's json writes inside it read
+// as null. A compressed payload that cannot be read so does not make the
+// envelope malformed: the event is Opaque, with no Data, and relays as is.
+//
+// Event.Raw is b itself, not a copy; Event.Data is plain JSON or nil.
 func Decode(b []byte) (Event, error) {
 	if !utf8.Valid(b) {
 		return Event{}, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
@@ -113,9 +118,13 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: %s: id is neither a string nor a number", ErrMalformed, env.Event)
 	}
 	if env.IsCompressed {
+		if d := bytes.TrimSpace(env.Data); len(d) == 0 || d[0] != '"' {
+			return Event{}, fmt.Errorf("%w: %s: compressed data is not a string", ErrMalformed, env.Event)
+		}
 		data, err := inflate(env.Data)
 		if err != nil {
-			return Event{}, fmt.Errorf("%w: %s: %v", ErrMalformed, env.Event, err)
+			ev.Data, ev.Opaque = nil, true
+			return ev, nil
 		}
 		ev.Data = data
 	}
@@ -132,9 +141,13 @@ func inflate(data json.RawMessage) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compressed data: %v", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(z))
-	if err != nil {
-		return nil, fmt.Errorf("compressed data: %v", err)
+	var zr io.Reader
+	if gr, err := gzip.NewReader(bytes.NewReader(z)); err == nil {
+		zr = gr
+	} else if fr, zerr := zlib.NewReader(bytes.NewReader(z)); zerr == nil {
+		zr = fr
+	} else {
+		return nil, fmt.Errorf("compressed data is neither gzip (%v) nor zlib (%v)", err, zerr)
 	}
 	out, err := io.ReadAll(io.LimitReader(zr, MaxDecompressed+1))
 	if err != nil {
@@ -144,11 +157,55 @@ func inflate(data json.RawMessage) (json.RawMessage, error) {
 		return nil, errors.New("compressed data inflates beyond " + strconv.Itoa(MaxDecompressed) + " bytes")
 	}
 	out = bytes.TrimSpace(out)
-	if !json.Valid(out) {
-		return nil, errors.New("compressed data is not valid JSON")
-	}
 	if !utf8.Valid(out) {
 		return nil, errors.New("compressed data is not valid UTF-8")
 	}
+	if !json.Valid(out) {
+		out = nonFiniteToNull(out)
+		if !json.Valid(out) {
+			return nil, errors.New("compressed data is not valid JSON")
+		}
+	}
 	return out, nil
+}
+
+// nonFiniteToNull replaces the NaN, Infinity and -Infinity literals that
+// Python's json module writes (outside strings) with null, as Jesse's own
+// envelope encoder does; anything else is left as it is.
+func nonFiniteToNull(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	inString, escaped := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		if c == '"' {
+			inString = true
+			out = append(out, c)
+			continue
+		}
+		replaced := false
+		for _, lit := range [...]string{"-Infinity", "Infinity", "NaN"} {
+			if bytes.HasPrefix(b[i:], []byte(lit)) {
+				out = append(out, "null"...)
+				i += len(lit) - 1
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -2,6 +2,8 @@ package bus_test
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -87,29 +89,39 @@ func TestDecode(t *testing.T) {
 	}
 
 	bad := map[string]string{
-		"not JSON":           `hello`,
-		"array":              `[1]`,
-		"trailing garbage":   `{"event": "x", "data": 1} x`,
-		"no event":           `{"id": 1, "data": 1}`,
-		"empty event":        `{"id": 1, "event": "", "data": 1}`,
-		"event not string":   `{"id": 1, "event": 5, "data": 1}`,
-		"no data":            `{"id": 1, "event": "x"}`,
-		"NaN data":           `{"id": 1, "event": "x", "data": NaN}`,
-		"Infinity data":      `{"id": 1, "event": "x", "data": {"v": Infinity}}`,
-		"id object":          `{"id": {}, "event": "x", "data": 1}`,
-		"id bool":            `{"id": true, "event": "x", "data": 1}`,
-		"compressed flag 1":  `{"event": "x", "is_compressed": 1, "data": 1}`,
-		"compressed object":  `{"event": "x", "is_compressed": true, "data": {}}`,
+		"not JSON":          `hello`,
+		"array":             `[1]`,
+		"trailing garbage":  `{"event": "x", "data": 1} x`,
+		"no event":          `{"id": 1, "data": 1}`,
+		"empty event":       `{"id": 1, "event": "", "data": 1}`,
+		"event not string":  `{"id": 1, "event": 5, "data": 1}`,
+		"no data":           `{"id": 1, "event": "x"}`,
+		"NaN data":          `{"id": 1, "event": "x", "data": NaN}`,
+		"Infinity data":     `{"id": 1, "event": "x", "data": {"v": Infinity}}`,
+		"id object":         `{"id": {}, "event": "x", "data": 1}`,
+		"id bool":           `{"id": true, "event": "x", "data": 1}`,
+		"compressed flag 1": `{"event": "x", "is_compressed": 1, "data": 1}`,
+		"compressed object": `{"event": "x", "is_compressed": true, "data": {}}`,
+		"compressed number": `{"event": "x", "is_compressed": true, "data": 5}`,
+		"invalid UTF-8":     "{\"event\": \"x\", \"data\": \"\xff\"}",
+		"truncated":         `{"event": "x", "data": {"a": `,
+	}
+	// Well-formed envelopes whose compressed payload cannot be read here
+	// are relayed as they are: Opaque, without Data, never malformed.
+	opaque := map[string]string{
 		"bad base64":         `{"event": "x", "is_compressed": true, "data": "%%%"}`,
 		"not gzip":           `{"event": "x", "is_compressed": true, "data": "aGVsbG8="}`,
 		"gzip of non-JSON":   `{"event": "x", "is_compressed": true, "data": "` + gz(`{nope`) + `"}`,
-		"gzip of NaN":        `{"event": "x", "is_compressed": true, "data": "` + gz(`NaN`) + `"}`,
 		"gzip of bad UTF-8":  `{"event": "x", "is_compressed": true, "data": "` + gz("\"\xff\"") + `"}`,
-		"invalid UTF-8":      "{\"event\": \"x\", \"data\": \"\xff\"}",
-		"truncated":          `{"event": "x", "data": {"a": `,
 		"gzip bomb":          `{"event": "x", "is_compressed": true, "data": "` + gz(`"`+strings.Repeat("0", bus.MaxDecompressed)+`"`) + `"}`,
 		"empty compressed":   `{"event": "x", "is_compressed": true, "data": ""}`,
 		"compressed nothing": `{"event": "x", "is_compressed": true, "data": "` + gz(``) + `"}`,
+	}
+	for name, in := range opaque {
+		ev, err := bus.Decode([]byte(in))
+		if err != nil || !ev.Opaque || ev.Data != nil || ev.Name != "x" || string(ev.Raw) != in {
+			t.Errorf("%s: Decode = %+v, %v; want an Opaque event relaying the envelope", name, ev, err)
+		}
 	}
 	for name, in := range bad {
 		ev, err := bus.Decode([]byte(in))
@@ -167,8 +179,11 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if ev.Name == "" || !json.Valid(ev.Data) || !bytes.Equal(ev.Raw, b) {
+		if ev.Name == "" || !bytes.Equal(ev.Raw, b) || ev.Opaque != (ev.Data == nil) || (!ev.Opaque && !json.Valid(ev.Data)) {
 			t.Fatalf("Decode accepted %q as %+v", b, ev)
+		}
+		if ev.Opaque {
+			return // relayed as is; nothing to re-encode
 		}
 		for _, compress := range []bool{false, true} {
 			raw, err := bus.Encode(ev.Publisher, ev.Name, ev.Data, compress)
@@ -221,4 +236,28 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 		return v
 	}
 	return cmp.Equal(parse(a), parse(b))
+}
+
+// What Jesse's Python processes send decodes: gzip (and zlib) holding the
+// NaN and Infinity literals Python's json writes, read as null.
+func TestDecodePythonPayloads(t *testing.T) {
+	t.Parallel()
+	zl := func(s string) string {
+		var b bytes.Buffer
+		w := zlib.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return base64.StdEncoding.EncodeToString(b.Bytes())
+	}
+	payload := `{"pnl": NaN, "max": Infinity, "min": -Infinity, "note": "NaN stays in strings \" NaN", "v": [1, NaN]}`
+	want := `{"pnl": null, "max": null, "min": null, "note": "NaN stays in strings \" NaN", "v": [1, null]}`
+	for name, data := range map[string]string{"gzip": gzipBase64(t, []byte(payload)), "zlib": zl(payload)} {
+		ev, err := bus.Decode([]byte(`{"id": 4242, "event": "livetrade.trades", "is_compressed": true, "data": "` + data + `"}`))
+		if err != nil || ev.Opaque {
+			t.Fatalf("%s: %+v, %v", name, ev, err)
+		}
+		if !sameJSON(t, ev.Data, []byte(want)) {
+			t.Errorf("%s: data %s, want %s", name, ev.Data, want)
+		}
+	}
 }

@@ -141,7 +141,8 @@ func TestRedisJesseEnvelope(t *testing.T) {
 }
 
 // Malformed messages on the channel are counted and skipped; the
-// subscription carries on.
+// subscription carries on. Well-formed envelopes whose compressed payload
+// cannot be read are delivered, Opaque, to be relayed as they are.
 func TestRedisMalformedSkipped(t *testing.T) {
 	r := testenv.Shared(t)
 	b, _ := newRedisBus(t, r, bus.RedisConfig{})
@@ -153,12 +154,15 @@ func TestRedisMalformedSkipped(t *testing.T) {
 		`not json`,
 		`{"id": 1, "event": "", "is_compressed": false, "data": 1}`,
 		`{"id": 1, "event": "live.bad", "is_compressed": false}`,
-		`{"id": 1, "event": "live.bad", "is_compressed": true, "data": "!!not base64"}`,
 		`{"id": 1, "event": "live.bad", "is_compressed": false, "data": NaN}`,
-		`{"id": 1, "event": "live.bad", "is_compressed": true, "data": "` + bomb + `"}`,
+		`{"id": 1, "event": "live.bad", "is_compressed": true, "data": {}}`,
 		"{\"id\": 1, \"event\": \"live.bad\", \"data\": \"\xff\"}",
 	}
-	for _, m := range bad {
+	opaque := []string{
+		`{"id": 1, "event": "live.opaque", "is_compressed": true, "data": "!!not base64"}`,
+		`{"id": 1, "event": "live.opaque", "is_compressed": true, "data": "` + bomb + `"}`,
+	}
+	for _, m := range append(bad, opaque...) {
 		rawPublish(t, raw, b.Channel(), m)
 	}
 	rawPublish(t, raw, b.Channel(), `{"id": 1, "event": "live.ok", "is_compressed": false, "data": 1}`)
@@ -167,7 +171,16 @@ func TestRedisMalformedSkipped(t *testing.T) {
 		t.Errorf("Stats.Malformed = %d, want %d", got, len(bad))
 	}
 	if got := rec.named("live.bad"); len(got) != 0 {
-		t.Errorf("malformed events delivered: %v", got)
+		t.Errorf("%d malformed events delivered", len(got))
+	}
+	got := rec.named("live.opaque")
+	if len(got) != len(opaque) {
+		t.Fatalf("%d opaque events delivered, want %d", len(got), len(opaque))
+	}
+	for i, ev := range got {
+		if !ev.Opaque || ev.Data != nil || string(ev.Raw) != opaque[i] {
+			t.Errorf("opaque event %d: Opaque %v, %d bytes of data, raw intact %v", i, ev.Opaque, len(ev.Data), string(ev.Raw) == opaque[i])
+		}
 	}
 }
 
