@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/notify"
@@ -120,9 +121,16 @@ type HTTP struct {
 	StaleAfter time.Duration
 }
 
-// Events names the event channel.
+// Events names the event channel and what the node's events carry.
 type Events struct {
 	AppPort string // "<AppPort>:channel:1"; "" = DefaultAppPort
+	// Prefix is the mode events are named under, "<Prefix>.<name>"
+	// ("live.kline"; Jesse's processes use "livetrade" or "papertrade");
+	// "" = "live".
+	Prefix string
+	// SessionID is Jesse's session_id, carried by the node's log events;
+	// "" = a random UUID made at New.
+	SessionID string
 }
 
 // Check reports contradictory or missing settings; New calls it.
@@ -165,6 +173,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Events.AppPort == "" {
 		c.Events.AppPort = DefaultAppPort
+	}
+	if c.Events.Prefix == "" {
+		c.Events.Prefix = bus.DefaultMode
 	}
 	if c.Account.Name == "" {
 		c.Account.Name = "main"

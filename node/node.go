@@ -7,6 +7,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,15 +110,21 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: cache: %w", err)
 	}
 	if c.Redis.URL != "" {
-		rb, err := bus.NewRedis(n.tc, bus.RedisConfig{Channel: n.channel, Mode: "live", Publisher: c.NodeID, Logger: n.log})
+		rb, err := bus.NewRedis(n.tc, bus.RedisConfig{Channel: n.channel, Mode: c.Events.Prefix, Publisher: c.NodeID, Logger: n.log})
 		if err != nil {
 			return nil, fmt.Errorf("node: bus: %w", err)
 		}
 		n.events = rb
 	} else {
-		n.events = localBus{bus.NewLocal(bus.LocalConfig{Mode: "live", Publisher: c.NodeID})}
+		n.events = localBus{bus.NewLocal(bus.LocalConfig{Mode: c.Events.Prefix, Publisher: c.NodeID})}
 	}
-	n.logs = eventlog.New(n.log.Handler(), n.events, eventlog.Config{NodeID: c.NodeID})
+	if c.Events.SessionID == "" {
+		if c.Events.SessionID, err = newUUID(); err != nil {
+			return nil, fmt.Errorf("node: session id: %w", err)
+		}
+		n.cfg.Events.SessionID = c.Events.SessionID
+	}
+	n.logs = eventlog.New(n.log.Handler(), n.events, eventlog.Config{NodeID: c.NodeID, SessionID: c.Events.SessionID})
 	log := slog.New(n.logs)
 	n.tc.SetLogger(log)
 
@@ -297,4 +304,15 @@ func (n *Node) banner(addr string) {
 			fmt.Fprintln(w, "demo mode: simulated exchange and account on Redis: no internet and no API keys needed")
 		}
 	}
+}
+
+// newUUID is a random (version 4) UUID, the form of Jesse's session ids.
+func newUUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }

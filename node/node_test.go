@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
 	"github.com/tradecache/tradecache/node"
@@ -100,5 +103,58 @@ func TestDemoNodeOnRedisSaysSo(t *testing.T) {
 	stop()
 	if s := out.String(); !strings.Contains(s, "demo mode: simulated exchange and account on Redis") || strings.Contains(s, "no Redis") {
 		t.Errorf("banner of a demo node on Redis:\n%s", s)
+	}
+}
+
+// --event-prefix names the node's events: a /ws client sees
+// papertrade.heartbeat, and the heartbeat's node is this one.
+func TestEventPrefix(t *testing.T) {
+	out := &testenv.Buffer{}
+	n, err := node.New(node.Config{NodeID: "paper-1", Demo: true, Stdout: out,
+		HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
+		Events: node.Events{Prefix: "papertrade", SessionID: "s-1"},
+		Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
+	var m []string
+	testenv.Eventually(t, 5*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address")
+	conn, _, err := websocket.Dial(ctx, "ws://"+m[1]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m[2]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 20)
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"*"}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var env struct {
+			Type  string          `json:"type"`
+			Event string          `json:"event"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := wsjson.Read(ctx, conn, &env); err != nil {
+			t.Fatalf("no papertrade.heartbeat: %v", err)
+		}
+		if env.Type != "" {
+			continue
+		}
+		if !strings.HasPrefix(env.Event, "papertrade.") {
+			t.Fatalf("event %q is not under the prefix", env.Event)
+		}
+		if env.Event == "papertrade.heartbeat" {
+			var h httpapi.Health
+			if json.Unmarshal(env.Data, &h) != nil || h.NodeID != "paper-1" {
+				t.Errorf("heartbeat %s", env.Data)
+			}
+			return
+		}
 	}
 }

@@ -179,6 +179,15 @@ func HTTP(h *node.HTTP) Group {
 // Events is the group of the event channel.
 func Events(e *node.Events) Group {
 	return Group{Name: "events", Fields: []Field{
+		{Flag: "event-prefix", Env: "TRADECACHE_EVENT_PREFIX", Default: "live", Usage: "mode the node's events are named under, <prefix>.<name> (Jesse's processes use livetrade or papertrade)",
+			Set: func(s string) error {
+				if !validMode(s) {
+					return errors.New("want lower-case letters, digits and _")
+				}
+				e.Prefix = s
+				return nil
+			}},
+		{Flag: "session-id", Env: "TRADECACHE_SESSION_ID", Usage: "Jesse's session_id carried by the node's log events (empty: a random UUID per start)", Set: strSetter(&e.SessionID)},
 		{Flag: "app-port", Env: "APP_PORT", Default: node.DefaultAppPort, Usage: "names the event channel <APP_PORT>:channel:1 (Jesse's APP_PORT); every node of a deployment shares it",
 			Set: func(s string) error {
 				if err := keyspace.ValidPart(s); err != nil {
@@ -188,6 +197,18 @@ func Events(e *node.Events) Group {
 				return nil
 			}},
 	}}
+}
+
+func validMode(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Log is the logging configuration of a command.

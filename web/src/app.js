@@ -317,15 +317,18 @@ async function onMessage(ev) {
   dash.wsEvents++;
   let data;
   try { data = await decode(env); } catch { return; }
-  switch (env.event) {
-    case 'live.kline': onKline(data); break;
-    case 'live.book_ticker': showBook(data); break;
-    case 'live.ticker': showTicker(data); break;
-    case 'live.info_log': addLog(data, false); break;
-    case 'live.error_log': addLog(data, true); break;
-    case 'live.heartbeat': onHeartbeat(data); break;
-    case 'live.positions': pollAccount(); break;
-    case 'live.balance': pollAccount(); break;
+  // "<mode>.<name>": nodes name their mode with --event-prefix (live by
+  // default); the page follows the name whatever the mode.
+  const name = typeof env.event === 'string' ? env.event.slice(env.event.indexOf('.') + 1) : '';
+  switch (name) {
+    case 'kline': onKline(data); break;
+    case 'book_ticker': showBook(data); break;
+    case 'ticker': showTicker(data); break;
+    case 'info_log': addLog(data, false); break;
+    case 'error_log': addLog(data, true); break;
+    case 'heartbeat': onHeartbeat(data); break;
+    case 'positions': pollAccount(); break;
+    case 'balance': pollAccount(); break;
   }
 }
 function connect() {
@@ -337,7 +340,7 @@ function connect() {
   const sock = (ws = new WebSocket(url));
   sock.onopen = () => {
     sock.send(JSON.stringify({ type: 'auth', token }));
-    sock.send(JSON.stringify({ type: 'subscribe', events: ['live.*'] }));
+    sock.send(JSON.stringify({ type: 'subscribe', events: ['*'] }));
   };
   sock.onmessage = onMessage;
   sock.onclose = (e) => {
