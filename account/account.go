@@ -193,7 +193,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				mu.Unlock()
 				continue // an update landed meanwhile: take a fresher snapshot
 			}
-			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
+			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, second(w.putBalances(ctx, bs))) {
 				n.st.Seeds.Add(1)
 			}
 			mu.Unlock()
@@ -206,12 +206,13 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 		case exchange.UserAccountUpdate:
 			mu.Lock()
 			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
-			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances)) && ok
+			bs, err := w.putBalances(ctx, ev.Account.Balances)
+			ok = n.write(ctx, err) && ok
 			applied++
 			mu.Unlock()
 			if ok {
 				n.publish("positions", ev.Account.Positions)
-				n.publish("balance", ev.Account.Balances)
+				n.publish("balance", bs) // as written: availableBalance carried
 			}
 		case exchange.UserOrderUpdate:
 			n.publish("orders", ev.Order)
@@ -325,7 +326,9 @@ func (n *Node) publish(name string, v any) {
 type writer interface {
 	// putPositions merges ps by (symbol, side), or replaces all (snapshot).
 	putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error
-	putBalances(ctx context.Context, bs []exchange.Balance) error
+	// putBalances writes each balance, completing a stream delta's with
+	// what the stored one has, and returns them as written.
+	putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error)
 }
 
 var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + `
@@ -387,21 +390,45 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 	return nil
 }
 
-func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
+	out := make([]exchange.Balance, 0, len(bs))
 	for _, b := range bs {
 		k, err := w.n.keys.Balance(b.Asset)
 		if err != nil {
-			return err
+			return out, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		if b.AvailableBalance == "" {
+			// A stream delta: carry what it lacks. Only the fence holder
+			// writes these keys, under the node's write lock, so the value
+			// read here is the one the fenced write replaces.
+			if v, err := w.cl.Do(cctx, w.cl.B().Get().Key(k.Name()).Build()).AsBytes(); err == nil {
+				b = carryBalance(b, v)
+			}
 		}
 		v, _ := json.Marshal(b)
-		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 		err = setScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, string(v), ms(k.TTL())}).Error()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("account: write %s: %w", k, err)
+			return out, fmt.Errorf("account: write %s: %w", k, err)
 		}
+		out = append(out, b)
 	}
-	return nil
+	return out, nil
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// carryBalance completes a balance from the stream, which has no
+// availableBalance, with the one of the stored value cur (the last REST
+// seed's, kept until the next seed recomputes it), so that no reader sees
+// the field vanish after a fill.
+func carryBalance(b exchange.Balance, cur []byte) exchange.Balance {
+	var old exchange.Balance
+	if json.Unmarshal(cur, &old) == nil && old.Asset == b.Asset {
+		b.AvailableBalance = old.AvailableBalance
+	}
+	return b
 }
 
 // memWriter writes through the tiered cache while Redis is down (its
@@ -424,20 +451,27 @@ func (w memWriter) putPositions(ctx context.Context, ps []exchange.Position, sna
 	return cache.SetJSON(ctx, w.n.cache, w.n.positionsKey, mergePositions(cur, ps))
 }
 
-func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
 	if w.n.cache.Redis() != nil {
-		return errRedisBack
+		return nil, errRedisBack
 	}
+	out := make([]exchange.Balance, 0, len(bs))
 	for _, b := range bs {
 		k, err := w.n.keys.Balance(b.Asset)
 		if err != nil {
-			return err
+			return out, err
+		}
+		if b.AvailableBalance == "" {
+			if v, ok, _ := w.n.cache.Get(ctx, k); ok {
+				b = carryBalance(b, v)
+			}
 		}
 		if err := cache.SetJSON(ctx, w.n.cache, k, b); err != nil {
-			return err
+			return out, err
 		}
+		out = append(out, b)
 	}
-	return nil
+	return out, nil
 }
 
 // mergePositions applies a delta by (symbol, side) and drops flat ones —

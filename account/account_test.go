@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,6 +227,13 @@ func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 		if err != nil || bal.WalletBalance != "9990" {
 			t.Fatalf("Balance = %+v, %v", bal, err)
 		}
+		// The stream's delta has no availableBalance: the seed's is kept.
+		if bal.AvailableBalance != "10000" {
+			t.Errorf("availableBalance after a delta = %q, want the seed's 10000", bal.AvailableBalance)
+		}
+	}
+	if v, _ := rc.Do(ctx, rc.B().Get().Key(mustKey(reg.Balance("USDT")).Name()).Build()).ToString(); !strings.Contains(v, `"availableBalance":"10000"`) {
+		t.Errorf("balance key after a delta: %s", v)
 	}
 	// Closing ETHUSDT removes it.
 	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{

@@ -20,7 +20,8 @@ type Position struct {
 }
 
 // Balance is one asset of an account. AvailableBalance comes from REST
-// only; the stream leaves it empty.
+// only; the stream leaves it empty, and the account holder carries the
+// last REST value across stream deltas until the next REST seed.
 type Balance struct {
 	Asset              string `json:"asset"`
 	WalletBalance      string `json:"walletBalance"`

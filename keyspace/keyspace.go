@@ -178,8 +178,8 @@ const DefaultAppPort = "9000"
 // Defaults returns the table of built-in kinds.
 func Defaults() []Kind {
 	return []Kind{
-		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, Value: "JSON array of positions (symbol, positionSide, positionAmt, entryPrice, unrealizedProfit, updateTime)"},
-		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance, updateTime"},
+		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, Value: "JSON array of open positions with positionRisk's names (symbol, positionSide, positionAmt, entryPrice, breakEvenPrice, unRealizedProfit, marginType, isolatedWallet, updateTime)"},
+		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance (as of the last REST seed), updateTime"},
 		{Name: KindKline, Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
 		{Name: KindTicker24h, Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
 		{Name: KindMarketTicker24h, Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
