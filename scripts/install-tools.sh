@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: redis-server and
-# redis-benchmark from Debian's packages, staticcheck from the Go module
+# Installs what the tests need when it is missing: redis-server,
+# redis-benchmark and redis-py for Debian's python3 (the Python reader
+# example's test) from Debian's packages, staticcheck from the Go module
 # proxy into bin/ (gitignored). Every pinned version here must be one the
 # Go module proxy serves: .ci/run runs this script once more with empty
 # GOBIN and module cache directories, so a version the proxy refuses fails
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+/usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || need_apt+=(python3-redis)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-tools: installing ${need_apt[*]} from Debian's packages" >&2
   sudo=""
