@@ -15,8 +15,13 @@
 //     Reseed (2 min), so the keys (TTL 300 s) never expire under readers;
 //   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
 //     side) — the event is a delta, a symbol it does not mention is left
-//     as it was — and each balance into its asset's key; flat positions are
-//     removed;
+//     as it was, and a position keeps the positionRisk fields the stream
+//     does not carry (markPrice, liquidationPrice, notional, margins…) from
+//     the last seed — and each balance into its asset's key, keeping the
+//     seed's availableBalance, which the stream lacks; flat positions are
+//     removed. A delta that finds no stored positions (expired, or lost
+//     with Redis) cannot be complete: it is written and a REST seed
+//     follows at once (Stats.Unknown);
 //   - publishes order updates, positions and balances as events
 //     (live.orders, live.positions, live.balance).
 //
@@ -104,6 +109,7 @@ type Stats struct {
 	WriteErrors atomic.Uint64
 	Fenced      atomic.Uint64
 	KeyRenewals atomic.Uint64 // listenKeys created after an expiry or -1125
+	Unknown     atomic.Uint64 // position deltas that found no stored positions (a REST seed follows)
 }
 
 // New returns a Node; it does no I/O. elector is nil without Redis.
@@ -200,12 +206,26 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			return
 		}
 	}
+	// seedReq asks the loop below for a REST seed; one queued at most.
+	seedReq := make(chan struct{}, 1)
+	requestSeed := func() {
+		select {
+		case seedReq <- struct{}{}:
+		default:
+		}
+	}
 	onEvent := func(ev exchange.UserEvent) {
 		n.st.Events.Add(1)
 		switch ev.Kind {
 		case exchange.UserAccountUpdate:
 			mu.Lock()
-			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
+			perr := w.putPositions(ctx, ev.Account.Positions, false)
+			if errors.Is(perr, errPositionsUnknown) {
+				n.st.Unknown.Add(1)
+				requestSeed()
+				perr = nil
+			}
+			ok := n.write(ctx, perr)
 			bs, err := w.putBalances(ctx, ev.Account.Balances)
 			ok = n.write(ctx, err) && ok
 			applied++
@@ -222,13 +242,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 		n.st.KeyRenewals.Add(1)
 		n.forgetListenKey(ctx, key)
 	}
-	seedReq := make(chan struct{}, 1) // a (re)connection asks for a seed; one queued at most
-	onConnect := func() {
-		select {
-		case seedReq <- struct{}{}:
-		default:
-		}
-	}
+	onConnect := requestSeed // a (re)connection asks for a seed
 	st, err := n.streams(listenKey, onEvent, onConnect, onExpired)
 	if err != nil {
 		return fmt.Errorf("account: stream: %w", err)
@@ -324,24 +338,37 @@ func (n *Node) publish(name string, v any) {
 
 // writer puts positions and balances where readers find them.
 type writer interface {
-	// putPositions merges ps by (symbol, side), or replaces all (snapshot).
+	// putPositions merges ps by (symbol, side), or replaces all
+	// (snapshot). It returns errPositionsUnknown when a delta found no
+	// stored positions (expired, or lost with Redis): it is written, but
+	// the account's other positions must come from a REST seed.
 	putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error
 	// putBalances writes each balance, completing a stream delta's with
 	// what the stored one has, and returns them as written.
 	putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error)
 }
 
+// mergePositionsScript applies a delta (or a snapshot, ARGV[4] = '1') to
+// the positions key: a position of the delta replaces the stored one's
+// fields it carries and keeps the others (the REST-only ones). It returns
+// the number of open positions, or -1 after a delta met no stored key:
+// the account's other positions are unknown, and the caller re-seeds.
 var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + `
 local cur = {}
+local missing = false
 if ARGV[4] ~= '1' then
   local v = redis.call('GET', KEYS[2])
-  if v then cur = cjson.decode(v) end
+  if v then cur = cjson.decode(v) else missing = true end
 end
 local idx = {}
 for i, p in ipairs(cur) do idx[p.symbol .. '|' .. p.positionSide] = i end
 for _, p in ipairs(cjson.decode(ARGV[3])) do
   local k = p.symbol .. '|' .. p.positionSide
-  if idx[k] then cur[idx[k]] = p else table.insert(cur, p); idx[k] = #cur end
+  if idx[k] then
+    for f, v in pairs(p) do cur[idx[k]][f] = v end
+  else
+    table.insert(cur, p); idx[k] = #cur
+  end
 end
 local out = {}
 for _, p in ipairs(cur) do
@@ -352,6 +379,7 @@ if #out == 0 then
 else
   redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
 end
+if missing then return -1 end
 return #out
 `)
 
@@ -384,11 +412,18 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 	defer cancel()
 	k := w.n.positionsKey
-	if err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).Error(); err != nil {
+	n, err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).AsInt64()
+	if err != nil {
 		return fmt.Errorf("account: write %s: %w", k, err)
+	}
+	if n < 0 {
+		return errPositionsUnknown
 	}
 	return nil
 }
+
+// errPositionsUnknown: a stream delta was applied to no stored positions.
+var errPositionsUnknown = errors.New("account: positions delta on a missing key; re-seeding from REST")
 
 func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
 	out := make([]exchange.Balance, 0, len(bs))
@@ -445,10 +480,17 @@ func (w memWriter) putPositions(ctx context.Context, ps []exchange.Position, sna
 		return errRedisBack
 	}
 	var cur []exchange.Position
+	found := true
 	if !snapshot {
-		cur, _, _ = cache.GetJSON[[]exchange.Position](ctx, w.n.cache, w.n.positionsKey)
+		cur, found, _ = cache.GetJSON[[]exchange.Position](ctx, w.n.cache, w.n.positionsKey)
 	}
-	return cache.SetJSON(ctx, w.n.cache, w.n.positionsKey, mergePositions(cur, ps))
+	if err := cache.SetJSON(ctx, w.n.cache, w.n.positionsKey, mergePositions(cur, ps)); err != nil {
+		return err
+	}
+	if !found {
+		return errPositionsUnknown
+	}
+	return nil
 }
 
 func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
@@ -483,7 +525,7 @@ func mergePositions(cur, delta []exchange.Position) []exchange.Position {
 	}
 	for _, p := range delta {
 		if i, ok := idx[p.Symbol+"|"+p.PositionSide]; ok {
-			cur[i] = p
+			cur[i] = mergePosition(cur[i], p)
 		} else {
 			idx[p.Symbol+"|"+p.PositionSide] = len(cur)
 			cur = append(cur, p)
@@ -496,6 +538,32 @@ func mergePositions(cur, delta []exchange.Position) []exchange.Position {
 		}
 	}
 	return out
+}
+
+// mergePosition is p with the fields it does not carry (a stream delta
+// has none of positionRisk's REST-only ones) taken from old.
+func mergePosition(old, p exchange.Position) exchange.Position {
+	keep := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	keep(&p.MarkPrice, old.MarkPrice)
+	keep(&p.LiquidationPrice, old.LiquidationPrice)
+	keep(&p.IsolatedMargin, old.IsolatedMargin)
+	keep(&p.Notional, old.Notional)
+	keep(&p.MarginAsset, old.MarginAsset)
+	keep(&p.InitialMargin, old.InitialMargin)
+	keep(&p.MaintMargin, old.MaintMargin)
+	keep(&p.PositionInitialMargin, old.PositionInitialMargin)
+	keep(&p.OpenOrderInitialMargin, old.OpenOrderInitialMargin)
+	keep(&p.BidNotional, old.BidNotional)
+	keep(&p.AskNotional, old.AskNotional)
+	keep(&p.Leverage, old.Leverage)
+	if p.ADL == nil {
+		p.ADL = old.ADL
+	}
+	return p
 }
 
 func isZero(s string) bool {

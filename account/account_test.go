@@ -42,7 +42,7 @@ func newFake() *fakeExchange {
 		balances: []exchange.Balance{{Asset: "USDT", WalletBalance: "10000", CrossWalletBalance: "10000", AvailableBalance: "10000"}},
 		positions: []exchange.Position{
 			{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.5", EntryPrice: "70000"},
-			{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000"},
+			{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000", MarkPrice: "3010", LiquidationPrice: "4500", Notional: "-6020"},
 		},
 		events: make(chan exchange.UserEvent, 16),
 		expire: make(chan struct{}, 1),
@@ -215,9 +215,17 @@ func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 	}})
 	want := []exchange.Position{
 		{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.7", EntryPrice: "70100"},
-		{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000"},
+		{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-2", EntryPrice: "3000", MarkPrice: "3010", LiquidationPrice: "4500", Notional: "-6020"},
 	}
 	testenv.Eventually(t, 2*time.Second, func() bool { return cmp.Equal(positionsIn(t, r, reg), want) }, "delta not merged: %v", positionsIn(t, r, reg))
+
+	// A delta on ETHUSDT replaces what the stream carries and keeps the
+	// REST-only fields of the seed.
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Positions: []exchange.Position{{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-3", EntryPrice: "3005"}},
+	}})
+	want[1].PositionAmt, want[1].EntryPrice = "-3", "3005"
+	testenv.Eventually(t, 2*time.Second, func() bool { return cmp.Equal(positionsIn(t, r, reg), want) }, "REST fields not kept: %v", positionsIn(t, r, reg))
 	for _, nd := range []*node{a, b} { // every node reads the same
 		ps, err := nd.n.Positions(ctx)
 		if err != nil || !cmp.Equal(ps, want) {
@@ -326,4 +334,26 @@ func mustKey(k keyspace.Key, err error) keyspace.Key {
 		panic(err)
 	}
 	return k
+}
+
+// A position delta that finds no stored positions (the key expired, or was
+// lost with Redis) is written, and a REST seed restores the rest.
+func TestDeltaOnMissingKeyReseeds(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	a := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	rc := r.Client(t)
+	ctx := context.Background()
+	rc.Do(ctx, rc.B().Del().Key(reg.Positions().Name()).Build())
+	seeds := f.accounts.Load()
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Positions: []exchange.Position{{Symbol: "SOLUSDT", PositionSide: "BOTH", PositionAmt: "10", EntryPrice: "150"}},
+	}})
+	testenv.Eventually(t, 3*time.Second, func() bool { return f.accounts.Load() > seeds }, "no REST seed after a delta on a missing key")
+	testenv.Eventually(t, 3*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 3 }, "positions not complete after the seed: %v", positionsIn(t, r, reg))
+	if n := a.n.Stats().Unknown.Load(); n != 1 {
+		t.Errorf("Stats.Unknown = %d, want 1", n)
+	}
 }

@@ -17,6 +17,23 @@ type Position struct {
 	MarginType       string `json:"marginType"` // cross | isolated
 	IsolatedWallet   string `json:"isolatedWallet"`
 	UpdateTime       int64  `json:"updateTime"`
+
+	// The rest of GET /fapi/v3/positionRisk's fields (and v2's leverage),
+	// under its names. The user data stream does not carry them: after a
+	// stream delta they are those of the last REST seed.
+	MarkPrice              string `json:"markPrice,omitempty"`
+	LiquidationPrice       string `json:"liquidationPrice,omitempty"`
+	IsolatedMargin         string `json:"isolatedMargin,omitempty"`
+	Notional               string `json:"notional,omitempty"`
+	MarginAsset            string `json:"marginAsset,omitempty"`
+	InitialMargin          string `json:"initialMargin,omitempty"`
+	MaintMargin            string `json:"maintMargin,omitempty"`
+	PositionInitialMargin  string `json:"positionInitialMargin,omitempty"`
+	OpenOrderInitialMargin string `json:"openOrderInitialMargin,omitempty"`
+	ADL                    *int64 `json:"adl,omitempty"`
+	BidNotional            string `json:"bidNotional,omitempty"`
+	AskNotional            string `json:"askNotional,omitempty"`
+	Leverage               string `json:"leverage,omitempty"` // v2 only
 }
 
 // Balance is one asset of an account. AvailableBalance comes from REST

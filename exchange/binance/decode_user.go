@@ -602,8 +602,8 @@ func decodeAccountAssets(b []byte) ([]exchange.Balance, error) {
 var positionRESTFields = []string{"symbol", "positionSide", "positionAmt", "entryPrice", "breakEvenPrice",
 	"unRealizedProfit", "isolatedWallet", "updateTime"}
 
-// decodePositionRisk decodes GET /fapi/v3/positionRisk (also v2) and
-// keeps the non-zero positions. MarginType: marginType when sent (v2),
+// decodePositionRisk decodes GET /fapi/v3/positionRisk (also v2), every
+// field of it, and keeps the non-zero positions. MarginType: marginType when sent (v2),
 // else "isolated" if isolatedWallet or isolatedMargin is non-zero, else
 // "cross".
 func decodePositionRisk(b []byte) ([]exchange.Position, error) {
@@ -650,6 +650,34 @@ func decodePositionRisk(b []byte) ([]exchange.Position, error) {
 				p.MarginType, err = strVal(v)
 			case "isolatedMargin":
 				isoMargin, err = decVal(v)
+				p.IsolatedMargin = isoMargin
+			case "markPrice":
+				p.MarkPrice, err = decVal(v)
+			case "liquidationPrice":
+				p.LiquidationPrice, err = decVal(v)
+			case "notional":
+				p.Notional, err = decVal(v)
+			case "marginAsset":
+				p.MarginAsset, err = strVal(v)
+			case "initialMargin":
+				p.InitialMargin, err = decVal(v)
+			case "maintMargin":
+				p.MaintMargin, err = decVal(v)
+			case "positionInitialMargin":
+				p.PositionInitialMargin, err = decVal(v)
+			case "openOrderInitialMargin":
+				p.OpenOrderInitialMargin, err = decVal(v)
+			case "bidNotional":
+				p.BidNotional, err = decVal(v)
+			case "askNotional":
+				p.AskNotional, err = decVal(v)
+			case "leverage":
+				p.Leverage, err = decVal(v)
+			case "adl":
+				var n int64
+				if n, err = intVal(v); err == nil {
+					p.ADL = &n
+				}
 			}
 			if err != nil {
 				return fieldErr("position", key, err)

@@ -246,9 +246,15 @@ func TestDecodeAccountREST(t *testing.T) {
 var (
 	wantPositionsREST = []exchange.Position{
 		{Symbol: "ADAUSDT", PositionSide: "BOTH", PositionAmt: "30", EntryPrice: "0.385", BreakEvenPrice: "0.385077",
-			UnrealizedProfit: "0.76427700", MarginType: "cross", IsolatedWallet: "0", UpdateTime: 1720736417660},
+			UnrealizedProfit: "0.76427700", MarginType: "cross", IsolatedWallet: "0", UpdateTime: 1720736417660,
+			MarkPrice: "0.41047590", LiquidationPrice: "0", IsolatedMargin: "0", Notional: "12.31427700", MarginAsset: "USDT",
+			InitialMargin: "0.61571385", MaintMargin: "0.08004280", PositionInitialMargin: "0.61571385", OpenOrderInitialMargin: "0",
+			ADL: ptr[int64](2), BidNotional: "0", AskNotional: "0"},
 		{Symbol: "BTCUSDT", PositionSide: "SHORT", PositionAmt: "-0.010", EntryPrice: "83120.10", BreakEvenPrice: "83086.85",
-			UnrealizedProfit: "0.28500000", MarginType: "isolated", IsolatedWallet: "83.12010000", UpdateTime: 1791382993519},
+			UnrealizedProfit: "0.28500000", MarginType: "isolated", IsolatedWallet: "83.12010000", UpdateTime: 1791382993519,
+			MarkPrice: "83091.60", LiquidationPrice: "91644.72", IsolatedMargin: "83.40500000", Notional: "-830.91600000", MarginAsset: "USDT",
+			InitialMargin: "83.09160000", MaintMargin: "3.32366400", PositionInitialMargin: "83.09160000", OpenOrderInitialMargin: "0",
+			ADL: ptr[int64](1), BidNotional: "0", AskNotional: "0"},
 	}
 	wantOrderResponse = OrderResponse{
 		OrderID: 22542179, ClientOrderID: "tc-test-1", Symbol: "BTCUSDT", Side: "BUY", PositionSide: "BOTH",
@@ -267,3 +273,5 @@ func TestIsZeroDecimal(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
