@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
+	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/notify"
 )
@@ -111,14 +114,71 @@ type Account struct {
 	Name      string // names listen_key:{account} and account_leader:{account}; "" = "main"
 }
 
+// Which routes need an API token (HTTP.APIAuth).
+const (
+	// APIAuthAccount: the account routes (/api/v1/positions,
+	// /api/v1/balance) and /api/v1/keys/audit. The default.
+	APIAuthAccount = string(httpapi.ScopeAccount)
+	// APIAuthAll: every route but /healthz, the dashboard's files at / and
+	// /ws (which has its own tokens).
+	APIAuthAll = string(httpapi.ScopeAll)
+)
+
+// HTTPLimits bound the HTTP server's requests and connections: timeouts,
+// header and query sizes. Zero fields take the defaults (read 30 s,
+// write 30 s, idle 2 min, headers 64 KiB, query 8 KiB and 32 parameters).
+type HTTPLimits = httpapi.Limits
+
 // HTTP is the node's HTTP side.
+//
+// Protected mode: a node whose Listen host is not loopback (0.0.0.0, ::,
+// a LAN address, a name other than localhost) needs APITokens, or
+// TrustNetwork to say that every host that can reach it may use it.
 type HTTP struct {
-	Listen    string   // address; "" = 127.0.0.1:8080
-	WSTokens  []string // tokens accepted on /ws; none (and not Demo): /ws is off
-	WSOrigins []string // Origin patterns allowed on /ws besides same-origin
+	Listen string // address; "" = 127.0.0.1:8080
+	// APITokens are accepted as "Authorization: Bearer <token>" on the
+	// routes APIAuth guards. Without any, those routes answer without a
+	// token on a loopback listener and 401 on any other.
+	APITokens []string
+	APIAuth   string // APIAuthAccount ("" too) or APIAuthAll
+	// TrustNetwork lets a node listen beyond loopback without APITokens;
+	// it then logs a warning at start.
+	TrustNetwork bool
+	// AllowedHosts are Host header patterns served besides IP addresses,
+	// localhost and the Listen host: "name", "name:port", "*.example.com",
+	// "*" (any).
+	AllowedHosts []string
+	// TLSCert and TLSKey are PEM files: with both, the node serves HTTPS
+	// (TLS 1.2 or newer).
+	TLSCert, TLSKey string
+	Limits          HTTPLimits
+	WSTokens        []string // tokens accepted on /ws; none (and not Demo): /ws is off
+	WSOrigins       []string // Origin patterns allowed on /ws besides same-origin
 	// StaleAfter: a node that streams and has had no exchange event for
 	// this long reports itself degraded; 0 = 30 s.
 	StaleAfter time.Duration
+}
+
+// DefaultListen is the listen address of a node that is not told another.
+const DefaultListen = "127.0.0.1:8080"
+
+// IsLoopback reports whether the listen address addr binds loopback only:
+// its host is a loopback address (127.0.0.0/8, ::1) or localhost. "" (the
+// default address) does; 0.0.0.0, ::, an empty host (":8080"), another
+// address or another name does not.
+func IsLoopback(addr string) bool {
+	if addr == "" {
+		return true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Events names the event channel and what the node's events carry.
@@ -155,7 +215,35 @@ func (c Config) Check() error {
 	if len(c.Market.Symbols) == 0 || len(c.Market.Intervals) == 0 {
 		errs = append(errs, errors.New("no symbols or no intervals to stream"))
 	}
+	errs = append(errs, c.HTTP.check()...)
 	return errors.Join(errs...)
+}
+
+// check reports the HTTP side's contradictions, protected mode first.
+func (h HTTP) check() []error {
+	var errs []error
+	if !IsLoopback(h.Listen) && len(h.APITokens) == 0 && !h.TrustNetwork {
+		errs = append(errs, fmt.Errorf("HTTP.Listen %s is not a loopback address and no API token is set: set HTTP.APITokens (--api-token) to require one, or HTTP.TrustNetwork (--trust-network) if every host that can reach it may use it", h.Listen))
+	}
+	switch h.APIAuth {
+	case "", APIAuthAccount:
+	case APIAuthAll:
+		if len(h.APITokens) == 0 {
+			errs = append(errs, errors.New("HTTP.APIAuth all (--api-auth) guards every route with an API token, and none is set (--api-token)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("HTTP.APIAuth %q: want %s or %s", h.APIAuth, APIAuthAccount, APIAuthAll))
+	}
+	for _, t := range h.APITokens {
+		if t == "" {
+			errs = append(errs, errors.New("HTTP.APITokens holds an empty token"))
+			break
+		}
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		errs = append(errs, errors.New("the TLS certificate and key go together (--tls-cert and --tls-key): set both or neither"))
+	}
+	return errs
 }
 
 func (c Config) withDefaults() Config {
@@ -166,7 +254,10 @@ func (c Config) withDefaults() Config {
 		c.Stdout = io.Discard
 	}
 	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = "127.0.0.1:8080"
+		c.HTTP.Listen = DefaultListen
+	}
+	if c.HTTP.APIAuth == "" {
+		c.HTTP.APIAuth = APIAuthAccount
 	}
 	if c.HTTP.StaleAfter <= 0 {
 		c.HTTP.StaleAfter = 30 * time.Second

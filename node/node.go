@@ -3,11 +3,22 @@
 // account's user data stream, the event bus with logs published as events,
 // notifications, the /ws gateway and the HTTP API. New checks and builds;
 // Run runs it all until its context ends and shuts down in order.
+//
+// A node is safe to expose: one whose HTTP.Listen host is not loopback
+// refuses to start without HTTP.APITokens unless HTTP.TrustNetwork says
+// that every host that can reach it may use it (it then logs one WARN
+// line). The API token guards the account routes and the keys audit (every
+// route but /healthz, / and /ws with APIAuthAll); without a token they are
+// open on loopback only. Host headers other than IP addresses, localhost,
+// the Listen host and HTTP.AllowedHosts are refused (DNS rebinding);
+// HTTP.TLSCert and HTTP.TLSKey serve HTTPS (TLS 1.2 or newer); HTTP.Limits
+// bound every request and connection (package internal/httpapi says how).
 package node
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +34,7 @@ import (
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/eventlog"
+	"github.com/tradecache/tradecache/internal/bearer"
 	"github.com/tradecache/tradecache/internal/gateway"
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/keyspace"
@@ -65,6 +77,7 @@ type Node struct {
 	notifier *notify.Notifier
 	gw       *gateway.Gateway // nil when /ws is off
 	api      *httpapi.Server
+	tls      *tls.Config // nil: plain HTTP
 	metrics  *prometheus.Registry
 }
 
@@ -181,7 +194,36 @@ func New(cfg Config) (*Node, error) {
 	if c.Redis.URL != "" {
 		n.api.Audit = newAuditor(n.tc, n.reg)
 	}
+	if err := n.protect(); err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+// protect sets the HTTP API's token, Host allow-list, limits and TLS.
+func (n *Node) protect() error {
+	h := n.cfg.HTTP
+	toks, err := bearer.New(h.APITokens)
+	if err != nil {
+		return fmt.Errorf("node: API token: %w", err)
+	}
+	n.api.Auth = httpapi.Auth{Tokens: toks, Scope: httpapi.Scope(h.APIAuth), OpenWithoutToken: IsLoopback(h.Listen)}
+	n.api.AllowedHosts = h.AllowedHosts
+	// The listen host, when a name, is how clients address the node. An
+	// address (and localhost) is always allowed; 0.0.0.0, :: and "" bind
+	// every interface and name none.
+	if host, _, err := net.SplitHostPort(h.Listen); err == nil && host != "" && net.ParseIP(host) == nil {
+		n.api.AllowedHosts = append(n.api.AllowedHosts, host)
+	}
+	n.api.Limits = h.Limits
+	if h.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey)
+		if err != nil {
+			return fmt.Errorf("node: TLS certificate %s and key %s: %w", h.TLSCert, h.TLSKey, err)
+		}
+		n.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	return nil
 }
 
 // elector is the election of one lease, or nil on the embedded memory tier
@@ -216,8 +258,16 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: listen on %s: %w", c.HTTP.Listen, err)
 	}
-	srv := &http.Server{Handler: n.api.Handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := n.api.HTTPServer()
+	// net/http's own complaints (TLS handshakes of scanners, bad requests)
+	// are not the operator's news.
+	srv.ErrorLog = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
+	srv.TLSConfig = n.tls
 	n.banner(ln.Addr().String())
+	if !IsLoopback(c.HTTP.Listen) && len(c.HTTP.APITokens) == 0 {
+		n.log.Warn("HTTP API open to the network without an API token (--trust-network): whoever reaches " + ln.Addr().String() +
+			" reads market data, /metrics and /healthz; the account routes and the keys audit answer 401 until --api-token is set")
+	}
 
 	// The cache outlives everything that uses it: on shutdown the leader
 	// releases its lease through the cache's client, so the cache's Run is
@@ -258,7 +308,13 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if n.tls != nil {
+			err = srv.ServeTLS(ln, "", "") // the certificate is in srv.TLSConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("node: http: %w", err)
 		}
 		return nil
@@ -286,16 +342,27 @@ func (n *Node) banner(addr string) {
 	if c.Redis.URL != "" {
 		redisDesc = "Redis " + cache.Redact(c.Redis.URL)
 	}
-	fmt.Fprintf(w, "tradecache %s: node %s on http://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
-		c.Version, c.NodeID, addr, redisDesc, n.ex.desc, c.Market.Symbols, c.Market.Intervals, n.channel)
+	scheme := "http"
+	if n.tls != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(w, "tradecache %s: node %s on %s://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
+		c.Version, c.NodeID, scheme, addr, redisDesc, n.ex.desc, c.Market.Symbols, c.Market.Intervals, n.channel)
 	switch {
 	case n.gw == nil:
 		fmt.Fprintln(w, "/ws is off: set --ws-token (TRADECACHE_WS_TOKEN) to relay events")
 	case len(c.HTTP.WSTokens) == 0:
 		fmt.Fprintf(w, "/ws token (generated for this run): %s\n", n.tokens[0])
-		fmt.Fprintf(w, "dashboard: http://%s/#token=%s\n", addr, n.tokens[0])
+		fmt.Fprintf(w, "dashboard: %s://%s/#token=%s\n", scheme, addr, n.tokens[0])
 	default:
-		fmt.Fprintf(w, "dashboard: http://%s/ (enter a /ws token for live events)\n", addr)
+		fmt.Fprintf(w, "dashboard: %s://%s/ (enter a /ws token for live events)\n", scheme, addr)
+	}
+	if len(c.HTTP.APITokens) > 0 {
+		guarded := "/api/v1/positions, /api/v1/balance and /api/v1/keys/audit"
+		if c.HTTP.APIAuth == APIAuthAll {
+			guarded = "every route but /healthz, / and /ws"
+		}
+		fmt.Fprintf(w, "API token (--api-token) required on %s: Authorization: Bearer <token>\n", guarded)
 	}
 	if c.Demo {
 		if c.Redis.URL == "" {

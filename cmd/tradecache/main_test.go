@@ -237,6 +237,7 @@ func TestBenchCacheOutput(t *testing.T) {
 func TestConfigCheckRedactsSecrets(t *testing.T) {
 	env := map[string]string{"BINANCE_API_KEY": "key-hunter2", "BINANCE_API_SECRET": "secret-hunter2",
 		"REDIS_URL": "redis://:pw-hunter2@127.0.0.1:6379/0", "TRADECACHE_WS_TOKEN": "token-hunter2-0123456789",
+		"TRADECACHE_API_TOKEN":            "api-token-hunter2-0123456789",
 		"TRADECACHE_NOTIFY_SLACK_WEBHOOK": "https://hooks.slack.test/T/B/hunter2"}
 	for _, format := range [][]string{nil, {"--json"}} {
 		code, out, errOut := runCmd(t, env, append([]string{"config", "check", "--env-file", "/dev/null"}, format...)...)
@@ -246,7 +247,7 @@ func TestConfigCheckRedactsSecrets(t *testing.T) {
 		if strings.Contains(out, "hunter2") {
 			t.Fatalf("config check shows a secret:\n%s", out)
 		}
-		for _, want := range []string{"api-secret", "(redacted)", "redis://:xxxxx@127.0.0.1:6379/0", "env BINANCE_API_KEY", "notify-slack-webhook", "env TRADECACHE_NOTIFY_SLACK_WEBHOOK"} {
+		for _, want := range []string{"api-secret", "(redacted)", "redis://:xxxxx@127.0.0.1:6379/0", "env BINANCE_API_KEY", "notify-slack-webhook", "env TRADECACHE_NOTIFY_SLACK_WEBHOOK", "env TRADECACHE_API_TOKEN"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("config check %v lacks %s:\n%s", format, want, out)
 			}

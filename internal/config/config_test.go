@@ -193,6 +193,21 @@ func TestContradictionsNameBothSettings(t *testing.T) {
 		{[]string{"--api-key", "k"}, nil, []string{"--api-key", "--api-secret"}},
 		{[]string{"--demo", "--exchange", "sim"}, nil, nil},
 		{[]string{"--exchange-rest", "http://x", "--exchange-ws", "ws://x"}, nil, nil},
+		// Protected mode: beyond loopback, a token or --trust-network.
+		{[]string{"--listen", "0.0.0.0:8080"}, nil, []string{"--listen 0.0.0.0:8080 (from flag --listen)", "--api-token", "--trust-network", "TRADECACHE_TRUST_NETWORK"}},
+		{nil, map[string]string{"TRADECACHE_LISTEN": "[::]:8080"}, []string{"--listen [::]:8080 (from env TRADECACHE_LISTEN)", "--api-token", "--trust-network"}},
+		{[]string{"--listen", ":8080"}, nil, []string{"--listen :8080", "--api-token"}},
+		{[]string{"--listen", "node1.lan:8080"}, nil, []string{"--listen node1.lan:8080", "--api-token"}},
+		{[]string{"--listen", "0.0.0.0:8080", "--trust-network"}, nil, nil},
+		{[]string{"--listen", "0.0.0.0:8080"}, map[string]string{"TRADECACHE_TRUST_NETWORK": "true"}, nil},
+		{[]string{"--listen", "0.0.0.0:8080", "--api-token", "api-token-0123456789"}, nil, nil},
+		{[]string{"--listen", "localhost:8080"}, nil, nil},
+		{[]string{"--listen", "[::1]:8080"}, nil, nil},
+		{[]string{"--api-auth", "all"}, nil, []string{"--api-auth all (from flag --api-auth)", "--api-token"}},
+		{[]string{"--api-auth", "all", "--api-token", "api-token-0123456789"}, nil, nil},
+		{[]string{"--tls-cert", "/dev/null"}, nil, []string{"--tls-cert", "--tls-key"}},
+		{[]string{"--tls-key", "/dev/null"}, nil, []string{"--tls-cert", "--tls-key"}},
+		{[]string{"--tls-cert", "/dev/null", "--tls-key", "/dev/null"}, nil, []string{"--tls-cert /dev/null and --tls-key /dev/null"}},
 	}
 	for _, tt := range tests {
 		_, _, err := parseServe(append([]string{"--env-file", "/dev/null"}, tt.args...), tt.env)
@@ -210,6 +225,48 @@ func TestContradictionsNameBothSettings(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%v: error %q does not name %q", tt.args, err, w)
 			}
+		}
+	}
+}
+
+func TestHTTPSettings(t *testing.T) {
+	s, _, err := parseServe([]string{"--env-file", "/dev/null", "--listen", "0.0.0.0:8443", "--api-token", "api-token-0123456789, second-token-0123456789",
+		"--api-auth", "all", "--allowed-hosts", "node1.lan, *.example.com,node2.lan:8443"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Node.HTTP
+	got := []any{h.Listen, h.APITokens, h.APIAuth, h.TrustNetwork, h.AllowedHosts}
+	want := []any{"0.0.0.0:8443", []string{"api-token-0123456789", "second-token-0123456789"}, "all", false, []string{"node1.lan", "*.example.com", "node2.lan:8443"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	d, _, err := parseServe([]string{"--env-file", "/dev/null"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := d.Node.HTTP; h.APIAuth != node.APIAuthAccount || h.TrustNetwork || h.APITokens != nil || h.AllowedHosts != nil || h.TLSCert != "" {
+		t.Errorf("defaults: %+v", h)
+	}
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--api-token", "short"}, "--api-token"},
+		{[]string{"--api-auth", "some"}, "--api-auth"},
+		{[]string{"--trust-network=maybe"}, "--trust-network"},
+		{[]string{"--allowed-hosts", "http://node1.lan"}, "--allowed-hosts"},
+		{[]string{"--allowed-hosts", "node1.lan/x"}, "--allowed-hosts"},
+		{[]string{"--allowed-hosts", "*x.lan"}, "--allowed-hosts"},
+		{[]string{"--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/dev/null"}, "--tls-cert"},
+	} {
+		_, _, err := parseServe(append([]string{"--env-file", "/dev/null"}, tc.args...), nil)
+		var fe *config.FieldError
+		if !errors.As(err, &fe) || fe.Field != strings.TrimPrefix(tc.flag, "--") {
+			t.Errorf("%v: err %v, want a FieldError of %s", tc.args, err, tc.flag)
+		}
+		if err != nil && strings.Contains(err.Error(), "short\"") {
+			t.Errorf("%v: error shows the token: %v", tc.args, err)
 		}
 	}
 }

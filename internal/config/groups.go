@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -162,7 +163,7 @@ func Account(a *node.Account) Group {
 // HTTP is the group of a node's HTTP side and /ws.
 func HTTP(h *node.HTTP) Group {
 	return Group{Name: "http", Fields: []Field{
-		{Flag: "listen", Env: "TRADECACHE_LISTEN", Default: "127.0.0.1:8080", Usage: "HTTP listen address",
+		{Flag: "listen", Env: "TRADECACHE_LISTEN", Default: node.DefaultListen, Usage: "HTTP listen address; beyond loopback (0.0.0.0, ::, a LAN address, a name) it needs --api-token or --trust-network",
 			Set: func(s string) error {
 				if _, _, err := net.SplitHostPort(s); err != nil {
 					return err
@@ -170,10 +171,79 @@ func HTTP(h *node.HTTP) Group {
 				h.Listen = s
 				return nil
 			}},
+		{Flag: "api-token", Env: "TRADECACHE_API_TOKEN", Secret: true, Usage: "token(s) required as Authorization: Bearer on the account routes and the keys audit (see --api-auth), comma-separated, at least 16 characters each",
+			Set: listSetter(&h.APITokens, 16)},
+		{Flag: "api-auth", Env: "TRADECACHE_API_AUTH", Default: node.APIAuthAccount, Usage: "routes that need --api-token: account (the account routes and the keys audit) or all (every route but /healthz, the dashboard's files and /ws)",
+			Set: oneOf(&h.APIAuth, node.APIAuthAccount, node.APIAuthAll)},
+		{Flag: "trust-network", Env: "TRADECACHE_TRUST_NETWORK", Default: "false", Usage: "let a node listen beyond loopback without --api-token: every host that can reach it may use it (its account routes stay closed)",
+			Set: boolSetter(&h.TrustNetwork)},
+		{Flag: "allowed-hosts", Env: "TRADECACHE_ALLOWED_HOSTS", Usage: "Host header names served besides IP addresses, localhost and the --listen host, comma-separated: name, name:port, *.domain, or * for any",
+			Set: hostsSetter(&h.AllowedHosts)},
+		{Flag: "tls-cert", Env: "TRADECACHE_TLS_CERT", Usage: "PEM certificate (chain) file: serve HTTPS, with --tls-key", Set: fileSetter(&h.TLSCert)},
+		{Flag: "tls-key", Env: "TRADECACHE_TLS_KEY", Usage: "PEM private key file of --tls-cert", Set: fileSetter(&h.TLSKey)},
 		{Flag: "ws-token", Env: "TRADECACHE_WS_TOKEN", Secret: true, Usage: "token(s) accepted on /ws, comma-separated, at least 16 characters each; --demo generates one when empty", Set: listSetter(&h.WSTokens, 16)},
 		{Flag: "ws-origins", Env: "TRADECACHE_WS_ORIGINS", Usage: "Origin host patterns allowed on /ws besides same-origin, comma-separated", Set: listSetter(&h.WSOrigins, 0)},
 		{Flag: "stale-after", Env: "TRADECACHE_STALE_AFTER", Default: "30s", Usage: "a streaming node with no exchange event for this long reports itself degraded on /healthz", Set: durSetter(&h.StaleAfter)},
+	}, Finish: func() error {
+		switch {
+		case (h.TLSCert == "") != (h.TLSKey == ""):
+			return errors.New("--tls-cert (TRADECACHE_TLS_CERT) and --tls-key (TRADECACHE_TLS_KEY) go together: set both or neither")
+		case h.TLSCert != "":
+			if _, err := tls.LoadX509KeyPair(h.TLSCert, h.TLSKey); err != nil {
+				return fmt.Errorf("--tls-cert %s and --tls-key %s: %w", h.TLSCert, h.TLSKey, err)
+			}
+		}
+		return nil
 	}}
+}
+
+// hostsSetter reads Host patterns: name, name:port, *.domain, *.
+func hostsSetter(p *[]string) func(string) error {
+	return func(s string) error {
+		*p = nil
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e == "" {
+				continue
+			}
+			if e != "*" && !validHostPattern(e) {
+				return fmt.Errorf("%q is not a host name: want name, name:port, *.domain or *", e)
+			}
+			*p = append(*p, e)
+		}
+		return nil
+	}
+}
+
+// validHostPattern: name, [v6], name:port or *.domain, without a scheme,
+// path or user.
+func validHostPattern(e string) bool {
+	if strings.ContainsAny(e, "/@?#\\ ") {
+		return false
+	}
+	name := strings.TrimPrefix(e, "*.")
+	if h, port, err := net.SplitHostPort(name); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
+		name = h
+	}
+	name = strings.Trim(name, "[]")
+	return name != "" && !strings.ContainsAny(name, "*[]")
+}
+
+// fileSetter stores a path that must name a readable file ("" for none).
+func fileSetter(p *string) func(string) error {
+	return func(s string) error {
+		*p = s
+		if s == "" {
+			return nil
+		}
+		f, err := os.Open(s)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
 }
 
 // Events is the group of the event channel.
@@ -395,6 +465,14 @@ func ServeCommand(name string, s *Serve) Command {
 			}
 			if c.Demo && r.IsSet("exchange") && c.Exchange.Kind == node.ExchangeBinance {
 				errs = append(errs, fmt.Errorf("%s and %s contradict each other: a demo node uses the simulated exchange", r.Describe("demo"), r.Describe("exchange")))
+			}
+			h := c.HTTP
+			if !node.IsLoopback(h.Listen) && len(h.APITokens) == 0 && !h.TrustNetwork {
+				errs = append(errs, fmt.Errorf("%s listens beyond loopback without an API token: set --api-token (TRADECACHE_API_TOKEN) to require one on the API, "+
+					"or pass --trust-network (TRADECACHE_TRUST_NETWORK) if every host that can reach this address may use it", r.Describe("listen")))
+			}
+			if h.APIAuth == node.APIAuthAll && len(h.APITokens) == 0 {
+				errs = append(errs, fmt.Errorf("%s guards every route with an API token, and --api-token (TRADECACHE_API_TOKEN) is not set", r.Describe("api-auth")))
 			}
 			return errors.Join(errs...)
 		},

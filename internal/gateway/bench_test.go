@@ -49,7 +49,7 @@ func BenchmarkPublish(b *testing.B) {
 	go func() { defer close(done); _ = g.Run(ctx) }()
 	<-sub.ready
 	for i := range 1000 {
-		release, _ := g.admit()
+		sl, _ := g.admit(true)
 		c := g.newClient()
 		c.tr = &nopConn{closed: make(chan struct{})}
 		pattern := "live.*"
@@ -57,7 +57,7 @@ func BenchmarkPublish(b *testing.B) {
 			pattern = "live.kline"
 		}
 		c.subs.Store(newMatcher([]string{pattern, "x.y"}))
-		go func() { defer release(); g.serveClient(c, true) }()
+		go func() { defer sl.release(); g.serveClient(c, sl) }()
 	}
 	for g.Stats().Clients != 1000 {
 		time.Sleep(time.Millisecond)

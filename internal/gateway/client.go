@@ -114,8 +114,10 @@ func (g *Gateway) newClient() *client {
 func (c *client) seen() { c.lastSeen.Store(time.Now().UnixNano()) }
 
 // serveClient runs a connected client until it is closed. It is the
-// reader: it returns after the writer, pinger and closer have.
-func (g *Gateway) serveClient(c *client, authed bool) {
+// reader: it returns after the writer, pinger and closer have. A client
+// admitted pending becomes a client of MaxClients once it authenticates;
+// if MaxClients is reached by then, it is closed with 1013.
+func (g *Gateway) serveClient(c *client, sl *slot) {
 	if !g.register(c) {
 		c.closeWith(websocket.StatusGoingAway, "server shutting down", nil)
 		<-c.closed
@@ -123,7 +125,7 @@ func (g *Gateway) serveClient(c *client, authed bool) {
 		return
 	}
 	defer g.unregister(c)
-	if authed || c.authenticate() {
+	if (!sl.pending || c.authenticate()) && c.promote(sl) {
 		c.seen()
 		c.authed.Store(true)
 		c.readLoop()
@@ -148,13 +150,23 @@ func (c *client) authenticate() bool {
 	if typ == websocket.MessageText {
 		m, err := parseClientMessage(b, g.cfg.MaxPatterns)
 		if err == nil && m.Type == typeAuth {
-			if g.tokens.valid(m.Token) {
+			if g.tokens.Valid(m.Token) {
 				return true
 			}
 			reason = "invalid token"
 		}
 	}
 	c.closeWith(websocket.StatusPolicyViolation, reason, &g.st.authFailures)
+	return false
+}
+
+// promote moves an authenticated client from MaxPending to MaxClients; on
+// failure the client is being closed with 1013 (try again later).
+func (c *client) promote(sl *slot) bool {
+	if sl.promote() {
+		return true
+	}
+	c.closeWith(websocket.StatusTryAgainLater, "too many clients", &c.g.st.rejected)
 	return false
 }
 

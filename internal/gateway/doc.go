@@ -18,7 +18,8 @@
 //
 // Tokens are compared as SHA-256 digests with crypto/subtle, against every
 // configured token (Config.Tokens, from --ws-token; GenerateToken makes one
-// for --demo). A token in the query string is ignored.
+// for --demo), by package internal/bearer, which the HTTP API's token
+// uses too. A token in the query string is ignored.
 //
 // Origin: a request with an Origin header must be same-origin or match
 // Config.Origins (coder/websocket OriginPatterns), else 403. Programs send
@@ -64,8 +65,16 @@
 //     megabytes queued for a peer that does not read.
 //
 // The server pings every PingInterval (20 s); a client with no pong or
-// message for IdleTimeout (60 s) is closed with 1008 "idle timeout". Beyond
-// MaxClients (10000) open connections, the upgrade is 503. When Run's
+// message for IdleTimeout (60 s) is closed with 1008 "idle timeout".
+//
+// Connections still authenticating (upgraded without a Bearer header) are
+// counted apart: beyond MaxPending (64) of them, an upgrade without a
+// Bearer header is 503, while one with a valid Bearer token is admitted;
+// so sockets that never authenticate cannot lock out clients that do.
+// Authenticated connections are bounded by MaxClients (10000): beyond it
+// any upgrade is 503, and a pending connection that authenticates then is
+// closed with 1013 "too many clients". A connection no longer carries the
+// HTTP server's read and write deadlines once upgraded. When Run's
 // context ends (or Close), every client is closed with 1001 "server
 // shutting down", new upgrades get 503, and Run returns once every
 // connection's goroutines have. A close handshake that does not complete

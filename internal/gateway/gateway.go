@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tradecache/tradecache/bus"
+	"github.com/tradecache/tradecache/internal/bearer"
 )
 
 // Config configures a Gateway. Zero durations and sizes take the defaults.
@@ -33,11 +34,16 @@ type Config struct {
 	AuthTimeout  time.Duration // first-message auth deadline for browsers; default 5 s
 	ClientQueue  int           // messages waiting per client; default 256
 	MessageLimit int64         // largest client message in bytes; default 4096
-	MaxClients   int           // open connections; default 10000
+	MaxClients   int           // authenticated connections; default 10000
 	MaxPatterns  int           // patterns in a client's subscription set; default 64
 	WriteTimeout time.Duration // longest write of one message; default 5 s
 	PingInterval time.Duration // server ping period; default 20 s
 	IdleTimeout  time.Duration // close after this long without a pong or message; default 60 s
+	// MaxPending bounds the connections still authenticating (upgraded
+	// without a Bearer header, first message not yet read); default 64.
+	// They are counted apart from MaxClients, so sockets that never
+	// authenticate cannot lock out clients that do.
+	MaxPending int
 	// FlushInterval paces writes to a busy client: at most one batch (one
 	// system call) per interval, so fan-out costs a write per client per
 	// interval rather than per event, at the price of up to one interval of
@@ -76,6 +82,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxClients == 0 {
 		c.MaxClients = 10000
 	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 64
+	}
 	if c.MaxPatterns == 0 {
 		c.MaxPatterns = 64
 	}
@@ -88,7 +97,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.AuthTimeout < 0 || c.WriteTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0:
 		return c, errors.New("gateway: negative timeout")
-	case c.ClientQueue < 0 || c.MaxClients < 0 || c.MaxPatterns < 0:
+	case c.ClientQueue < 0 || c.MaxClients < 0 || c.MaxPending < 0 || c.MaxPatterns < 0:
 		return c, errors.New("gateway: negative bound")
 	case c.IdleTimeout <= c.PingInterval:
 		return c, fmt.Errorf("gateway: IdleTimeout %v must exceed PingInterval %v", c.IdleTimeout, c.PingInterval)
@@ -109,7 +118,7 @@ func (c Config) withDefaults() (Config, error) {
 type Gateway struct {
 	sub    bus.Subscriber
 	cfg    Config
-	tokens tokens
+	tokens bearer.Tokens
 	tick   time.Duration // sweeper period
 
 	// mu guards the registry: clients, snap writes, state and Run's cancel.
@@ -130,7 +139,8 @@ type Gateway struct {
 	// handlers counts admitted connections until their goroutines are
 	// done (upgrade refused, or serveClient returned); Run waits for them.
 	handlers sync.WaitGroup
-	conns    atomic.Int64 // admitted connections, for MaxClients
+	conns    atomic.Int64 // admitted authenticated connections, for MaxClients
+	pending  atomic.Int64 // admitted connections still authenticating, for MaxPending
 
 	st counters
 }
@@ -150,9 +160,12 @@ func New(sub bus.Subscriber, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := newTokens(cfg.Tokens)
+	if len(cfg.Tokens) == 0 {
+		return nil, errors.New("gateway: at least one token is required")
+	}
+	ts, err := bearer.New(cfg.Tokens)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{
 		sub:      sub,
@@ -229,22 +242,22 @@ func (g *Gateway) Close() error {
 }
 
 // ServeHTTP upgrades GET /ws. Before the upgrade: a wrong Bearer token is
-// 401, too many connections or a gateway not running is 503, a disallowed
-// Origin is 403. After the upgrade it returns at once; the connection is
-// served by the gateway's goroutines until it closes or Run ends.
+// 401; MaxClients reached, MaxPending reached for a request without a
+// Bearer header, or a gateway not running is 503; a disallowed Origin is
+// 403. After the upgrade it returns at once; the connection is served by
+// the gateway's goroutines until it closes or Run ends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	authed := false
-	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := bearer(h)
-		if !ok || !g.tokens.valid(tok) {
-			g.st.authFailures.Add(1)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tradecache"`)
-			http.Error(w, "invalid token", http.StatusUnauthorized)
-			return
-		}
+	switch g.tokens.Request(r) {
+	case bearer.Invalid:
+		g.st.authFailures.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tradecache"`)
+		http.Error(w, "invalid token", http.StatusUnauthorized)
+		return
+	case bearer.OK:
 		authed = true
 	}
-	release, status := g.admit()
+	sl, status := g.admit(authed)
 	if status != 0 {
 		g.st.rejected.Add(1)
 		w.Header().Set("Retry-After", "5")
@@ -259,7 +272,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		OnPongReceived: func(context.Context, []byte) { c.seen() },
 	})
 	if err != nil {
-		release()
+		sl.release()
 		return // Accept has answered: 403 for an Origin, 4xx for a bad handshake.
 	}
 	conn.SetReadLimit(g.cfg.MessageLimit)
@@ -269,14 +282,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// would otherwise be most of an idle connection's memory. Run waits for
 	// this goroutine (admit/release).
 	go func() {
-		defer release()
-		g.serveClient(c, authed)
+		defer sl.release()
+		g.serveClient(c, sl)
 	}()
 }
 
-// admit counts a connection against MaxClients and makes Run wait for it.
-// status is non-zero when the connection is refused.
-func (g *Gateway) admit() (release func(), status int) {
+// slot is an admitted connection's place in the gateway's bounds: pending
+// (counted against MaxPending) until it authenticates, then a client
+// (counted against MaxClients). Only its connection's reader goroutine
+// uses it.
+type slot struct {
+	g       *Gateway
+	pending bool
+}
+
+// admit counts a connection against MaxClients, or MaxPending when it is
+// not authenticated yet, and makes Run wait for it. status is non-zero
+// when the connection is refused; a pending one is also refused when
+// MaxClients is reached, since it could not become a client.
+func (g *Gateway) admit(authed bool) (*slot, int) {
 	g.mu.Lock()
 	if g.state != stateRunning {
 		g.mu.Unlock()
@@ -286,15 +310,52 @@ func (g *Gateway) admit() (release func(), status int) {
 	// stateRunning, so no Add can race with it.
 	g.handlers.Add(1)
 	g.mu.Unlock()
-	if g.conns.Add(1) > int64(g.cfg.MaxClients) {
-		g.conns.Add(-1)
+	s := &slot{g: g, pending: !authed}
+	if authed {
+		if !g.take(&g.conns, g.cfg.MaxClients) {
+			g.handlers.Done()
+			return nil, http.StatusServiceUnavailable
+		}
+		return s, 0
+	}
+	if g.conns.Load() >= int64(g.cfg.MaxClients) || !g.take(&g.pending, g.cfg.MaxPending) {
 		g.handlers.Done()
 		return nil, http.StatusServiceUnavailable
 	}
-	return func() {
-		g.conns.Add(-1)
-		g.handlers.Done()
-	}, 0
+	return s, 0
+}
+
+// take counts one more in n unless that exceeds limit.
+func (g *Gateway) take(n *atomic.Int64, limit int) bool {
+	if n.Add(1) > int64(limit) {
+		n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// promote turns a pending slot into a client's, once its connection has
+// authenticated; false when MaxClients is reached meanwhile.
+func (s *slot) promote() bool {
+	if !s.pending {
+		return true
+	}
+	if !s.g.take(&s.g.conns, s.g.cfg.MaxClients) {
+		return false
+	}
+	s.g.pending.Add(-1)
+	s.pending = false
+	return true
+}
+
+// release gives the slot back when the connection's goroutines are done.
+func (s *slot) release() {
+	if s.pending {
+		s.g.pending.Add(-1)
+	} else {
+		s.g.conns.Add(-1)
+	}
+	s.g.handlers.Done()
 }
 
 // register adds c to the registry; false if the gateway is stopping.
@@ -422,6 +483,14 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nc, brw, err
 	}
 	if err := brw.Writer.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	// net/http clears the deadlines of its Server (ReadTimeout,
+	// WriteTimeout) when it hands over a connection; so do we, whatever
+	// served the request: a WebSocket lives longer than any request, and
+	// the client sets its own write deadlines.
+	if err := nc.SetDeadline(time.Time{}); err != nil {
 		_ = nc.Close()
 		return nil, nil, err
 	}

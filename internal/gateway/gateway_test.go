@@ -673,6 +673,162 @@ func TestMaxClients(t *testing.T) {
 	}
 }
 
+// Sockets that never authenticate are bounded apart from the clients: a
+// flood of them beyond MaxPending is refused with 503 at the upgrade, and
+// neither locks out a client with a valid token nor keeps it from events.
+func TestPendingBounded(t *testing.T) {
+	const maxPending = 4
+	e := start(t, Config{MaxClients: 3, MaxPending: maxPending, AuthTimeout: time.Minute})
+	refused := 0
+	for range maxPending + 10 {
+		_, resp, err := e.dial(nil) // upgrades, never authenticates
+		switch {
+		case err == nil:
+		case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
+			refused++
+		default:
+			t.Fatalf("dial: %v", err)
+		}
+	}
+	if refused != 10 {
+		t.Fatalf("%d unauthenticated upgrades refused, want 10", refused)
+	}
+	if st := e.g.Stats(); st.Pending != maxPending || st.Rejected != 10 {
+		t.Fatalf("stats %+v, want %d pending and 10 rejected", st, maxPending)
+	}
+
+	c := e.program()
+	subscribe(t, c, "live.*")
+	ev := event("live.info_log", map[string]any{"message": "hello"})
+	e.sub.push(ev)
+	if got := recv(t, c); got != string(ev.Raw) {
+		t.Fatalf("got %s, want %s", got, ev.Raw)
+	}
+
+	// MaxClients bounds the authenticated: two more programs fit, the
+	// next is refused, and so is a pending socket (it could never join).
+	e.program()
+	e.program()
+	if _, resp, err := e.dial(bearerHdr(testToken)); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("program beyond MaxClients: err %v resp %v, want 503", err, resp)
+	}
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 5*time.Second, "a client slot frees", func() bool { return e.g.Stats().Clients == 2+maxPending })
+}
+
+// A pending socket that authenticates leaves MaxPending for MaxClients,
+// so the next browser can connect; one that authenticates when MaxClients
+// is reached is closed with 1013.
+func TestPendingPromoted(t *testing.T) {
+	e := start(t, Config{MaxClients: 1, MaxPending: 1})
+	browser := func() (*websocket.Conn, error) {
+		c, _, err := e.dial(nil)
+		return c, err
+	}
+	a, err := browser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := browser(); err == nil {
+		t.Fatal("second pending socket accepted beyond MaxPending 1")
+	}
+	send(t, a, `{"type":"auth","token":"`+testToken+`"}`)
+	subscribe(t, a, "live.*")
+	if st := e.g.Stats(); st.Pending != 0 {
+		t.Fatalf("stats %+v: the authenticated socket is still pending", st)
+	}
+	// MaxClients is reached: a pending socket cannot be admitted at all.
+	if _, err := browser(); err == nil {
+		t.Fatal("pending socket accepted with MaxClients reached")
+	}
+	_ = a.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 5*time.Second, "the client leaves", func() bool { return e.g.Stats().Clients == 0 })
+
+	// Two pending sockets cannot race past MaxClients: the second to
+	// authenticate is closed with 1013.
+	e2 := start(t, Config{MaxClients: 1, MaxPending: 2})
+	b, _, err := e2.dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := e2.dial(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, b, `{"type":"auth","token":"`+testToken+`"}`)
+	subscribe(t, b, "live.*")
+	send(t, c, `{"type":"auth","token":"`+testToken+`"}`)
+	if code, reason, _ := closeStatus(t, c, 5*time.Second); code != websocket.StatusTryAgainLater {
+		t.Fatalf("second to authenticate closed with %d %q, want 1013", code, reason)
+	}
+}
+
+// A /ws connection outlives the HTTP server's read and write timeouts,
+// which bound requests, not WebSockets: pings, events and replies still
+// flow long after them.
+func TestOutlivesServerTimeouts(t *testing.T) {
+	g, err := New(newFakeSub(), Config{Tokens: []string{testToken}, PingInterval: 50 * time.Millisecond, IdleTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := g.sub.(*fakeSub)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-sub.ready
+	srv := httptest.NewUnstartedServer(g)
+	srv.Config.ReadTimeout = 100 * time.Millisecond
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	c, _, err := websocket.Dial(dctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", &websocket.DialOptions{HTTPHeader: bearerHdr(testToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	msgs := make(chan string, 16)
+	go func() {
+		defer close(msgs)
+		for {
+			_, b, err := c.Read(context.Background()) // answers pings while pending
+			if err != nil {
+				return
+			}
+			msgs <- string(b)
+		}
+	}()
+	b, _ := json.Marshal(clientMessage{Type: typeSubscribe, Events: []string{"live.*"}})
+	if err := c.Write(dctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-msgs; !strings.Contains(m, "subscribed") {
+		t.Fatalf("reply %s", m)
+	}
+	time.Sleep(10 * srv.Config.WriteTimeout) // pings go out meanwhile
+	ev := event("live.info_log", map[string]any{"message": "later"})
+	sub.push(ev)
+	select {
+	case m, ok := <-msgs:
+		if !ok || m != string(ev.Raw) {
+			t.Fatalf("after the server's timeouts: got %q (open %v), want the event", m, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event after the server's timeouts")
+	}
+	if err := c.Write(dctx, websocket.MessageText, b); err != nil {
+		t.Fatalf("write after the server's timeouts: %v", err)
+	}
+	if m := <-msgs; !strings.Contains(m, "subscribed") {
+		t.Fatalf("reply %s", m)
+	}
+	if st := g.Stats(); st.SlowDisconnects+st.IdleDisconnects != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
 func TestShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
@@ -829,6 +985,7 @@ func TestCollector(t *testing.T) {
 	}
 	want := map[string]float64{
 		"tradecache_gateway_clients":                1,
+		"tradecache_gateway_pending_clients":        0,
 		"tradecache_gateway_messages_sent_total":    2, // the reply and the event
 		"tradecache_gateway_messages_dropped_total": 0,
 		"tradecache_gateway_slow_disconnects_total": 0,
@@ -861,34 +1018,9 @@ func TestPingKeepsAlive(t *testing.T) {
 }
 
 func TestGenerateToken(t *testing.T) {
-	seen := map[string]bool{}
-	for range 100 {
-		tok, err := GenerateToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(tok) != 43 || strings.ContainsAny(tok, "+/=") || seen[tok] {
-			t.Fatalf("token %q", tok)
-		}
-		seen[tok] = true
-	}
-}
-
-func TestTokens(t *testing.T) {
-	ts, err := newTokens([]string{"alpha", "beta"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for tok, want := range map[string]bool{"alpha": true, "beta": true, "": false, "alph": false, "alphaa": false, "Alpha": false} {
-		if got := ts.valid(tok); got != want {
-			t.Errorf("valid(%q) = %v", tok, got)
-		}
-	}
-	for h, want := range map[string]string{"Bearer abc": "abc", "bearer abc": "abc", "BEARER  abc ": "abc", "Bearer": "", "Basic abc": "", "Bearerabc": ""} {
-		got, ok := bearer(h)
-		if got != want || ok != (want != "") {
-			t.Errorf("bearer(%q) = %q %v", h, got, ok)
-		}
+	tok, err := GenerateToken()
+	if err != nil || len(tok) != 43 {
+		t.Fatalf("token %q, %v", tok, err)
 	}
 }
 

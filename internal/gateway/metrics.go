@@ -14,18 +14,20 @@ type counters struct {
 // Stats are the gateway's counters since New.
 type Stats struct {
 	Clients         int    // open WebSocket connections, authenticating ones included
+	Pending         int    // connections still authenticating (bounded by MaxPending)
 	Sent            uint64 // frames written: events and replies
 	Dropped         uint64 // market events replaced in a full queue by a newer value of their stream (coalesced)
 	SlowDisconnects uint64 // clients closed with 1008 "slow consumer": queue overflow or write timeout
 	IdleDisconnects uint64 // clients closed for no pong or message within IdleTimeout
 	AuthFailures    uint64 // wrong Bearer (401), wrong or missing first-message auth, auth timeout
-	Rejected        uint64 // upgrades refused with 503: MaxClients, or not running
+	Rejected        uint64 // upgrades refused with 503 (MaxClients, MaxPending, not running), and clients closed with 1013 on authenticating when MaxClients was reached
 }
 
 // Stats returns the current counters.
 func (g *Gateway) Stats() Stats {
 	return Stats{
 		Clients:         len(*g.snap.Load()),
+		Pending:         int(g.pending.Load()),
 		Sent:            g.st.sent.Load(),
 		Dropped:         g.st.dropped.Load(),
 		SlowDisconnects: g.st.slow.Load(),
@@ -37,12 +39,13 @@ func (g *Gateway) Stats() Stats {
 
 var (
 	descClients  = prometheus.NewDesc("tradecache_gateway_clients", "Open WebSocket connections on /ws, authenticating ones included.", nil, nil)
+	descPending  = prometheus.NewDesc("tradecache_gateway_pending_clients", "WebSocket connections on /ws still authenticating (bounded apart from the others).", nil, nil)
 	descSent     = prometheus.NewDesc("tradecache_gateway_messages_sent_total", "Frames written to clients: events and replies.", nil, nil)
 	descDropped  = prometheus.NewDesc("tradecache_gateway_messages_dropped_total", "Market events coalesced: replaced in a slow client's full queue by a newer value of the same stream.", nil, nil)
 	descSlow     = prometheus.NewDesc("tradecache_gateway_slow_disconnects_total", "Clients closed as slow consumers (queue full of non-coalescable events, or a write over WriteTimeout).", nil, nil)
 	descIdle     = prometheus.NewDesc("tradecache_gateway_idle_disconnects_total", "Clients closed for no pong or message within IdleTimeout.", nil, nil)
 	descAuthFail = prometheus.NewDesc("tradecache_gateway_auth_failures_total", "Failed authentications: wrong Bearer token, wrong or missing first-message auth, auth timeout.", nil, nil)
-	descRejected = prometheus.NewDesc("tradecache_gateway_rejected_total", "Upgrades refused with 503 (MaxClients reached, or gateway not running).", nil, nil)
+	descRejected = prometheus.NewDesc("tradecache_gateway_rejected_total", "Upgrades refused with 503 (too many clients, too many still authenticating, or gateway not running), and clients closed with 1013 on authenticating when the client limit was reached.", nil, nil)
 )
 
 // Collector exports Stats as tradecache_gateway_* metrics; register it on
@@ -52,7 +55,7 @@ func (g *Gateway) Collector() prometheus.Collector { return collector{g} }
 type collector struct{ g *Gateway }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClients, descSent, descDropped, descSlow, descIdle, descAuthFail, descRejected} {
+	for _, d := range []*prometheus.Desc{descClients, descPending, descSent, descDropped, descSlow, descIdle, descAuthFail, descRejected} {
 		ch <- d
 	}
 }
@@ -60,6 +63,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.g.Stats()
 	ch <- prometheus.MustNewConstMetric(descClients, prometheus.GaugeValue, float64(s.Clients))
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(s.Pending))
 	cnt := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

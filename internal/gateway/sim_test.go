@@ -205,7 +205,7 @@ func newSim(t *testing.T, cfg Config) *sim {
 
 // connect attaches f as a client, as ServeHTTP does after the upgrade.
 func (s *sim) connect(f *fakeConn, authed bool) {
-	release, status := s.g.admit()
+	sl, status := s.g.admit(authed)
 	if status != 0 {
 		s.t.Fatalf("admit: %d", status)
 	}
@@ -215,8 +215,8 @@ func (s *sim) connect(f *fakeConn, authed bool) {
 		f.pong = c.seen
 	}
 	go func() {
-		defer release()
-		s.g.serveClient(c, authed)
+		defer sl.release()
+		s.g.serveClient(c, sl)
 	}()
 	synctest.Wait()
 }

@@ -16,19 +16,19 @@ type AccountReader interface {
 
 func (s *Server) accountRoutes(mux *http.ServeMux) {
 	if s.Account == nil {
-		mux.HandleFunc("GET /api/v1/positions", noAccount)
-		mux.HandleFunc("GET /api/v1/balance", noAccount)
+		mux.Handle("GET /api/v1/positions", s.guard(true, http.HandlerFunc(noAccount)))
+		mux.Handle("GET /api/v1/balance", s.guard(true, http.HandlerFunc(noAccount)))
 		return
 	}
-	mux.HandleFunc("GET /api/v1/positions", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/positions", s.guard(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ps, err := s.Account.Positions(r.Context())
 		if err != nil {
 			readerError(w, err)
 			return
 		}
 		writeJSON(w, ps)
-	})
-	mux.HandleFunc("GET /api/v1/balance", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /api/v1/balance", s.guard(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asset := r.URL.Query().Get("asset")
 		if asset == "" {
 			writeError(w, http.StatusBadRequest, "asset is required")
@@ -44,7 +44,7 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, b)
-	})
+	})))
 }
 
 func noAccount(w http.ResponseWriter, _ *http.Request) {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/tradecache/tradecache/internal/keyaudit"
 )
@@ -11,16 +12,20 @@ import (
 type Auditor func(ctx context.Context) (keyaudit.Report, error)
 
 func (s *Server) auditRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/keys/audit", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/v1/keys/audit", s.guard(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.Audit == nil {
 			writeError(w, http.StatusNotFound, "no Redis configured: nothing to audit (the memory tier holds at most --memory-entries entries, each with a TTL)")
 			return
 		}
 		rep, err := s.Audit(r.Context())
+		// An audit of a large Redis may take longer than the write timeout
+		// (the Auditor bounds it): the answer gets a write timeout of its
+		// own from now.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.Limits.WithDefaults().WriteTimeout))
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		writeJSON(w, rep)
-	})
+	})))
 }

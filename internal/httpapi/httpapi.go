@@ -1,7 +1,41 @@
 // Package httpapi serves a node's HTTP API: /healthz, /metrics, the market
 // data and account paths, the event gateway and the dashboard. It reads
-// state through small interfaces and owns no goroutine; cmd/tradecache runs
-// the http.Server.
+// state through small interfaces and owns no goroutine; HTTPServer builds
+// the http.Server that package node runs.
+//
+// # Protection
+//
+// Every response carries X-Content-Type-Options: nosniff, X-Frame-Options:
+// DENY, Referrer-Policy: no-referrer, Cross-Origin-Resource-Policy:
+// same-origin and a Content-Security-Policy under which the dashboard
+// loads only its own script, style sheet and data; API answers are
+// Cache-Control: no-store (the dashboard's files no-cache, with ETags).
+// Refusals of the protection layer have a body in Binance's shape,
+// {"code":…,"msg":"…"}:
+//
+//   - Host allow-list: a request whose Host header is neither an IP
+//     address, localhost, nor matched by Server.AllowedHosts is 421
+//     (code -1002), /ws included. DNS rebinding, by which a web page
+//     reaches a node on loopback or a private network, needs a name the
+//     attacker's DNS answers; an IP address or localhost cannot be one.
+//   - Query bounds: a query string over Limits.MaxQueryBytes (8 KiB) or with
+//     more than Limits.MaxQueryParams (32) parameters is 400 (code -1101),
+//     before a route parses it; a request line and headers over
+//     MaxHeaderBytes (64 KiB) are refused by net/http (431).
+//   - API token (Server.Auth): the account routes (/api/v1/positions,
+//     /api/v1/balance) and /api/v1/keys/audit always need "Authorization:
+//     Bearer <token>"; with ScopeAll so does every route but /healthz, the
+//     dashboard's files at / (which hold no data) and /ws (which checks its
+//     own tokens). Without it, or with a wrong one, the answer is 401 with
+//     WWW-Authenticate: Bearer (code -2015). With no token configured, the
+//     guarded routes answer 401 unless Auth.OpenWithoutToken (a node that
+//     listens on loopback only). Tokens are checked by package
+//     internal/bearer, as on /ws.
+//
+// HTTPServer bounds each connection with Limits: 5 s to send the headers,
+// 30 s for the whole request, 30 s from the end of the headers to the end
+// of the response (a client that does not read is cut off; an upgraded
+// /ws connection is not bound by it), 2 min idle between requests.
 //
 // GET /healthz always answers 200 with a Health. Its status is "degraded",
 // with the reasons, while the node serves from its memory tier although
@@ -61,6 +95,17 @@ type Server struct {
 	// streaming, before it is degraded (default exchange.DefaultStaleAfter,
 	// 30 s).
 	StaleAfter time.Duration
+	// Auth says which routes need an API token and which tokens are
+	// accepted. The zero value: the account routes and the audit answer
+	// 401, the others need no token.
+	Auth Auth
+	// AllowedHosts are the Host header patterns served besides IP
+	// addresses and localhost: "name" (any port), "name:port",
+	// "*.example.com" (its subdomains), "*" (any host).
+	AllowedHosts []string
+	// Limits bound requests (query size here; timeouts and header size in
+	// HTTPServer).
+	Limits Limits
 }
 
 // Health is the body of GET /healthz.
@@ -99,19 +144,21 @@ type ExchangeHealth struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Handler returns the node's HTTP routes.
+// Handler returns the node's HTTP routes behind the protection layer: the
+// security headers, the Host allow-list and the query bounds apply to
+// every route (/ws included), the API token to the guarded ones.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.guard(false, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
 	mux.Handle("GET /", s.dashboard()) // the dashboard (Web, or the embedded build)
 	s.marketRoutes(mux)
 	s.accountRoutes(mux)
 	s.auditRoutes(mux)
 	if s.WS != nil {
-		mux.Handle("GET /ws", s.WS)
+		mux.Handle("GET /ws", s.WS) // its own tokens (--ws-token)
 	}
-	return mux
+	return secure(hostCheck(newHosts(s.AllowedHosts), bounded(s.Limits.WithDefaults(), mux)))
 }
 
 // Health reports the node's state. A node whose Redis is configured but

@@ -24,10 +24,10 @@ func (s *Server) marketRoutes(mux *http.ServeMux) {
 	if s.Market == nil {
 		return
 	}
-	mux.HandleFunc("GET /api/v1/klines", s.klines)
-	mux.HandleFunc("GET /api/v1/ticker/24hr", s.ticker24h)
-	mux.HandleFunc("GET /api/v1/bookTicker", s.bookTicker)
-	mux.HandleFunc("GET /api/v1/symbols/{symbol}", s.symbol)
+	mux.Handle("GET /api/v1/klines", s.guard(false, http.HandlerFunc(s.klines)))
+	mux.Handle("GET /api/v1/ticker/24hr", s.guard(false, http.HandlerFunc(s.ticker24h)))
+	mux.Handle("GET /api/v1/bookTicker", s.guard(false, http.HandlerFunc(s.bookTicker)))
+	mux.Handle("GET /api/v1/symbols/{symbol}", s.guard(false, http.HandlerFunc(s.symbol)))
 }
 
 // klines answers like Binance's GET /fapi/v1/klines: 12-element arrays.
