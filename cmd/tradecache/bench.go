@@ -140,3 +140,46 @@ func benchFanoutCmd(ctx context.Context, e *env, args []string) error {
 	}
 	return rep.Write(e.stdout, asJSON)
 }
+
+func benchAllCmd(ctx context.Context, e *env, args []string) error {
+	var b benchSettings
+	o := bench.AllOptions{Log: e.stderr}
+	var asJSON bool
+	var baseline string
+	cmd := config.Command{Name: "bench all", Summary: "Runs every bench in one sitting (cache at 64 and 1,024 callers beside redis-benchmark, file cache, fan-out, ingest) and prints a table, with an earlier run's figures beside them (--baseline).",
+		Groups: []config.Group{config.Redis(&b.redis), config.Keys(&b.keys)},
+		Flags: func(fs *flag.FlagSet) {
+			fs.Float64Var(&o.Scale, "scale", 1, "multiplies every bench's duration (0.05: a smoke run)")
+			fs.StringVar(&baseline, "baseline", "", "an earlier `bench all --json` output to compare with (BENCHMARKS.json holds the published run)")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
+		}}
+	if _, err := e.parse(cmd, args); err != nil {
+		return err
+	}
+	if b.redis.URL == "" {
+		return fmt.Errorf("%w: bench all measures Redis too: set --redis or REDIS_URL", errUsage)
+	}
+	if o.Scale <= 0 {
+		return fmt.Errorf("%w: bench all: --scale > 0", errUsage)
+	}
+	var base map[string]float64
+	if baseline != "" {
+		var err error
+		if base, err = bench.ReadBaseline(baseline); err != nil {
+			return fmt.Errorf("%w: bench all: %w", errUsage, err)
+		}
+	}
+	cc, err := b.redis.CacheConfig()
+	if err != nil {
+		return err
+	}
+	o.Cache, o.KeyPrefix = cc, b.keys.Prefix
+	rep, err := bench.All(ctx, o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return rep.Write(e.stdout, true)
+	}
+	return bench.WriteTable(e.stdout, rep, base)
+}

@@ -85,6 +85,7 @@ func commands() []command {
 		{"bench filecache", "[--entries 1000,10000]", "file cache sets and hits at several sizes", benchFilecacheCmd},
 		{"bench ingest", "--redis URL", "exchange stream → leader → Redis, events/s", benchIngestCmd},
 		{"bench fanout", "[--clients N]", "/ws fan-out: messages/s delivered and latency", benchFanoutCmd},
+		{"bench all", "--redis URL [--baseline F]", "every bench in one sitting, a table beside an earlier run", benchAllCmd},
 		{"config check", "[flags]", "the effective configuration of serve with sources, secrets redacted", configCheck},
 		{"version", "", "print the version", func(_ context.Context, e *env, args []string) error {
 			fmt.Fprintln(e.stdout, "tradecache", buildVersion())

@@ -42,6 +42,9 @@ type CacheOptions struct {
 	// PATH, with the same concurrency, value size and key count, and
 	// reports its figures and the ratio to them.
 	Compare bool
+	// CompareClients and ComparePipeline are redis-benchmark's -c and -P:
+	// 0 means Concurrency and 1 (no pipelining).
+	CompareClients, ComparePipeline int
 	// Log receives progress lines; nil discards.
 	Log io.Writer
 }
@@ -157,9 +160,9 @@ func hammer(ctx context.Context, n int, d time.Duration, f func(*rand.Rand) erro
 	return float64(all.Count()) / elapsed.Seconds(), &all, total
 }
 
-// compareRedisBenchmark runs redis-benchmark with the same concurrency,
-// value size and key count, without pipelining (-P 1), and reports its
-// figures and our ratio to them.
+// compareRedisBenchmark runs redis-benchmark with the same value size and
+// key count, by default the same concurrency without pipelining (-P 1),
+// and reports its figures and our ratio to them.
 func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions, rps map[string]float64, rep *benchfmt.Report, log io.Writer) error {
 	bin, err := exec.LookPath("redis-benchmark")
 	if err != nil {
@@ -172,16 +175,24 @@ func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions,
 	if err != nil {
 		return err
 	}
+	clients, pipeline := o.CompareClients, o.ComparePipeline
+	if clients < 1 {
+		clients = o.Concurrency
+	}
+	if pipeline < 1 {
+		pipeline = 1
+	}
+	prefix := o.KeyPrefix + benchKeys
 	for _, op := range []string{"set", "get"} {
-		n := max(int(rps[op]*o.Duration.Seconds()), 10000)
+		n := max(int(rps[op]*o.Duration.Seconds()), 10000) * pipeline
 		// The same commands as "-t set/get -d size -r keys", spelled out so
 		// the keys carry our prefix and a TTL: a comparison run leaves no
 		// TTL-less key behind (-t would write "key:…" without one).
-		cmd := []string{"GET", benchKeys + "rb:__rand_int__"}
+		cmd := []string{"GET", prefix + "rb:__rand_int__"}
 		if op == "set" {
-			cmd = []string{"SET", benchKeys + "rb:__rand_int__", string(bytes.Repeat([]byte("x"), o.ValueSize)), "EX", "600"}
+			cmd = []string{"SET", prefix + "rb:__rand_int__", string(bytes.Repeat([]byte("x"), o.ValueSize)), "EX", "600"}
 		}
-		args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(o.Concurrency), "-P", "1",
+		args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(clients), "-P", strconv.Itoa(pipeline),
 			"-n", strconv.Itoa(n), "-r", strconv.Itoa(o.Keys), "-q", "--csv"}
 		if cc.Redis.Password != "" {
 			args = append(args, "-a", cc.Redis.Password, "--no-auth-warning")
@@ -193,7 +204,7 @@ func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions,
 			args = append(args, "--dbnum", strconv.Itoa(cc.Redis.SelectDB))
 		}
 		args = append(args, cmd...)
-		fmt.Fprintf(log, "bench cache: redis-benchmark -c %d -P 1 -n %d -r %d %s …\n", o.Concurrency, n, o.Keys, cmd[0])
+		fmt.Fprintf(log, "bench cache: redis-benchmark -c %d -P %d -n %d -r %d %s …\n", clients, pipeline, n, o.Keys, cmd[0])
 		out, err := exec.CommandContext(ctx, bin, args...).Output()
 		if err != nil {
 			return fmt.Errorf("redis-benchmark: %w", err)
