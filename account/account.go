@@ -16,7 +16,7 @@
 //   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
 //     side) — the event is a delta, a symbol it does not mention is left
 //     as it was — and each balance into its asset's key; flat positions are
-//     removed;
+//     removed; an asset the account did not hold joins the list of assets;
 //   - publishes order updates, positions and balances as events
 //     (live.orders, live.positions, live.balance).
 //
@@ -24,12 +24,19 @@
 //
 //	ats:positions:cache        JSON array of positions (REST positionRisk names), 300 s
 //	ats:balance:cache:{ASSET}  JSON balance object, 300 s
+//	account_assets:{account}   JSON array of the assets held (each seed's, plus new ones), 300 s
 //
 // With Redis, writes go only to Redis, through Lua scripts fenced by the
 // lease: a deposed leader writes nothing. Readers use Redis first and the
-// REST read-through on a miss. With Redis down, the node holds the stream
-// for itself and writes to the tiered cache's memory tier; readers read
-// it there.
+// REST read-through on a miss. A balance asked for an asset missing from
+// account_assets:{account} is ErrNoBalance without a request: a junk
+// asset costs Redis reads, not signed REST calls. With Redis down, the
+// node holds the stream for itself and writes to the tiered cache's
+// memory tier; readers read it there.
+//
+// The holder's REST calls (seeds, listenKey upkeep) run at System priority
+// in the REST weight budget (package ratelimit), so read-throughs, at the
+// caller's priority (User by default), never starve them.
 //
 // API keys and secrets never reach this package: the REST client holds
 // them.
@@ -41,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +61,7 @@ import (
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/ratelimit"
 )
 
 // UserStreamer runs an account's user data stream until ctx ends.
@@ -90,7 +99,7 @@ type Node struct {
 	elector *leader.Elector
 
 	positionsKey, listenKeyKey keyspace.Key
-	leaseKey                   keyspace.Key
+	leaseKey, assetsKey        keyspace.Key
 	sf                         singleflight.Group // REST loads by readers that do not store
 	streaming                  atomic.Bool
 	st                         Stats
@@ -131,8 +140,12 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Acco
 	if err != nil {
 		return nil, fmt.Errorf("account: %w", err)
 	}
+	assets, err := keys.AccountAssets(cfg.Account)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
 	return &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
-		positionsKey: keys.Positions(), listenKeyKey: lk, leaseKey: lease}, nil
+		positionsKey: keys.Positions(), listenKeyKey: lk, leaseKey: lease, assetsKey: assets}, nil
 }
 
 // Streaming reports whether this node holds the user data stream.
@@ -159,7 +172,9 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // hold runs the user data stream and the keepalive and re-seed loops.
+// Their REST calls are the node's own: System priority.
 func (n *Node) hold(ctx context.Context, w writer) error {
+	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
 	n.streaming.Store(true)
 	defer n.streaming.Store(false)
 	var mu sync.Mutex // serialises writes: stream events, seeds
@@ -193,7 +208,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				mu.Unlock()
 				continue // an update landed meanwhile: take a fresher snapshot
 			}
-			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
+			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs, true)) {
 				n.st.Seeds.Add(1)
 			}
 			mu.Unlock()
@@ -206,7 +221,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 		case exchange.UserAccountUpdate:
 			mu.Lock()
 			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
-			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances)) && ok
+			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances, false)) && ok
 			applied++
 			mu.Unlock()
 			if ok {
@@ -325,7 +340,9 @@ func (n *Node) publish(name string, v any) {
 type writer interface {
 	// putPositions merges ps by (symbol, side), or replaces all (snapshot).
 	putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error
-	putBalances(ctx context.Context, bs []exchange.Balance) error
+	// putBalances writes each balance to its asset's key, and the assets
+	// to the list: replacing it (snapshot) or adding to it.
+	putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) error
 }
 
 var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + `
@@ -344,6 +361,30 @@ local out = {}
 for _, p in ipairs(cur) do
   if tonumber(p.positionAmt) ~= 0 then table.insert(out, p) end
 end
+if #out == 0 then
+  redis.call('SET', KEYS[2], '[]', 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
+end
+return #out
+`)
+
+// mergeAssetsScript writes the list of assets held, sorted: the assets of
+// ARGV[3] (a JSON array) added to the list, or replacing it (ARGV[4] ==
+// '1', a snapshot).
+var mergeAssetsScript = valkey.NewLuaScript(leader.FenceCheck + `
+local seen, out = {}, {}
+local function add(list)
+  for _, a in ipairs(list) do
+    if not seen[a] then seen[a] = true; table.insert(out, a) end
+  end
+end
+if ARGV[4] ~= '1' then
+  local v = redis.call('GET', KEYS[2])
+  if v then add(cjson.decode(v)) end
+end
+add(cjson.decode(ARGV[3]))
+table.sort(out)
 if #out == 0 then
   redis.call('SET', KEYS[2], '[]', 'PX', ARGV[2])
 else
@@ -387,7 +428,7 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 	return nil
 }
 
-func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) error {
 	for _, b := range bs {
 		k, err := w.n.keys.Balance(b.Asset)
 		if err != nil {
@@ -401,7 +442,31 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) er
 			return fmt.Errorf("account: write %s: %w", k, err)
 		}
 	}
+	if len(bs) == 0 && !snapshot {
+		return nil
+	}
+	b, _ := json.Marshal(assetsOf(bs))
+	snap := "0"
+	if snapshot {
+		snap = "1"
+	}
+	k := w.n.assetsKey
+	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+	defer cancel()
+	if err := mergeAssetsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).Error(); err != nil {
+		return fmt.Errorf("account: write %s: %w", k, err)
+	}
 	return nil
+}
+
+// assetsOf lists the assets of bs, sorted, without repeats.
+func assetsOf(bs []exchange.Balance) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.Asset)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // memWriter writes through the tiered cache while Redis is down (its
@@ -424,7 +489,7 @@ func (w memWriter) putPositions(ctx context.Context, ps []exchange.Position, sna
 	return cache.SetJSON(ctx, w.n.cache, w.n.positionsKey, mergePositions(cur, ps))
 }
 
-func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) error {
+func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) error {
 	if w.n.cache.Redis() != nil {
 		return errRedisBack
 	}
@@ -437,7 +502,15 @@ func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) error
 			return err
 		}
 	}
-	return nil
+	if len(bs) == 0 && !snapshot {
+		return nil
+	}
+	assets := assetsOf(bs)
+	if !snapshot {
+		cur, _, _ := cache.GetJSON[[]string](ctx, w.n.cache, w.n.assetsKey)
+		assets = slices.Compact(slices.Sorted(slices.Values(append(cur, assets...))))
+	}
+	return cache.SetJSON(ctx, w.n.cache, w.n.assetsKey, assets)
 }
 
 // mergePositions applies a delta by (symbol, side) and drops flat ones —
