@@ -30,6 +30,9 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"key without secret", func(c *node.Config) { c.Account.APIKey = "k" }, "API secret"},
 		{"no symbols", func(c *node.Config) { c.Market.Symbols = nil }, "no symbols"},
 		{"unknown exchange", func(c *node.Config) { c.Exchange.Kind = "kraken" }, "kraken"},
+		{"negative REST weight limit", func(c *node.Config) { c.Exchange.RESTWeightLimit = -1 }, "REST weight limit"},
+		{"REST user share above 1", func(c *node.Config) { c.Exchange.RESTUserShare = 1.5 }, "REST user share"},
+		{"REST egress with a colon", func(c *node.Config) { c.Exchange.RESTEgress = "10.0.0.1:443" }, "REST egress"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
