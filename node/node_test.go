@@ -76,7 +76,7 @@ func TestDemoNodeRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
-	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([0-9a-f]+)`)
+	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
 	var m []string
 	testenv.Eventually(t, 5*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address printed:\n%s", out.String())
 	if !strings.Contains(out.String(), "events on 9000:channel:1") || !strings.Contains(out.String(), "embedded memory tier") {
