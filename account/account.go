@@ -19,9 +19,10 @@
 //     does not carry (markPrice, liquidationPrice, notional, margins…) from
 //     the last seed — and each balance into its asset's key, keeping the
 //     seed's availableBalance, which the stream lacks; flat positions are
-//     removed. A delta that finds no stored positions (expired, or lost
-//     with Redis) cannot be complete: it is written and a REST seed
-//     follows at once (Stats.Unknown);
+//     removed; an asset the account did not hold joins the list of assets.
+//     A delta that finds no stored positions (expired, or lost with Redis)
+//     cannot be complete: it is written and a REST seed follows at once
+//     (Stats.Unknown);
 //   - publishes order updates, positions and balances as events
 //     (live.orders, live.positions, live.balance).
 //
@@ -29,12 +30,19 @@
 //
 //	ats:positions:cache        JSON array of positions (REST positionRisk names), 300 s
 //	ats:balance:cache:{ASSET}  JSON balance object, 300 s
+//	account_assets:{account}   JSON array of the assets held (each seed's, plus new ones), 300 s
 //
 // With Redis, writes go only to Redis, through Lua scripts fenced by the
 // lease: a deposed leader writes nothing. Readers use Redis first and the
-// REST read-through on a miss. With Redis down, the node holds the stream
-// for itself and writes to the tiered cache's memory tier; readers read
-// it there.
+// REST read-through on a miss. A balance asked for an asset missing from
+// account_assets:{account} is ErrNoBalance without a request: a junk
+// asset costs Redis reads, not signed REST calls. With Redis down, the
+// node holds the stream for itself and writes to the tiered cache's
+// memory tier; readers read it there.
+//
+// The holder's REST calls (seeds, listenKey upkeep) run at System priority
+// in the REST weight budget (package ratelimit), so read-throughs, at the
+// caller's priority (User by default), never starve them.
 //
 // API keys and secrets never reach this package: the REST client holds
 // them.
@@ -46,6 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +67,7 @@ import (
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/ratelimit"
 )
 
 // UserStreamer runs an account's user data stream until ctx ends.
@@ -95,7 +105,7 @@ type Node struct {
 	elector *leader.Elector
 
 	positionsKey, listenKeyKey keyspace.Key
-	leaseKey                   keyspace.Key
+	leaseKey, assetsKey        keyspace.Key
 	sf                         singleflight.Group // REST loads by readers that do not store
 	streaming                  atomic.Bool
 	st                         Stats
@@ -137,8 +147,12 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Acco
 	if err != nil {
 		return nil, fmt.Errorf("account: %w", err)
 	}
+	assets, err := keys.AccountAssets(cfg.Account)
+	if err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
 	return &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
-		positionsKey: keys.Positions(), listenKeyKey: lk, leaseKey: lease}, nil
+		positionsKey: keys.Positions(), listenKeyKey: lk, leaseKey: lease, assetsKey: assets}, nil
 }
 
 // Streaming reports whether this node holds the user data stream.
@@ -165,7 +179,9 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // hold runs the user data stream and the keepalive and re-seed loops.
+// Their REST calls are the node's own: System priority.
 func (n *Node) hold(ctx context.Context, w writer) error {
+	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
 	n.streaming.Store(true)
 	defer n.streaming.Store(false)
 	var mu sync.Mutex // serialises writes: stream events, seeds
@@ -199,7 +215,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				mu.Unlock()
 				continue // an update landed meanwhile: take a fresher snapshot
 			}
-			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, second(w.putBalances(ctx, bs))) {
+			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, second(w.putBalances(ctx, bs, true))) {
 				n.st.Seeds.Add(1)
 			}
 			mu.Unlock()
@@ -226,7 +242,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				perr = nil
 			}
 			ok := n.write(ctx, perr)
-			bs, err := w.putBalances(ctx, ev.Account.Balances)
+			bs, err := w.putBalances(ctx, ev.Account.Balances, false)
 			ok = n.write(ctx, err) && ok
 			applied++
 			mu.Unlock()
@@ -343,9 +359,11 @@ type writer interface {
 	// stored positions (expired, or lost with Redis): it is written, but
 	// the account's other positions must come from a REST seed.
 	putPositions(ctx context.Context, ps []exchange.Position, snapshot bool) error
-	// putBalances writes each balance, completing a stream delta's with
-	// what the stored one has, and returns them as written.
-	putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error)
+	// putBalances writes each balance to its asset's key, completing a
+	// stream delta's with what the stored one has, and the assets to the
+	// list: replacing it (snapshot) or adding to it. It returns the
+	// balances as written.
+	putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) ([]exchange.Balance, error)
 }
 
 // mergePositionsScript applies a delta (or a snapshot, ARGV[4] = '1') to
@@ -380,6 +398,30 @@ else
   redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
 end
 if missing then return -1 end
+return #out
+`)
+
+// mergeAssetsScript writes the list of assets held, sorted: the assets of
+// ARGV[3] (a JSON array) added to the list, or replacing it (ARGV[4] ==
+// '1', a snapshot).
+var mergeAssetsScript = valkey.NewLuaScript(leader.FenceCheck + `
+local seen, out = {}, {}
+local function add(list)
+  for _, a in ipairs(list) do
+    if not seen[a] then seen[a] = true; table.insert(out, a) end
+  end
+end
+if ARGV[4] ~= '1' then
+  local v = redis.call('GET', KEYS[2])
+  if v then add(cjson.decode(v)) end
+end
+add(cjson.decode(ARGV[3]))
+table.sort(out)
+if #out == 0 then
+  redis.call('SET', KEYS[2], '[]', 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
+end
 return #out
 `)
 
@@ -425,7 +467,7 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 // errPositionsUnknown: a stream delta was applied to no stored positions.
 var errPositionsUnknown = errors.New("account: positions delta on a missing key; re-seeding from REST")
 
-func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
+func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) ([]exchange.Balance, error) {
 	out := make([]exchange.Balance, 0, len(bs))
 	for _, b := range bs {
 		k, err := w.n.keys.Balance(b.Asset)
@@ -449,6 +491,20 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([
 		}
 		out = append(out, b)
 	}
+	if len(bs) == 0 && !snapshot {
+		return out, nil
+	}
+	b, _ := json.Marshal(assetsOf(bs))
+	snap := "0"
+	if snapshot {
+		snap = "1"
+	}
+	k := w.n.assetsKey
+	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+	defer cancel()
+	if err := mergeAssetsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).Error(); err != nil {
+		return out, fmt.Errorf("account: write %s: %w", k, err)
+	}
 	return out, nil
 }
 
@@ -464,6 +520,16 @@ func carryBalance(b exchange.Balance, cur []byte) exchange.Balance {
 		b.AvailableBalance = old.AvailableBalance
 	}
 	return b
+}
+
+// assetsOf lists the assets of bs, sorted, without repeats.
+func assetsOf(bs []exchange.Balance) []string {
+	out := make([]string, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, b.Asset)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // memWriter writes through the tiered cache while Redis is down (its
@@ -493,7 +559,7 @@ func (w memWriter) putPositions(ctx context.Context, ps []exchange.Position, sna
 	return nil
 }
 
-func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]exchange.Balance, error) {
+func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) ([]exchange.Balance, error) {
 	if w.n.cache.Redis() != nil {
 		return nil, errRedisBack
 	}
@@ -513,7 +579,15 @@ func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance) ([]ex
 		}
 		out = append(out, b)
 	}
-	return out, nil
+	if len(bs) == 0 && !snapshot {
+		return out, nil
+	}
+	assets := assetsOf(bs)
+	if !snapshot {
+		cur, _, _ := cache.GetJSON[[]string](ctx, w.n.cache, w.n.assetsKey)
+		assets = slices.Compact(slices.Sorted(slices.Values(append(cur, assets...))))
+	}
+	return out, cache.SetJSON(ctx, w.n.cache, w.n.assetsKey, assets)
 }
 
 // mergePositions applies a delta by (symbol, side) and drops flat ones —

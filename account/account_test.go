@@ -3,6 +3,7 @@ package account_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -356,4 +357,96 @@ func TestDeltaOnMissingKeyReseeds(t *testing.T) {
 	if n := a.n.Stats().Unknown.Load(); n != 1 {
 		t.Errorf("Stats.Unknown = %d, want 1", n)
 	}
+}
+
+// An asset the account does not hold is answered from the list of assets
+// held: without a holder, many junk assets cost one REST load; with one,
+// its seeds keep the list and junk costs none. An asset a delta adds
+// joins the list.
+func TestJunkAssetsAnsweredFromCache(t *testing.T) {
+	r := testenv.Shared(t)
+	ctx := context.Background()
+	t.Run("read-through", func(t *testing.T) {
+		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		f := newFake()
+		opt, _ := cache.RedisOptions(r.URL())
+		c, _ := cache.New(cache.Config{Redis: opt})
+		if err := c.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		n, err := account.New(account.Config{}, reg, c, f, f.streams, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() {
+				if _, err := n.Balance(ctx, fmt.Sprintf("NOPE%d", i)); !errors.Is(err, account.ErrNoBalance) {
+					t.Errorf("NOPE%d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		for i := range 100 {
+			if _, err := n.Balance(ctx, fmt.Sprintf("NOPE%d", i)); !errors.Is(err, account.ErrNoBalance) {
+				t.Errorf("NOPE%d again: %v", i, err)
+			}
+		}
+		if b, err := n.Balance(ctx, "usdt"); err != nil || b.WalletBalance != "10000" {
+			t.Errorf("USDT: %+v, %v", b, err)
+		}
+		if got := f.accounts.Load(); got != 1 {
+			t.Errorf("%d REST account loads for 200 junk assets and USDT, want 1", got)
+		}
+		if got := assetsIn(t, r, reg); !cmp.Equal(got, []string{"USDT"}) {
+			t.Errorf("assets held = %v", got)
+		}
+	})
+	t.Run("holder", func(t *testing.T) {
+		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		f := newFake()
+		a := startNode(t, r, reg, f, "a")
+		testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 }, "never seeded")
+		seeds := f.accounts.Load()
+		for i := range 50 {
+			if _, err := a.n.Balance(ctx, fmt.Sprintf("JUNK%d", i)); !errors.Is(err, account.ErrNoBalance) {
+				t.Errorf("JUNK%d: %v", i, err)
+			}
+		}
+		if got := f.accounts.Load(); got != seeds {
+			t.Errorf("junk assets made %d REST loads, want 0", got-seeds)
+		}
+		f.mu.Lock()
+		f.balances = append(f.balances, exchange.Balance{Asset: "BNB", WalletBalance: "1"})
+		f.mu.Unlock()
+		f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+			Balances: []exchange.Balance{{Asset: "BNB", WalletBalance: "1", CrossWalletBalance: "1"}},
+		}})
+		testenv.Eventually(t, 2*time.Second, func() bool { return cmp.Equal(assetsIn(t, r, reg), []string{"BNB", "USDT"}) }, "BNB never joined the list: %v", assetsIn(t, r, reg))
+		rc := r.Client(t)
+		bnb := mustKey(reg.Balance("BNB"))
+		rc.Do(ctx, rc.B().Del().Key(bnb.Name()).Build()) // its key gone: the list says to load it
+		if b, err := a.n.Balance(ctx, "BNB"); err != nil || b.WalletBalance != "1" {
+			t.Errorf("BNB: %+v, %v", b, err)
+		}
+	})
+}
+
+func assetsIn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry) []string {
+	t.Helper()
+	rc := r.Client(t)
+	k := mustKey(reg.AccountAssets("main"))
+	v, err := rc.Do(context.Background(), rc.B().Get().Key(k.Name()).Build()).ToString()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if err := json.Unmarshal([]byte(v), &out); err != nil {
+		t.Fatalf("%s holds %q: %v", k, v, err)
+	}
+	if p, _ := rc.Do(context.Background(), rc.B().Pttl().Key(k.Name()).Build()).AsInt64(); p <= 0 || p > 300_000 {
+		t.Errorf("%s PTTL %d", k, p)
+	}
+	return out
 }

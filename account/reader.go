@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
@@ -30,42 +32,126 @@ func (n *Node) Positions(ctx context.Context) ([]exchange.Position, error) {
 		}
 		return mergePositions(nil, ps), err
 	}
-	if cl := n.cache.Redis(); cl != nil && !n.Streaming() {
-		held, err := cl.Do(ctx, cl.B().Exists().Key(n.leaseKey.Name()).Build()).AsInt64()
-		if err == nil && held == 1 {
-			// Another node holds the stream: read, load on a miss, store nothing.
-			ps, ok, err := cache.GetJSON[[]exchange.Position](ctx, n.cache, n.positionsKey)
-			if err != nil || ok {
-				return ps, err
-			}
-			v, err, _ := n.sf.Do("positions", func() (any, error) { return load(ctx) })
-			ps, _ = v.([]exchange.Position)
+	if n.heldElsewhere(ctx) {
+		// Another node holds the stream: read, load on a miss, store nothing.
+		ps, ok, err := cache.GetJSON[[]exchange.Position](ctx, n.cache, n.positionsKey)
+		if err != nil || ok {
 			return ps, err
 		}
+		v, err, _ := n.sf.Do("positions", func() (any, error) { return load(ctx) })
+		ps, _ = v.([]exchange.Position)
+		return ps, err
 	}
 	return cache.GetOrLoadJSON(ctx, n.cache, n.positionsKey, load)
 }
 
-// Balance returns one asset's balance, read-through like Positions.
+// Balance returns one asset's balance: from Redis (or the memory tier
+// while Redis is down), loaded from REST on a miss. An asset missing from
+// the list of assets held (account_assets:{account}) is ErrNoBalance
+// without a request. However many assets miss at once, one REST load
+// serves them, and it stores the list, so a stream of junk assets costs
+// at most one signed call. The asset asked for is stored; every balance
+// of the load is when no other node holds the stream (as for Positions).
 func (n *Node) Balance(ctx context.Context, asset string) (exchange.Balance, error) {
 	k, err := n.keys.Balance(asset)
 	if err != nil {
 		return exchange.Balance{}, err
 	}
 	want := strings.ToUpper(asset)
-	return cache.GetOrLoadJSON(ctx, n.cache, k, func(ctx context.Context) (exchange.Balance, error) {
+	if b, ok, err := cache.GetJSON[exchange.Balance](ctx, n.cache, k); err != nil || ok {
+		return b, err
+	}
+	if held, ok, err := cache.GetJSON[[]string](ctx, n.cache, n.assetsKey); err == nil && ok && !slices.Contains(held, want) {
+		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	}
+	held, bs, err := n.loadBalances(ctx, true)
+	if err == nil && bs == nil && slices.Contains(held, want) {
+		// Held, its key gone meanwhile: load it after all.
+		held, bs, err = n.loadBalances(ctx, false)
+	}
+	if err != nil {
+		return exchange.Balance{}, err
+	}
+	if !slices.Contains(held, want) {
+		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	}
+	for _, b := range bs {
+		if b.Asset == want {
+			if err := cache.SetJSON(ctx, n.cache, k, b); err != nil {
+				n.cfg.Logger.Debug("account: cache balance", "asset", want, "err", err)
+			}
+			return b, nil
+		}
+	}
+	return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+}
+
+type loaded struct {
+	held []string
+	bs   []exchange.Balance
+}
+
+// loadBalances loads the account's balances from REST, once however many
+// callers ask at once, and stores the list of assets held. With recheck, a
+// list another load stored since the caller looked answers instead (bs
+// nil). The load runs with its own deadline, not cancelled when the first
+// caller gives up.
+func (n *Node) loadBalances(ctx context.Context, recheck bool) ([]string, []exchange.Balance, error) {
+	name := "balances"
+	if recheck {
+		name = "balances?"
+	}
+	ch := n.sf.DoChan(name, func() (any, error) {
 		if n.rest == nil {
-			return exchange.Balance{}, errors.New("account: no REST source")
+			return nil, errors.New("account: no REST source")
 		}
-		bs, _, err := n.rest.Account(ctx)
-		if err != nil {
-			return exchange.Balance{}, err
-		}
-		for _, b := range bs {
-			if b.Asset == want {
-				return b, nil
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if recheck {
+			if held, ok, err := cache.GetJSON[[]string](lctx, n.cache, n.assetsKey); err == nil && ok {
+				return loaded{held: held}, nil
 			}
 		}
-		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+		bs, _, err := n.rest.Account(lctx)
+		if err != nil {
+			return nil, err
+		}
+		held := assetsOf(bs)
+		// A snapshot's list: an asset a holder's merge adds meanwhile has
+		// its balance key, which is read before the list.
+		if err := cache.SetJSON(lctx, n.cache, n.assetsKey, held); err != nil {
+			n.cfg.Logger.Debug("account: cache the assets held", "err", err)
+		}
+		if !n.heldElsewhere(lctx) {
+			// Nobody merges the stream into them: keep every balance.
+			for _, b := range bs {
+				if k, err := n.keys.Balance(b.Asset); err == nil {
+					cache.SetJSON(lctx, n.cache, k, b)
+				}
+			}
+		}
+		return loaded{held: held, bs: bs}, nil
 	})
+	select {
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, nil, res.Err
+		}
+		l := res.Val.(loaded)
+		return l.held, l.bs, nil
+	}
+}
+
+// heldElsewhere reports whether another node holds the user data stream
+// (its lease exists): a REST snapshot stored unfenced could then overwrite
+// a newer update the holder just merged.
+func (n *Node) heldElsewhere(ctx context.Context) bool {
+	cl := n.cache.Redis()
+	if cl == nil || n.Streaming() {
+		return false
+	}
+	held, err := cl.Do(ctx, cl.B().Exists().Key(n.leaseKey.Name()).Build()).AsInt64()
+	return err == nil && held == 1
 }

@@ -108,6 +108,29 @@ func (r *Registry) LeaderEpoch(lease Key) (Key, error) {
 	return r.Key(KindLeaderEpoch, strings.ReplaceAll(name, ":", "."))
 }
 
+// ExchangeInfo is exchange_info, the whole exchange's symbols.
+func (r *Registry) ExchangeInfo() Key { return r.must(KindExchangeInfo) }
+
+// UnknownSymbol is unknown_symbol:{SYMBOL}, the negative cache of a symbol
+// the exchange does not list.
+func (r *Registry) UnknownSymbol(symbol string) (Key, error) {
+	return r.Key(KindUnknownSymbol, symbol)
+}
+
+// AccountAssets is account_assets:{account}, the assets an account holds.
+func (r *Registry) AccountAssets(account string) (Key, error) {
+	return r.Key(KindAccountAssets, account)
+}
+
+// RESTWeight is rest_weight:{egress}, the REST weight budget shared by the
+// nodes egressing as egress.
+func (r *Registry) RESTWeight(egress string) (Key, error) { return r.Key(KindRESTWeight, egress) }
+
+// RESTCooldown is rest_cooldown:{egress}, the 429/418 cooldown shared by
+// the nodes egressing as egress. Write it with the exchange's Retry-After
+// (Key.WithTTL); the kind's TTL is for a refusal without one.
+func (r *Registry) RESTCooldown(egress string) (Key, error) { return r.Key(KindRESTCooldown, egress) }
+
 // must builds a built-in key without parts; New registered it.
 func (r *Registry) must(kind string) Key {
 	k, err := r.Key(kind)

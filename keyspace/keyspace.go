@@ -21,6 +21,11 @@
 //	market_ws_leader  market_ws_leader                   30 s
 //	account_leader    account_leader:{account}           30 s
 //	leader_epoch      leader_epoch:{lease}               7 days, refreshed while anyone leads
+//	exchange_info     exchange_info                      3600 s
+//	unknown_symbol    unknown_symbol:{SYMBOL}            60 s
+//	account_assets    account_assets:{account}           300 s
+//	rest_weight       rest_weight:{egress}               120 s
+//	rest_cooldown     rest_cooldown:{egress}             the exchange's Retry-After (120 s without one)
 //
 // An optional global prefix (Config.Prefix) is prepended to every key and
 // channel so several deployments can share one Redis. TTLs are overridable
@@ -57,6 +62,11 @@ const (
 	KindMarketWSLeader  = "market_ws_leader"
 	KindLeaderEpoch     = "leader_epoch"
 	KindAccountLeader   = "account_leader"
+	KindExchangeInfo    = "exchange_info"
+	KindUnknownSymbol   = "unknown_symbol"
+	KindAccountAssets   = "account_assets"
+	KindRESTWeight      = "rest_weight"
+	KindRESTCooldown    = "rest_cooldown"
 )
 
 // MaxPartLen bounds one substituted part of a key.
@@ -189,6 +199,11 @@ func Defaults() []Kind {
 		{Name: KindMarketWSLeader, Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
 		{Name: KindAccountLeader, Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
 		{Name: KindLeaderEpoch, Pattern: "leader_epoch:{lease}", TTL: 7 * 24 * time.Hour, Internal: true, Value: "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
+		{Name: KindExchangeInfo, Pattern: "exchange_info", TTL: 3600 * time.Second, Type: TypeHash, Value: "hash: symbol → the symbol's entry of Binance exchangeInfo (JSON), every listed symbol: one fetch serves every node; symbols are validated against it"},
+		{Name: KindUnknownSymbol, Pattern: "unknown_symbol:{SYMBOL}", TTL: 60 * time.Second, Value: `string: {"code":-1121,"msg":"Invalid symbol."}: the exchange does not list the symbol (negative cache)`},
+		{Name: KindAccountAssets, Pattern: "account_assets:{account}", TTL: 300 * time.Second, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
+		{Name: KindRESTWeight, Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
+		{Name: KindRESTCooldown, Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/ratelimit"
 )
 
 // buffer holds updates between flushes. Its size is bounded by the
@@ -126,8 +127,11 @@ func (b *buffer) putMarket(t exchange.Ticker24h) {
 	}
 }
 
-// ingest streams into s until ctx ends or a write is fenced.
+// ingest streams into s until ctx ends or a write is fenced. Its REST
+// calls (backfill) are the node's own: System priority in the weight
+// budget, never starved by user read-throughs.
 func (n *Node) ingest(ctx context.Context, s sink) error {
+	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
 	b := newBuffer(n.cfg.MaxMarketSymbols)
 	backfill := make(chan struct{}, 1)
 	st, err := n.streams(slices.Clone(n.names), n.onEvent(b), func(string) {

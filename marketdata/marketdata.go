@@ -25,7 +25,19 @@
 // Every node reads through a Reader: klines, book tickers and the
 // whole-market tickers from Redis; ticker_24h:{SYMBOL} and
 // symbol_info:{SYMBOL} read-through (a miss is loaded from REST once,
-// however many callers wait, and written with its TTL).
+// however many callers wait, and written with its TTL), and klines of a
+// series nobody streams straight from REST.
+//
+// No REST call is made for a symbol the exchange does not list. Symbols
+// are checked against exchange_info (hash: symbol → exchangeInfo entry,
+// 1 h), filled by one exchangeInfo request shared by every node and
+// reloaded when a symbol is missing from a snapshot older than
+// Config.SymbolRefresh (a new listing). A symbol still missing is
+// ErrUnknownSymbol, remembered in unknown_symbol:{SYMBOL} (60 s), so junk
+// symbols cost Redis reads, not REST weight. The node's own REST calls
+// (backfill, the exchangeInfo load) run at System priority in the REST
+// weight budget (package ratelimit), readers' at the context's (User by
+// default).
 //
 // With Redis down there is nothing to elect on: each node streams for itself
 // into a bounded in-memory sink with the same TTLs, serves its readers from
@@ -51,6 +63,7 @@ import (
 	"time"
 
 	"github.com/valkey-io/valkey-go"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
@@ -80,7 +93,11 @@ type Config struct {
 	CallTimeout time.Duration
 	// MaxMarketSymbols bounds the whole-market hashes in memory (4096).
 	MaxMarketSymbols int
-	Logger           *slog.Logger
+	// SymbolRefresh: a symbol missing from an exchange_info snapshot older
+	// than this reloads exchangeInfo, so a new listing is found (default
+	// 1 min); one missing from a younger snapshot is unknown at once.
+	SymbolRefresh time.Duration
+	Logger        *slog.Logger
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -127,6 +144,7 @@ type Node struct {
 	// backfillMu serialises backfills of one ingest (a reconnect storm
 	// queues at most one more).
 	backfillMu sync.Mutex
+	symbolsSF  singleflight.Group // collapses exchangeInfo loads
 }
 
 type seriesID struct{ symbol, interval string }
@@ -142,6 +160,7 @@ type Stats struct {
 	WriteErrors   atomic.Uint64
 	Fenced        atomic.Uint64 // writes refused because the lease was lost
 	Terms         atomic.Uint64 // leadership terms started here
+	SymbolLoads   atomic.Uint64 // exchangeInfo loads into exchange_info
 }
 
 // New returns a Node; it does no I/O. elector may be nil when there is no
@@ -158,6 +177,9 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 	}
 	if cfg.MaxMarketSymbols <= 0 {
 		cfg.MaxMarketSymbols = 4096
+	}
+	if cfg.SymbolRefresh <= 0 {
+		cfg.SymbolRefresh = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -3,6 +3,7 @@ package marketdata_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -34,6 +35,9 @@ type fakeExchange struct {
 	restCalls   atomic.Int64
 	tickerCalls atomic.Int64
 	infoCalls   atomic.Int64
+	otherKlines atomic.Int64 // klines calls for series not configured (interval other than 1m)
+
+	listed atomic.Pointer[[]string] // symbols listed besides BTCUSDT and ETHUSDT
 }
 
 func newFake(minute time.Duration) *fakeExchange {
@@ -54,6 +58,9 @@ func (f *fakeExchange) kline(open int64, closed bool) exchange.Kline {
 
 func (f *fakeExchange) Klines(_ context.Context, symbol, interval string, start, _ int64, limit int) ([]exchange.Kline, error) {
 	f.restCalls.Add(1)
+	if interval != "1m" {
+		f.otherKlines.Add(1)
+	}
 	cur := f.current()
 	from := max(start, cur-int64(limit-1)*60000, f.origin-100*60000)
 	var out []exchange.Kline
@@ -72,10 +79,16 @@ func (f *fakeExchange) Ticker24h(_ context.Context, symbol string) (exchange.Tic
 func (f *fakeExchange) Symbols(context.Context) ([]exchange.SymbolInfo, error) {
 	f.infoCalls.Add(1)
 	time.Sleep(20 * time.Millisecond)
-	return []exchange.SymbolInfo{
+	out := []exchange.SymbolInfo{
 		{Symbol: "BTCUSDT", Status: "TRADING", Raw: json.RawMessage(`{"symbol":"BTCUSDT","status":"TRADING"}`)},
 		{Symbol: "ETHUSDT", Status: "TRADING", Raw: json.RawMessage(`{"symbol":"ETHUSDT","status":"TRADING"}`)},
-	}, nil
+	}
+	if p := f.listed.Load(); p != nil {
+		for _, s := range *p {
+			out = append(out, exchange.SymbolInfo{Symbol: s, Status: "TRADING", Raw: json.RawMessage(`{"symbol":"` + s + `"}`)})
+		}
+	}
+	return out, nil
 }
 
 // streams emits the open kline every 10 ms and each closing kline once.
@@ -128,7 +141,7 @@ func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeEx
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Window: 500, FlushEvery: 20 * time.Millisecond}, reg, c, f, f.streams, el)
+	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Window: 500, FlushEvery: 20 * time.Millisecond, SymbolRefresh: time.Second}, reg, c, f, f.streams, el)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,4 +373,84 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 		t.Error("still leading with the lease stolen")
 	}
 	rc.Do(ctx, rc.B().Del().Key(reg.MarketWSLeader().Name()).Build())
+}
+
+// Symbols are checked against the exchange's list before any REST call:
+// a flood of unknown ones costs one exchangeInfo, shared by every node,
+// and a repeated one is answered from unknown_symbol:{SYMBOL}. A symbol
+// listed after the snapshot is found once the snapshot is older than
+// SymbolRefresh.
+func TestUnknownSymbolsNeverReachREST(t *testing.T) {
+	r := testenv.Shared(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake(time.Hour)
+	a, b := startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")
+	testenv.Eventually(t, 5*time.Second, func() bool { return a.c.Redis() != nil && b.c.Redis() != nil }, "no redis")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 300 {
+		rd := []*testNode{a, b}[i%2].n.Reader()
+		wg.Go(func() {
+			sym := fmt.Sprintf("JUNK%dUSDT", i%50)
+			var err error
+			switch i % 3 {
+			case 0:
+				_, err = rd.SymbolInfo(ctx, sym)
+			case 1:
+				_, err = rd.Ticker24h(ctx, sym)
+			case 2:
+				_, err = rd.Klines(ctx, sym, "3m", 10)
+			}
+			if !errors.Is(err, marketdata.ErrUnknownSymbol) {
+				t.Errorf("%s: %v, want ErrUnknownSymbol", sym, err)
+			}
+		})
+	}
+	wg.Wait()
+	if ks, err := a.n.Reader().Klines(ctx, "btcusdt", "3m", 10); err != nil || len(ks) == 0 {
+		t.Errorf("a listed symbol's unconfigured series: %d klines, %v", len(ks), err)
+	}
+	// Each node's concurrent misses share one request; a node that finds
+	// the other's snapshot in Redis makes none.
+	infos := f.infoCalls.Load()
+	if got := []int64{f.tickerCalls.Load(), f.otherKlines.Load()}; infos < 1 || infos > 2 || !cmp.Equal(got, []int64{0, 1}) {
+		t.Errorf("REST calls: exchangeInfo %d (want 1, at most one per node), ticker %d (want 0), klines of unconfigured series %d (want 1, BTCUSDT's)", infos, got[0], got[1])
+	}
+	for i := range 20 { // the snapshot is in Redis now: no more requests
+		if _, err := []*testNode{a, b}[i%2].n.Reader().Ticker24h(ctx, fmt.Sprintf("MORE%dUSDT", i)); !errors.Is(err, marketdata.ErrUnknownSymbol) {
+			t.Errorf("MORE%dUSDT: %v", i, err)
+		}
+	}
+	if n := f.infoCalls.Load(); n != infos {
+		t.Errorf("exchangeInfo loaded again with a fresh snapshot in Redis: %d → %d", infos, n)
+	}
+	rc := r.Client(t)
+	neg, _ := reg.UnknownSymbol("JUNK7USDT")
+	if v, err := rc.Do(ctx, rc.B().Get().Key(neg.Name()).Build()).ToString(); err != nil || v != `{"code":-1121,"msg":"Invalid symbol."}` {
+		t.Errorf("%s = %q, %v", neg, v, err)
+	}
+	if ttl, _ := rc.Do(ctx, rc.B().Pttl().Key(neg.Name()).Build()).AsInt64(); ttl <= 0 || ttl > 60_000 {
+		t.Errorf("%s PTTL %d", neg, ttl)
+	}
+	info := reg.ExchangeInfo()
+	if n, err := rc.Do(ctx, rc.B().Hlen().Key(info.Name()).Build()).AsInt64(); err != nil || n != 2 {
+		t.Errorf("%s holds %d symbols, %v", info, n, err)
+	}
+
+	// A listing after the snapshot: unknown while the snapshot is young,
+	// found once it is older than SymbolRefresh (1 s in startNode).
+	f.listed.Store(&[]string{"NEWUSDT", "NEXTUSDT"})
+	if _, err := a.n.Reader().SymbolInfo(ctx, "NEWUSDT"); !errors.Is(err, marketdata.ErrUnknownSymbol) {
+		t.Errorf("NEWUSDT against a fresh snapshot: %v", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if v, err := b.n.Reader().SymbolInfo(ctx, "NEXTUSDT"); err != nil || string(v) != `{"symbol":"NEXTUSDT"}` {
+		t.Errorf("NEXTUSDT after the snapshot aged: %s, %v", v, err)
+	}
+	if _, err := a.n.Reader().SymbolInfo(ctx, "NEWUSDT"); !errors.Is(err, marketdata.ErrUnknownSymbol) {
+		t.Errorf("NEWUSDT within its negative cache: %v", err)
+	}
+	if n := f.infoCalls.Load(); n != infos+1 {
+		t.Errorf("exchangeInfo loaded %d times, want %d", n, infos+1)
+	}
 }

@@ -3,11 +3,8 @@ package marketdata
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
@@ -18,9 +15,12 @@ var ErrUnknownSymbol = exchange.ErrUnknownSymbol
 
 // Reader reads market data on any node: from Redis when it is reachable,
 // from this node's memory sink when it is not.
+//
+// A symbol is checked against the exchange's list before any REST call
+// made for it (see Node's symbol directory): an unknown one is refused
+// with ErrUnknownSymbol, from cache.
 type Reader struct {
-	n  *Node
-	sf singleflight.Group // collapses exchangeInfo loads
+	n *Node
 }
 
 // Reader returns the node's reader.
@@ -41,13 +41,18 @@ func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int)
 	if err != nil || len(ks) > 0 || r.n.rest == nil {
 		return ks, err
 	}
-	if _, ok := r.n.series[seriesID{strings.ToUpper(symbol), interval}]; ok {
+	sym := strings.ToUpper(symbol)
+	if _, ok := r.n.series[seriesID{sym, interval}]; ok {
 		return ks, nil // configured but empty: the leader is backfilling
 	}
-	return r.n.rest.Klines(ctx, strings.ToUpper(symbol), interval, 0, 0, limit)
+	if _, err := r.n.lookupSymbol(ctx, sym); err != nil {
+		return nil, err
+	}
+	return r.n.rest.Klines(ctx, sym, interval, 0, 0, limit)
 }
 
-// Ticker24h returns the 24-hour ticker of symbol, read-through.
+// Ticker24h returns the 24-hour ticker of symbol, read-through: a miss of
+// a listed symbol is loaded from REST once however many callers wait.
 func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker24h, error) {
 	key, err := r.n.keys.Ticker24h(symbol)
 	if err != nil {
@@ -55,9 +60,13 @@ func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker2
 	}
 	return cache.GetOrLoadJSON(ctx, r.n.cache, key, func(ctx context.Context) (exchange.Ticker24h, error) {
 		if r.n.rest == nil {
-			return exchange.Ticker24h{}, errors.New("marketdata: no REST source")
+			return exchange.Ticker24h{}, errNoREST
 		}
-		return r.n.rest.Ticker24h(ctx, strings.ToUpper(symbol))
+		sym := strings.ToUpper(symbol)
+		if _, err := r.n.lookupSymbol(ctx, sym); err != nil {
+			return exchange.Ticker24h{}, err
+		}
+		return r.n.rest.Ticker24h(ctx, sym)
 	})
 }
 
@@ -94,32 +103,23 @@ func (r *Reader) BookTicker(ctx context.Context, symbol string) (exchange.BookTi
 	return bt, true, nil
 }
 
-// SymbolInfo returns the exchangeInfo entry of symbol, read-through:
-// symbol_info:{SYMBOL} for an hour, exchangeInfo fetched once however many
-// symbols miss at the same time.
+// SymbolInfo returns the exchangeInfo entry of symbol: from
+// symbol_info:{SYMBOL} (an hour), else from the exchange_info hash, loaded
+// from REST once for every symbol (see Node's symbol directory).
 func (r *Reader) SymbolInfo(ctx context.Context, symbol string) (json.RawMessage, error) {
 	key, err := r.n.keys.SymbolInfo(symbol)
 	if err != nil {
 		return nil, err
 	}
-	sym := strings.ToUpper(symbol)
-	b, err := r.n.cache.GetOrLoad(ctx, key, func(ctx context.Context) ([]byte, error) {
-		if r.n.rest == nil {
-			return nil, errors.New("marketdata: no REST source")
-		}
-		v, err, _ := r.sf.Do("exchangeInfo", func() (any, error) { return r.n.rest.Symbols(ctx) })
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range v.([]exchange.SymbolInfo) {
-			if s.Symbol == sym {
-				if len(s.Raw) > 0 {
-					return s.Raw, nil
-				}
-				return json.Marshal(s)
-			}
-		}
-		return nil, fmt.Errorf("%w: %s", ErrUnknownSymbol, sym)
-	})
-	return b, err
+	if b, ok, err := r.n.cache.Get(ctx, key); err != nil || ok {
+		return b, err
+	}
+	b, err := r.n.lookupSymbol(ctx, strings.ToUpper(symbol))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.n.cache.Set(ctx, key, b); err != nil {
+		r.n.cfg.Logger.Debug("marketdata: cache symbol info", "symbol", symbol, "err", err)
+	}
+	return b, nil
 }

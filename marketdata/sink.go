@@ -36,6 +36,11 @@ type sink interface {
 	fields(ctx context.Context, key keyspace.Key) (map[string][]byte, error)
 	// putValue sets the string key with its TTL.
 	putValue(ctx context.Context, key keyspace.Key, v []byte) error
+	// replaceFields replaces the whole hash key by fields, with its TTL.
+	replaceFields(ctx context.Context, key keyspace.Key, fields map[string][]byte) error
+	// age is how long ago key was last written (from its TTL left);
+	// false when it does not exist.
+	age(ctx context.Context, key keyspace.Key) (time.Duration, bool, error)
 }
 
 // redisSink writes with fenced Lua scripts: nothing lands once the lease
@@ -67,6 +72,18 @@ for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1])
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+`)
+
+// replaceFieldsScript replaces a hash whole, atomically: readers see the
+// old fields or the new ones, never none. Not fenced: any node may write
+// what the exchange lists. KEYS: the hash. ARGV: TTL (ms), field, value, …
+var replaceFieldsScript = valkey.NewLuaScript(`
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
@@ -181,6 +198,38 @@ func (s *redisSink) fields(ctx context.Context, key keyspace.Key) (map[string][]
 	return out, nil
 }
 
+func (s *redisSink) replaceFields(ctx context.Context, key keyspace.Key, fields map[string][]byte) error {
+	if err := key.Valid(); err != nil {
+		return err
+	}
+	args := make([]string, 0, 1+2*len(fields))
+	args = append(args, ms(key.TTL()))
+	for f, v := range fields {
+		args = append(args, f, string(v))
+	}
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if err := replaceFieldsScript.Exec(cctx, s.cl, []string{key.Name()}, args).Error(); err != nil {
+		return fmt.Errorf("marketdata: write %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *redisSink) age(ctx context.Context, key keyspace.Key) (time.Duration, bool, error) {
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	left, err := s.cl.Do(cctx, s.cl.B().Pttl().Key(key.Name()).Build()).AsInt64()
+	switch {
+	case err != nil:
+		return 0, false, fmt.Errorf("marketdata: read %s: %w", key, err)
+	case left == -2:
+		return 0, false, nil
+	case left < 0: // no TTL: not written by us; count it stale
+		return key.TTL(), true, nil
+	}
+	return keyAge(key, time.Duration(left)*time.Millisecond), true, nil
+}
+
 func (s *redisSink) putValue(ctx context.Context, key keyspace.Key, v []byte) error {
 	if err := key.Valid(); err != nil {
 		return err
@@ -282,6 +331,31 @@ func (m *memSink) putFields(_ context.Context, key keyspace.Key, fields map[stri
 	}
 	h.expires = time.Now().Add(key.TTL())
 	return nil
+}
+
+func (m *memSink) replaceFields(_ context.Context, key keyspace.Key, fields map[string][]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := &memHash{m: make(map[string][]byte, min(len(fields), m.maxFields)), expires: time.Now().Add(key.TTL())}
+	for f, v := range fields {
+		if len(h.m) >= m.maxFields {
+			break // bounded, as putFields
+		}
+		h.m[f] = v
+	}
+	m.hashes[key.Name()] = h
+	return nil
+}
+
+func (m *memSink) age(_ context.Context, key keyspace.Key) (time.Duration, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.hashes[key.Name()]
+	now := time.Now()
+	if h == nil || now.After(h.expires) {
+		return 0, false, nil
+	}
+	return keyAge(key, h.expires.Sub(now)), true, nil
 }
 
 func (m *memSink) field(_ context.Context, key keyspace.Key, f string) ([]byte, bool, error) {

@@ -92,11 +92,23 @@ func (k Keys) Registry() (*keyspace.Registry, error) {
 	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl})
 }
 
-// Exchange says which exchange the node streams from.
+// Exchange says which exchange the node streams from, and how much REST
+// weight the nodes may spend on it.
 type Exchange struct {
 	Kind string // ExchangeBinance (default) or ExchangeSim
 	REST string // REST base URL of a Binance-compatible server; "" = Binance's
 	WS   string // stream base URL; "" = Binance's
+	// RESTWeightLimit is the REST request weight per minute every node
+	// sharing RESTEgress may spend together (the budget, kept in Redis);
+	// 0 = ratelimit.DefaultLimit (2000 of Binance's 2400).
+	RESTWeightLimit int
+	// RESTUserShare is the part of it read-throughs users trigger may use,
+	// in (0, 1]; 0 = ratelimit.DefaultUserShare (0.5).
+	RESTUserShare float64
+	// RESTEgress names the identity the exchange counts weight by (the IP
+	// requests leave from): nodes with the same one share one budget.
+	// "" = the REST URL's host (ratelimit.EgressOf).
+	RESTEgress string
 }
 
 // Market is what the node streams.
@@ -211,6 +223,17 @@ func (c Config) Check() error {
 	}
 	if (c.Account.APIKey == "") != (c.Account.APISecret == "") {
 		errs = append(errs, errors.New("the API key and the API secret go together"))
+	}
+	if c.Exchange.RESTWeightLimit < 0 {
+		errs = append(errs, fmt.Errorf("REST weight limit %d: want a positive weight per minute", c.Exchange.RESTWeightLimit))
+	}
+	if s := c.Exchange.RESTUserShare; s < 0 || s > 1 {
+		errs = append(errs, fmt.Errorf("REST user share %v: want a fraction in (0, 1]", s))
+	}
+	if e := c.Exchange.RESTEgress; e != "" {
+		if err := keyspace.ValidPart(e); err != nil {
+			errs = append(errs, fmt.Errorf("REST egress: %w", err))
+		}
 	}
 	if len(c.Market.Symbols) == 0 || len(c.Market.Intervals) == 0 {
 		errs = append(errs, errors.New("no symbols or no intervals to stream"))

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,17 +9,23 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/exchange/sim"
+	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/marketdata"
+	"github.com/tradecache/tradecache/ratelimit"
 )
 
 // exchangeSide is what serve needs of an exchange: REST, a stream factory
 // and, for the in-process simulator, a lifecycle to run.
 type exchangeSide struct {
 	rest    *binance.REST
+	budget  *ratelimit.Budget // the REST weight budget every REST call asks
+	sim     *sim.Server       // the in-process simulator; nil for a remote exchange
 	streams marketdata.StreamFactory
 	// user is the user data stream factory; nil without API keys.
 	user    account.StreamFactory
@@ -33,8 +40,10 @@ func (f streamerFunc) Run(ctx context.Context) error { return f(ctx) }
 
 // newExchange connects to Binance (or any server speaking its API at
 // --exchange-rest / --exchange-ws), or starts the simulated exchange in
-// process on a loopback port for --demo and --exchange sim.
-func newExchange(c Config, log *slog.Logger) (*exchangeSide, error) {
+// process on a loopback port for --demo and --exchange sim. Its REST
+// client asks a weight budget shared through redis (the cache's client
+// while it is on the Redis tier).
+func newExchange(c Config, log *slog.Logger, reg *keyspace.Registry, redis func() valkey.Client) (*exchangeSide, error) {
 	restURL, wsURL := c.Exchange.REST, c.Exchange.WS
 	side := &exchangeSide{desc: "Binance USDⓈ-M futures", metrics: newStreamMetrics()}
 	apiKey, apiSecret := c.Account.APIKey, c.Account.APISecret
@@ -55,11 +64,22 @@ func newExchange(c Config, log *slog.Logger) (*exchangeSide, error) {
 		}
 		restURL, wsURL = "http://"+ln.Addr().String(), "ws://"+ln.Addr().String()
 		side.desc = "simulated exchange on " + restURL
+		side.sim = s
 		side.run = func(ctx context.Context) error { return s.Serve(ctx, ln) } // Serve drives the market too
 	} else if restURL != "" {
 		side.desc = "exchange at " + restURL
 	}
-	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL, APIKey: apiKey, APISecret: apiSecret})
+	egress := c.Exchange.RESTEgress
+	if egress == "" {
+		egress = ratelimit.EgressOf(cmp.Or(restURL, binance.DefaultRESTURL))
+	}
+	b, err := ratelimit.New(ratelimit.Config{Egress: egress, Limit: c.Exchange.RESTWeightLimit, UserShare: c.Exchange.RESTUserShare,
+		Keys: reg, Redis: redis, Logger: log.With("component", "rest")})
+	if err != nil {
+		return nil, fmt.Errorf("REST weight budget: %w", err)
+	}
+	side.budget = b
+	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL, APIKey: apiKey, APISecret: apiSecret, Budget: b})
 	if apiKey != "" {
 		side.user = func(listenKey func(context.Context) (string, error), onEvent func(exchange.UserEvent), onConnect func(), onExpired func(string)) (account.UserStreamer, error) {
 			return binance.NewUserStream(binance.UserStreamConfig{

@@ -1,6 +1,7 @@
 // Package node assembles a tradecache node from one typed Config: the
-// tiered cache, leader election, market data (elected or standalone), the
-// account's user data stream, the event bus with logs published as events,
+// tiered cache, leader election, the REST weight budget shared with the
+// other nodes, market data (elected or standalone), the account's user
+// data stream, the event bus with logs published as events,
 // notifications, the /ws gateway and the HTTP API. New checks and builds;
 // Run runs it all until its context ends and shuts down in order.
 //
@@ -141,7 +142,7 @@ func New(cfg Config) (*Node, error) {
 	log := slog.New(n.logs)
 	n.tc.SetLogger(log)
 
-	if n.ex, err = newExchange(c, log); err != nil {
+	if n.ex, err = newExchange(c, log, n.reg, n.tc.Redis); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	elector, err := n.elector(n.reg.MarketWSLeader(), nil, log)
@@ -179,7 +180,7 @@ func New(cfg Config) (*Node, error) {
 	n.metrics.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		n.tc.Collector(), n.md.Collector(), n.ex.metrics, n.events.Collector(), n.logs.Collector(), n.notifier.Collector(),
+		n.tc.Collector(), n.md.Collector(), n.ex.metrics, n.ex.budget.Collector(), n.events.Collector(), n.logs.Collector(), n.notifier.Collector(),
 	)
 	n.api = &httpapi.Server{NodeID: c.NodeID, Cache: n.tc, Gatherer: n.metrics, Started: time.Now(), Version: c.Version,
 		Market: n.md.Reader(), Leader: n.md.Streaming, Mode: func() string { return n.md.Mode().String() },

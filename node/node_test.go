@@ -56,6 +56,9 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"certificate without key", func(c *node.Config) { c.HTTP.TLSCert = "cert.pem" }, "--tls-key"},
 		{"key without certificate", func(c *node.Config) { c.HTTP.TLSKey = "key.pem" }, "--tls-cert"},
 		{"unreadable certificate", func(c *node.Config) { c.HTTP.TLSCert, c.HTTP.TLSKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "/nonexistent/cert.pem"},
+		{"negative REST weight limit", func(c *node.Config) { c.Exchange.RESTWeightLimit = -1 }, "REST weight limit"},
+		{"REST user share above 1", func(c *node.Config) { c.Exchange.RESTUserShare = 1.5 }, "REST user share"},
+		{"REST egress with a colon", func(c *node.Config) { c.Exchange.RESTEgress = "10.0.0.1:443" }, "REST egress"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

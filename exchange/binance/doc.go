@@ -32,6 +32,15 @@
 // never blocked for the cooldown. Binance error bodies
 // {"code":-1121,"msg":"Invalid symbol."} become *APIError.
 //
+// With RESTConfig.Budget (a consumer-side interface; package ratelimit's
+// Budget shares one through Redis) every request first asks the budget for
+// its weight — klines 1/2/5/10 by limit, exchangeInfo 1, ticker/24hr 1 with
+// a symbol and 40 without, time 1, listenKey 1, account and positionRisk 5
+// each, orders 0 — and each answer's header and 429/418 are reported to
+// it; the budget then owns the cooldown. A refusal is an *APIError like a
+// cooldown's (ErrRateLimited, NotSent, RetryAt) wrapping the budget's
+// error. Priorities travel on the context, which the client passes on.
+//
 // # Account REST
 //
 // REST implements exchange.AccountREST (CreateListenKey,

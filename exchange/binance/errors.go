@@ -21,8 +21,9 @@ var ErrUnknownEvent = errors.New("binance: unknown event")
 var ErrMalformed = errors.New("binance: malformed payload")
 
 // ErrRateLimited matches (errors.Is) an *APIError for HTTP 429 or 418,
-// whether the exchange sent it or the client refused the request locally
-// during the cooldown that followed.
+// whether the exchange sent it or the client refused the request locally:
+// during the cooldown that followed one, or because the weight budget
+// (RESTConfig.Budget) refused it.
 var ErrRateLimited = errors.New("binance: rate limited")
 
 // ErrClockSkew matches (errors.Is) an *APIError with Binance code -1021:
@@ -53,8 +54,10 @@ type APIError struct {
 	// then (client-wide cooldown, from Retry-After).
 	RetryAt time.Time
 	// NotSent reports that the request never left the process: it was
-	// refused locally because a cooldown was in force.
+	// refused locally, during a cooldown or by the weight budget.
 	NotSent bool
+	// Err is the budget's refusal behind a NotSent error, nil otherwise.
+	Err error
 }
 
 func (e *APIError) Error() string {
@@ -69,10 +72,13 @@ func (e *APIError) Error() string {
 		s += fmt.Sprintf(" (retry at %s)", e.RetryAt.UTC().Format(time.RFC3339))
 	}
 	if e.NotSent {
-		s += " (request not sent: cooldown)"
+		s += " (request not sent)"
 	}
 	return s
 }
+
+// Unwrap returns the budget's refusal behind a NotSent error.
+func (e *APIError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is match the sentinels: ErrRateLimited for 429 and 418,
 // ErrClockSkew for -1021, ErrBadSignature for -1022, ErrUnauthorized for

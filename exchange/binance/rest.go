@@ -57,12 +57,41 @@ type RESTConfig struct {
 	// accepted by Binance; default 5 s, at most 60 s (Binance's maximum),
 	// sent in milliseconds.
 	RecvWindow time.Duration
+
+	// Budget, when set, is asked before every request and told the weight
+	// and the 429/418 of every answer: the REST weight budget of every
+	// client sharing the egress IP (package ratelimit's, shared through
+	// Redis). Without it the client keeps its own cooldown only.
+	Budget Budget
+}
+
+// Budget is a REST weight budget (package ratelimit implements it). The
+// client asks it before each request, with the request's weight, and
+// tells it what each answer said. The priority of a request, if the
+// budget has any, travels on the context.
+type Budget interface {
+	// Acquire reserves weight for a request about to be sent and returns
+	// the window it was counted in, for Observe. An error refuses the
+	// request: nothing is sent. A refusal with a RetryAt() time.Time method
+	// (and optionally HTTPStatus() int) is returned as an *APIError that
+	// matches ErrRateLimited, has NotSent set and wraps it; any other
+	// error (the context's) is returned wrapped.
+	Acquire(ctx context.Context, weight int) (window int64, err error)
+	// Observe reports an answer's X-MBX-USED-WEIGHT-1M: the exchange's
+	// count of the IP's weight this minute, for a request counted in
+	// window.
+	Observe(ctx context.Context, window int64, used int)
+	// Cooldown reports a 429 or 418 and how long the exchange asked to
+	// wait (Retry-After, else until the next minute for 429 and 2 min for
+	// 418).
+	Cooldown(ctx context.Context, status int, wait time.Duration)
 }
 
 // REST is a client of Binance USDⓈ-M futures REST endpoints: public market
 // data and, with credentials, the account endpoints. It is safe for
-// concurrent use. Weight accounting and the 429/418 cooldown are per REST
-// value: share one per egress IP.
+// concurrent use. Weight and the 429/418 cooldown are shared through
+// RESTConfig.Budget when it is set; without one they are per REST value:
+// share one per egress IP.
 type REST struct {
 	base    string
 	hc      *http.Client
@@ -75,6 +104,7 @@ type REST struct {
 	secret     []byte
 	recvWindow time.Duration
 	offsetMs   atomic.Int64 // server clock minus local clock, from SyncTime
+	budget     Budget       // nil: the local cooldown only
 
 	mu         sync.Mutex
 	minute     int64 // UTC minute (unix/60) that used belongs to
@@ -97,6 +127,7 @@ func NewREST(cfg RESTConfig) *REST {
 
 		apiKey:     cfg.APIKey,
 		recvWindow: cfg.RecvWindow,
+		budget:     cfg.Budget,
 	}
 	if cfg.APISecret != "" {
 		r.secret = []byte(cfg.APISecret)
@@ -136,8 +167,9 @@ func (r *REST) Weight() int {
 	return r.used
 }
 
-// CooldownUntil returns the end of the current 429/418 cooldown, or the
-// zero time when there is none.
+// CooldownUntil returns the end of the current 429/418 cooldown this client
+// met, or the zero time when there is none. With a Budget, the budget
+// knows the cooldowns of every client sharing it.
 func (r *REST) CooldownUntil() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -289,8 +321,9 @@ func (r *REST) get(ctx context.Context, path string, q url.Values, weight int) (
 // Transport errors never carry the URL's query (signature, listenKey).
 func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bool, weight int) (response, error) {
 	now := r.now()
-	if err := r.admit(now, weight); err != nil {
-		return response{}, err
+	window, err := r.admit(ctx, now, weight)
+	if err != nil {
+		return response{}, r.notSent(method, path, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -317,7 +350,7 @@ func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bo
 		return response{}, fmt.Errorf("binance: %s %s: %w", method, path, stripQuery(err))
 	}
 	defer res.Body.Close()
-	r.observeWeight(res.Header)
+	r.observeWeight(ctx, res.Header, window)
 
 	ref := now
 	if d, err := http.ParseTime(res.Header.Get("Date")); err == nil && d.Before(ref) {
@@ -330,7 +363,7 @@ func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bo
 	}
 	body, err := readBody(res, limit)
 	if res.StatusCode/100 != 2 {
-		return response{}, r.statusError(res, body)
+		return response{}, r.statusError(ctx, res, body)
 	}
 	if err != nil {
 		return response{}, fmt.Errorf("binance: %s %s: %w", method, path, err)
@@ -338,21 +371,48 @@ func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bo
 	return response{body: body, refTime: ref}, nil
 }
 
-// admit refuses requests during a cooldown and counts the weight.
-func (r *REST) admit(now time.Time, weight int) error {
+// admit asks the budget for weight (or, without one, refuses requests
+// during the client's cooldown) and counts it. It returns the budget's
+// window.
+func (r *REST) admit(ctx context.Context, now time.Time, weight int) (int64, error) {
+	var window int64
+	if r.budget != nil {
+		w, err := r.budget.Acquire(ctx, weight)
+		if err != nil {
+			return 0, err
+		}
+		window = w
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if now.Before(r.coolUntil) {
-		return &APIError{
+	if r.budget == nil && now.Before(r.coolUntil) {
+		return 0, &APIError{
 			HTTPStatus: r.coolStatus,
-			Msg:        "rate limited",
+			Msg:        "rate limited: cooldown",
 			RetryAt:    r.coolUntil,
 			NotSent:    true,
 		}
 	}
 	r.rollMinute(now)
 	r.used += weight
-	return nil
+	return window, nil
+}
+
+// notSent is the error of a request refused before it was sent.
+func (r *REST) notSent(method, path string, err error) error {
+	if _, ok := errors.AsType[*APIError](err); ok {
+		return err
+	}
+	var ra interface{ RetryAt() time.Time }
+	if !errors.As(err, &ra) {
+		return fmt.Errorf("binance: %s %s: not sent: %w", method, path, err)
+	}
+	e := &APIError{HTTPStatus: http.StatusTooManyRequests, Msg: "rate limited: " + err.Error(), RetryAt: ra.RetryAt(), NotSent: true, Err: err}
+	var hs interface{ HTTPStatus() int }
+	if errors.As(err, &hs) && hs.HTTPStatus() != 0 {
+		e.HTTPStatus = hs.HTTPStatus()
+	}
+	return e
 }
 
 func (r *REST) rollMinute(now time.Time) {
@@ -361,8 +421,9 @@ func (r *REST) rollMinute(now time.Time) {
 	}
 }
 
-// observeWeight raises the local count to X-MBX-USED-WEIGHT-1M.
-func (r *REST) observeWeight(h http.Header) {
+// observeWeight raises the local count to X-MBX-USED-WEIGHT-1M and tells
+// the budget.
+func (r *REST) observeWeight(ctx context.Context, h http.Header, window int64) {
 	v := h.Get("X-Mbx-Used-Weight-1m")
 	if v == "" {
 		return
@@ -372,14 +433,17 @@ func (r *REST) observeWeight(h http.Header) {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.rollMinute(r.now())
 	r.used = max(r.used, n)
+	r.mu.Unlock()
+	if r.budget != nil {
+		r.budget.Observe(ctx, window, n)
+	}
 }
 
 // statusError builds the *APIError of a non-2xx response and starts the
-// cooldown for 429/418.
-func (r *REST) statusError(res *http.Response, body []byte) error {
+// cooldown for 429/418 (the budget's too).
+func (r *REST) statusError(ctx context.Context, res *http.Response, body []byte) error {
 	e := &APIError{HTTPStatus: res.StatusCode}
 	if code, msg, ok := decodeAPIError(body); ok {
 		e.Code, e.Msg = int(code), msg
@@ -405,6 +469,9 @@ func (r *REST) statusError(res *http.Response, body []byte) error {
 		until = r.coolUntil
 		r.mu.Unlock()
 		e.RetryAt = until
+		if r.budget != nil {
+			r.budget.Cooldown(ctx, res.StatusCode, wait)
+		}
 	}
 	return e
 }

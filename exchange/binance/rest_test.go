@@ -307,3 +307,95 @@ func TestRESTTimeoutAndBodyLimit(t *testing.T) {
 		t.Errorf("oversized body: %v", err)
 	}
 }
+
+// fakeBudget records what a client tells its budget.
+type fakeBudget struct {
+	mu        sync.Mutex
+	refuse    error
+	acquired  []int
+	observed  [][2]int64 // window, used
+	cooldowns []string
+}
+
+func (b *fakeBudget) Acquire(_ context.Context, weight int) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refuse != nil {
+		return 0, b.refuse
+	}
+	b.acquired = append(b.acquired, weight)
+	return 7, nil
+}
+
+func (b *fakeBudget) Observe(_ context.Context, window int64, used int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.observed = append(b.observed, [2]int64{window, int64(used)})
+}
+
+func (b *fakeBudget) Cooldown(_ context.Context, status int, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cooldowns = append(b.cooldowns, strconv.Itoa(status)+" "+wait.String())
+}
+
+type budgetRefusal struct{ at time.Time }
+
+func (e budgetRefusal) Error() string        { return "budget spent" }
+func (e budgetRefusal) RetryAt() time.Time   { return e.at }
+func (e budgetRefusal) HTTPStatus() int      { return 418 }
+func (e budgetRefusal) Is(target error) bool { return target == errSentinel }
+
+var errSentinel = errors.New("sentinel")
+
+// With a Budget the client asks it for each request's weight, tells it the
+// header and the 429s, and turns its refusals into *APIError without
+// sending anything.
+func TestRESTBudget(t *testing.T) {
+	status := 200
+	srv := newRESTServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-MBX-USED-WEIGHT-1M", "42")
+		if status != 200 {
+			w.Header().Set("Retry-After", "9")
+		}
+		writeGzip(w, r, status, []byte(`[]`))
+	})
+	b := &fakeBudget{}
+	rc := NewREST(RESTConfig{BaseURL: srv.URL, Budget: b})
+	ctx := context.Background()
+	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 1000); err != nil {
+		t.Fatal(err)
+	}
+	status = 429
+	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 50); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("429: %v", err)
+	}
+	// The client's own cooldown defers to the budget: it asks again.
+	status = 200
+	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 50); err != nil {
+		t.Fatalf("after a 429 the budget let through: %v", err)
+	}
+	b.mu.Lock()
+	got := []any{b.acquired, b.observed, b.cooldowns}
+	b.mu.Unlock()
+	want := []any{[]int{5, 1, 1}, [][2]int64{{7, 42}, {7, 42}, {7, 42}}, []string{"429 9s"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("budget calls (-want +got):\n%s", d)
+	}
+
+	at := time.Now().Add(time.Minute).Truncate(time.Second)
+	b.refuse = budgetRefusal{at}
+	hits := srv.hits.Load()
+	_, err := rc.Ticker24h(ctx, "BTCUSDT")
+	ae, ok := errors.AsType[*APIError](err)
+	if !ok || !errors.Is(err, ErrRateLimited) || !errors.Is(err, errSentinel) || !ae.NotSent || ae.HTTPStatus != 418 || !ae.RetryAt.Equal(at) {
+		t.Fatalf("refused: %v (%+v)", err, ae)
+	}
+	if srv.hits.Load() != hits {
+		t.Error("a refused request was sent")
+	}
+	b.refuse = context.Canceled
+	if _, err := rc.Ticker24h(ctx, "BTCUSDT"); !errors.Is(err, context.Canceled) || errors.Is(err, ErrRateLimited) {
+		t.Errorf("a cancelled Acquire: %v", err)
+	}
+}

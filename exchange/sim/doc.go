@@ -18,6 +18,11 @@
 // clock (reset on the clock minute, failed requests included). Every answer
 // carries X-MBX-USED-WEIGHT-1M; beyond Config.WeightLimit the answer is 429
 // with Retry-After (seconds to the next minute) and code -1003.
+// SetRESTRefusal (or POST /sim/ratelimit?status=429|418&retryAfter=…&duration=…;
+// status=0 ends it) makes every weighted request answer 429 or 418 with
+// that Retry-After whatever the weight. RESTStats (GET /sim/rest) counts
+// the weighted requests, their weight (in all and per UTC minute), the
+// refused ones and the requests per path: what clients cost the exchange.
 //
 // WebSocket market streams on the 2026 routed paths, in combined mode
 // (/market/stream?streams=a/b, /public/stream) and raw mode
@@ -143,7 +148,8 @@
 // # What it does not simulate
 //
 // No order book depth, trades, aggTrade, mark price, mini tickers or
-// funding; no COIN-M rows (st is always 1); no 418 bans. On the account
+// funding; no COIN-M rows (st is always 1); no 418 bans of their own (only
+// through SetRESTRefusal). On the account
 // side: no LIMIT or conditional orders, open orders, cancels, order
 // queries, trade history or income; no hedge mode, isolated margin,
 // leverage or margin-type changes, multi-assets mode or leverage brackets;

@@ -78,6 +78,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+	mux.HandleFunc("GET /sim/rest", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.RESTStats())
+	})
+	mux.HandleFunc("POST /sim/ratelimit", s.handleRESTRefusal)
 	mux.HandleFunc("POST /sim/listenkey/expire", func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Query().Get("listenKey")
 		if !s.expireKey(key) {
@@ -153,18 +157,21 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// weighted charges a request's weight (failed requests too), sets
-// X-MBX-USED-WEIGHT-1M and refuses with 429 over WeightLimit.
+// weighted charges a request's weight (failed requests too), counts it in
+// RESTStats, sets X-MBX-USED-WEIGHT-1M and refuses with 429 over
+// WeightLimit, or as a SetRESTRefusal says.
 func (s *Server) weighted(weight func(*http.Request) int, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ip, now := clientIP(r), time.Now()
-		used := s.weights.add(ip, weight(r), now)
+		ip, now, n := clientIP(r), time.Now(), weight(r)
+		used := s.weights.add(ip, n, now)
+		s.rest.count(r.URL.Path, n, now)
 		w.Header()["X-MBX-USED-WEIGHT-1M"] = []string{strconv.Itoa(used)}
+		if ref, ok := s.refusal.active(now); ok {
+			s.refuse(w, ip, ref.Status, ref.RetryAfter, now)
+			return
+		}
 		if used > s.cfg.WeightLimit {
-			w.Header().Set("Retry-After", strconv.FormatInt(60-now.Unix()%60, 10))
-			writeErr(w, http.StatusTooManyRequests, -1003, fmt.Sprintf(
-				"Too many requests; current limit of IP(%s) is %d requests per minute. Please use the websocket for live updates to avoid polling the API.",
-				ip, s.cfg.WeightLimit))
+			s.refuse(w, ip, http.StatusTooManyRequests, time.Duration(60-now.Unix()%60)*time.Second, now)
 			return
 		}
 		h(w, r)

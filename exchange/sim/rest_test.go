@@ -352,3 +352,68 @@ func TestSameSeedSameMarketAcrossRestarts(t *testing.T) {
 		t.Errorf("onboardDate differs between runs (-first +second):\n%s", d)
 	}
 }
+
+// RESTStats counts every weighted request, its weight and path; a REST
+// refusal answers 429 or 418 with Retry-After until it ends.
+func TestRESTStatsAndRefusal(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Config{Seed: 1})
+	for _, target := range []string{"/fapi/v1/exchangeInfo", "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=600", "/fapi/v1/ticker/24hr", "/fapi/v1/ticker/24hr?symbol=NOPE"} {
+		do(s, "192.0.2.1:1", target)
+	}
+	st := s.RESTStats()
+	minute := time.Now().Unix() / 60
+	wantWeight := int64(1 + 5 + 40 + 1)
+	if st.Requests != 4 || st.Weight != wantWeight || st.RateLimited != 0 || st.WeightByMinute[minute]+st.WeightByMinute[minute-1] != wantWeight {
+		t.Errorf("RESTStats = %+v", st)
+	}
+	if d := cmp.Diff(map[string]int64{"/fapi/v1/exchangeInfo": 1, "/fapi/v1/klines": 1, "/fapi/v1/ticker/24hr": 2}, st.ByPath); d != "" {
+		t.Errorf("ByPath (-want +got):\n%s", d)
+	}
+
+	for _, status := range []int{429, 418} {
+		if err := s.SetRESTRefusal(RESTRefusal{Status: status, RetryAfter: 1500 * time.Millisecond, Duration: 300 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		w := do(s, "192.0.2.1:1", "/fapi/v1/time")
+		var e struct{ Code int }
+		json.Unmarshal(w.Body.Bytes(), &e)
+		//lint:ignore SA1008 the raw key is what goes on the wire
+		if w.Code != status || w.Header().Get("Retry-After") != "2" || e.Code != -1003 || len(w.Header()["X-MBX-USED-WEIGHT-1M"]) == 0 {
+			t.Errorf("refusal %d: %d %v %s", status, w.Code, w.Header(), w.Body)
+		}
+		time.Sleep(350 * time.Millisecond)
+		if w := do(s, "192.0.2.1:1", "/fapi/v1/time"); w.Code != http.StatusOK {
+			t.Errorf("after the refusal %d: %d %s", status, w.Code, w.Body)
+		}
+	}
+	if st := s.RESTStats(); st.RateLimited != 2 || st.Requests != 8 {
+		t.Errorf("RESTStats = %+v", st)
+	}
+	if err := s.SetRESTRefusal(RESTRefusal{Status: 500}); err == nil {
+		t.Error("status 500 accepted")
+	}
+
+	// The control endpoint: on until ended.
+	post := func(target string) int {
+		r := httptest.NewRequest(http.MethodPost, target, nil)
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		return w.Code
+	}
+	if c := post("/sim/ratelimit?status=429&retryAfter=5s"); c != http.StatusOK {
+		t.Fatalf("POST /sim/ratelimit: %d", c)
+	}
+	if w := do(s, "192.0.2.1:1", "/fapi/v1/time"); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "5" {
+		t.Errorf("refused: %d %v", w.Code, w.Header())
+	}
+	if c := post("/sim/ratelimit?status=0"); c != http.StatusOK {
+		t.Fatalf("POST /sim/ratelimit?status=0: %d", c)
+	}
+	if w := do(s, "192.0.2.1:1", "/fapi/v1/time"); w.Code != http.StatusOK {
+		t.Errorf("after the refusal ended: %d", w.Code)
+	}
+	if c := post("/sim/ratelimit?status=418&duration=x"); c != http.StatusBadRequest {
+		t.Errorf("a bad duration: %d", c)
+	}
+}

@@ -125,7 +125,8 @@ func (c *Config) setDefaults() {
 // connection; one timer per live listenKey. Locks: the account lock
 // (acctMu) is taken first, then the hub lock (connections,
 // subscriptions), then the listenKey lock; none is held while blocking;
-// the fault, weight, pinned-price and per-symbol memo locks are leaves.
+// the fault, weight, REST counter, refusal, pinned-price and per-symbol
+// memo locks are leaves.
 type Server struct {
 	cfg     Config
 	syms    []*symbol
@@ -140,6 +141,8 @@ type Server struct {
 	hub     hub
 	fault   faultState
 	weights weightTable
+	rest    restCounters
+	refusal refusalState
 	accountState
 
 	msgsSent  atomic.Int64

@@ -17,6 +17,7 @@ import (
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/node"
 	"github.com/tradecache/tradecache/notify"
+	"github.com/tradecache/tradecache/ratelimit"
 )
 
 // Redis is the group of the Redis/Valkey connection: --redis and
@@ -104,6 +105,26 @@ func Exchange(e *node.Exchange) Group {
 			Set: oneOf(&e.Kind, node.ExchangeBinance, node.ExchangeSim)},
 		{Flag: "exchange-rest", Env: "TRADECACHE_EXCHANGE_REST", Usage: "REST base URL of a Binance-compatible exchange (empty: https://fapi.binance.com)", Set: urlSetter(&e.REST, "http", "https")},
 		{Flag: "exchange-ws", Env: "TRADECACHE_EXCHANGE_WS", Usage: "stream base URL of a Binance-compatible exchange (empty: wss://fstream.binance.com)", Set: urlSetter(&e.WS, "ws", "wss")},
+		{Flag: "rest-weight-limit", Env: "TRADECACHE_REST_WEIGHT_LIMIT", Default: strconv.Itoa(ratelimit.DefaultLimit), Usage: "REST request weight per minute every node sharing --rest-egress may spend together (Binance allows 2400 per IP)", Set: intSetter(&e.RESTWeightLimit)},
+		{Flag: "rest-user-share", Env: "TRADECACHE_REST_USER_SHARE", Default: strconv.FormatFloat(ratelimit.DefaultUserShare, 'g', -1, 64), Usage: "part of --rest-weight-limit that read-throughs users trigger may use, in (0, 1]; backfill and account seeds may use all of it",
+			Set: func(s string) error {
+				v, err := strconv.ParseFloat(s, 64)
+				if err == nil && (v <= 0 || v > 1) {
+					err = errors.New("want a fraction in (0, 1]")
+				}
+				e.RESTUserShare = v
+				return err
+			}},
+		{Flag: "rest-egress", Env: "TRADECACHE_REST_EGRESS", Usage: "identity the exchange counts REST weight by (the IP requests leave from): nodes with the same one share a budget (empty: the REST URL's host)",
+			Set: func(s string) error {
+				if s != "" {
+					if err := keyspace.ValidPart(s); err != nil {
+						return err
+					}
+				}
+				e.RESTEgress = s
+				return nil
+			}},
 	}}
 }
 

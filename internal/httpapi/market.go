@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/keyspace"
@@ -109,14 +112,28 @@ func (s *Server) symbol(w http.ResponseWriter, r *http.Request) {
 	w.Write(info)
 }
 
+// invalidSymbol is Binance's answer to a symbol it does not list.
+const invalidSymbol = `{"code":-1121,"msg":"Invalid symbol."}` + "\n"
+
+// readerError answers a reader's error: 400 for a malformed part, 400
+// with Binance's -1121 body for a symbol the exchange does not list, 503
+// otherwise, with Retry-After when the REST weight budget or a cooldown
+// refused the call.
 func readerError(w http.ResponseWriter, err error) {
+	var retry interface{ RetryAt() time.Time }
 	switch {
 	case errors.Is(err, keyspace.ErrInvalidPart):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, exchange.ErrUnknownSymbol):
-		writeError(w, http.StatusNotFound, err.Error())
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, invalidSymbol)
 	case errors.Is(err, context.Canceled):
 		// the client went away
+	case errors.As(err, &retry):
+		secs := int64(math.Ceil(time.Until(retry.RetryAt()).Seconds()))
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	}

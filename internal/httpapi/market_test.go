@@ -33,8 +33,20 @@ func (market) Klines(_ context.Context, symbol, interval string, limit int) ([]e
 	return []exchange.Kline{{OpenTime: 60000, CloseTime: 119999, Open: "1", High: "2", Low: "0.5", Close: "1.5", Volume: "10", QuoteVolume: "15", Trades: 3, TakerBuyBase: "4", TakerBuyQuote: "6"}}[:min(limit, 1)], nil
 }
 func (market) Ticker24h(_ context.Context, symbol string) (exchange.Ticker24h, error) {
+	switch symbol {
+	case "NOPE":
+		return exchange.Ticker24h{}, fmt.Errorf("cache: load ticker_24h:NOPE: %w: NOPE", marketdata.ErrUnknownSymbol)
+	case "BUSY":
+		return exchange.Ticker24h{}, fmt.Errorf("rest: %w", refused{time.Now().Add(2500 * time.Millisecond)})
+	}
 	return exchange.Ticker24h{Symbol: symbol, LastPrice: "9"}, nil
 }
+
+// refused stands for the REST weight budget's refusal.
+type refused struct{ at time.Time }
+
+func (r refused) Error() string      { return "REST weight budget spent" }
+func (r refused) RetryAt() time.Time { return r.at }
 func (market) MarketTickers(context.Context) (map[string]exchange.Ticker24h, error) {
 	return map[string]exchange.Ticker24h{"A": {Symbol: "A"}}, nil
 }
@@ -68,7 +80,9 @@ func TestMarketRoutes(t *testing.T) {
 		{"/api/v1/bookTicker?symbol=BTCUSDT", 200, ""},
 		{"/api/v1/bookTicker?symbol=ETHUSDT", 404, ""},
 		{"/api/v1/symbols/BTCUSDT", 200, `{"symbol":"BTCUSDT"}`},
-		{"/api/v1/symbols/NOPE", 404, ""},
+		{"/api/v1/symbols/NOPE", 400, `{"code":-1121,"msg":"Invalid symbol."}`},
+		{"/api/v1/ticker/24hr?symbol=NOPE", 400, `{"code":-1121,"msg":"Invalid symbol."}`},
+		{"/api/v1/ticker/24hr?symbol=BUSY", 503, ""},
 	}
 	for _, tt := range tests {
 		res, err := http.Get(srv.URL + tt.path)
@@ -79,6 +93,9 @@ func TestMarketRoutes(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != tt.status {
 			t.Errorf("%s: status %d, want %d (%s)", tt.path, res.StatusCode, tt.status, b)
+		}
+		if ra := res.Header.Get("Retry-After"); (tt.status == 503) != (ra == "3") {
+			t.Errorf("%s: Retry-After %q", tt.path, ra)
 		}
 		if tt.body != "" {
 			var got, want any
@@ -131,6 +148,9 @@ func TestAccountRoutes(t *testing.T) {
 		srv.Close()
 		if res.StatusCode != tt.status {
 			t.Errorf("%s: status %d, want %d (%s)", tt.path, res.StatusCode, tt.status, b)
+		}
+		if ra := res.Header.Get("Retry-After"); (tt.status == 503) != (ra == "3") {
+			t.Errorf("%s: Retry-After %q", tt.path, ra)
 		}
 		if tt.body != "" {
 			var got, want any

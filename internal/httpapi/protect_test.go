@@ -206,7 +206,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{"localhost", "/metrics", 200, "no-store"},
 		{"localhost", "/api/v1/klines?symbol=BTCUSDT&interval=1m", 200, "no-store"},
 		{"localhost", "/api/v1/klines?interval=1m", 400, "no-store"},
-		{"localhost", "/api/v1/symbols/NOPE", 404, "no-store"},
+		{"localhost", "/api/v1/symbols/NOPE", 400, "no-store"}, // Binance's -1121
 		{"localhost", "/api/v1/positions", 401, "no-store"},
 		{"attacker.example", "/", 421, "no-store"},
 		{"localhost", "/nope.js", 404, ""}, // the file server's errors drop Cache-Control
