@@ -47,7 +47,9 @@ func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int)
 	return r.n.rest.Klines(ctx, strings.ToUpper(symbol), interval, 0, 0, limit)
 }
 
-// Ticker24h returns the 24-hour ticker of symbol, read-through.
+// Ticker24h returns the 24-hour ticker of symbol, read-through. What the
+// key holds but is not a ticker's JSON (or has no TTL, or is too large)
+// is a miss: loaded again and overwritten with its TTL.
 func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker24h, error) {
 	key, err := r.n.keys.Ticker24h(symbol)
 	if err != nil {
@@ -61,49 +63,70 @@ func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker2
 	})
 }
 
-// MarketTickers returns the whole-market 24-hour tickers by symbol.
+// MarketTickers returns the whole-market 24-hour tickers by symbol. A
+// field that is not a ticker of its symbol is skipped and reported (the
+// leader removes it).
 func (r *Reader) MarketTickers(ctx context.Context) (map[string]exchange.Ticker24h, error) {
-	fs, err := r.n.readSink().fields(ctx, r.n.keys.MarketTicker24h())
+	key := r.n.keys.MarketTicker24h()
+	fs, err := r.n.readSink().fields(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]exchange.Ticker24h, len(fs))
 	for sym, b := range fs {
 		var t exchange.Ticker24h
-		if err := json.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("marketdata: decode market ticker %s: %w", sym, err)
+		if err := decodeField(b, sym, &t, &t.Symbol); err != nil {
+			r.n.cache.ReportBad(key.Name(), key.Kind(), cache.BadUndecodable, fmt.Sprintf("field %s: %v; skipped", sym, err))
+			continue
 		}
 		out[sym] = t
 	}
 	return out, nil
 }
 
-// BookTicker returns the best bid and ask of symbol; false when none is held.
+// decodeField decodes the JSON of a hash field into v, whose symbol (at
+// sym, once decoded) must be the field.
+func decodeField(b []byte, field string, v any, sym *string) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return err
+	}
+	if *sym != field {
+		return fmt.Errorf("holds symbol %q", *sym)
+	}
+	return nil
+}
+
+// BookTicker returns the best bid and ask of symbol; false when none is
+// held, or when what is held is not its book ticker (reported; the leader
+// overwrites or removes it).
 func (r *Reader) BookTicker(ctx context.Context, symbol string) (exchange.BookTicker, bool, error) {
 	var bt exchange.BookTicker
 	if _, err := r.n.keys.Ticker24h(symbol); err != nil { // validates the symbol
 		return bt, false, err
 	}
-	b, ok, err := r.n.readSink().field(ctx, r.n.keys.BookTicker(), strings.ToUpper(symbol))
+	key, sym := r.n.keys.BookTicker(), strings.ToUpper(symbol)
+	b, ok, err := r.n.readSink().field(ctx, key, sym)
 	if err != nil || !ok {
 		return bt, false, err
 	}
-	if err := json.Unmarshal(b, &bt); err != nil {
-		return bt, false, fmt.Errorf("marketdata: decode book ticker %s: %w", symbol, err)
+	if err := decodeField(b, sym, &bt, &bt.Symbol); err != nil {
+		r.n.cache.ReportBad(key.Name(), key.Kind(), cache.BadUndecodable, fmt.Sprintf("field %s: %v; read as missing", sym, err))
+		return exchange.BookTicker{}, false, nil
 	}
 	return bt, true, nil
 }
 
 // SymbolInfo returns the exchangeInfo entry of symbol, read-through:
 // symbol_info:{SYMBOL} for an hour, exchangeInfo fetched once however many
-// symbols miss at the same time.
+// symbols miss at the same time. What the key holds but is not the
+// symbol's JSON entry is a miss: loaded again and overwritten.
 func (r *Reader) SymbolInfo(ctx context.Context, symbol string) (json.RawMessage, error) {
 	key, err := r.n.keys.SymbolInfo(symbol)
 	if err != nil {
 		return nil, err
 	}
 	sym := strings.ToUpper(symbol)
-	b, err := r.n.cache.GetOrLoad(ctx, key, func(ctx context.Context) ([]byte, error) {
+	b, err := r.n.cache.GetOrLoadValid(ctx, key, func(ctx context.Context) ([]byte, error) {
 		if r.n.rest == nil {
 			return nil, errors.New("marketdata: no REST source")
 		}
@@ -120,6 +143,11 @@ func (r *Reader) SymbolInfo(ctx context.Context, symbol string) (json.RawMessage
 			}
 		}
 		return nil, fmt.Errorf("%w: %s", ErrUnknownSymbol, sym)
+	}, func(b []byte) error {
+		var s struct {
+			Symbol string `json:"symbol"`
+		}
+		return decodeField(b, sym, &s, &s.Symbol)
 	})
 	return b, err
 }
