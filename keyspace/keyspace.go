@@ -190,7 +190,8 @@ type Config struct {
 	Channel string
 	// MaxValue caps, in bytes, every value read from Redis: the MaxValue
 	// of a kind that declares none, and a bound on those that do
-	// (DefaultMaxValue, 1 MiB, when 0; negative is an error).
+	// (DefaultMaxValue, 1 MiB, when 0). Less than MinMaxValue is an error:
+	// the project's own records would no longer fit.
 	MaxValue int
 }
 
@@ -203,8 +204,12 @@ const DefaultChannel = "{APP_PORT}:channel:1"
 const DefaultAppPort = "9000"
 
 // DefaultMaxValue is the registry's cap on a value read from Redis when
-// Config.MaxValue is 0.
-const DefaultMaxValue = 1 << 20
+// Config.MaxValue is 0; MinMaxValue the smallest cap allowed, the limit of
+// a kline member or a ticker.
+const (
+	DefaultMaxValue = 1 << 20
+	MinMaxValue     = maxRecord
+)
 
 // Size limits of the built-in kinds: a kline, a ticker or a book ticker
 // is a few hundred bytes of JSON; a symbol's exchangeInfo entry a few KB;
@@ -273,8 +278,8 @@ func New(cfg Config) (*Registry, error) {
 	switch {
 	case maxValue == 0:
 		maxValue = DefaultMaxValue
-	case maxValue < 0:
-		return nil, fmt.Errorf("keyspace: MaxValue %d is negative", cfg.MaxValue)
+	case maxValue < MinMaxValue:
+		return nil, fmt.Errorf("keyspace: MaxValue %d is below %d bytes, the size limit of a kline or a ticker", cfg.MaxValue, MinMaxValue)
 	}
 	r := &Registry{prefix: cfg.Prefix, channel: ch, maxValue: maxValue, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
 	for name, ttl := range cfg.TTL {

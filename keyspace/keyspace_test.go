@@ -274,8 +274,10 @@ func TestMaxValue(t *testing.T) {
 	if k, _ := mk(def.Kline("BTCUSDT", "4h")).WithTTL(time.Hour); k.MaxValue() != 4<<10 {
 		t.Errorf("WithTTL lost MaxValue: %d", k.MaxValue())
 	}
-	if _, err := keyspace.New(keyspace.Config{MaxValue: -1}); err == nil {
-		t.Error("negative cap accepted")
+	for _, c := range []int{-1, 1, keyspace.MinMaxValue - 1} {
+		if _, err := keyspace.New(keyspace.Config{MaxValue: c}); err == nil {
+			t.Errorf("cap %d accepted", c)
+		}
 	}
 	if err := def.Register(keyspace.Kind{Name: "neg", Pattern: "neg:{id}", TTL: time.Minute, MaxValue: -1}); err == nil {
 		t.Error("negative MaxValue accepted")

@@ -30,6 +30,7 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"key without secret", func(c *node.Config) { c.Account.APIKey = "k" }, "API secret"},
 		{"no symbols", func(c *node.Config) { c.Market.Symbols = nil }, "no symbols"},
 		{"unknown exchange", func(c *node.Config) { c.Exchange.Kind = "kraken" }, "kraken"},
+		{"a value cap below a kline", func(c *node.Config) { c.Keys.MaxValue = 100 }, "MaxValue 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
