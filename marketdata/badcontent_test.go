@@ -588,3 +588,32 @@ func TestHashReadersSkipBadFields(t *testing.T) {
 		t.Errorf("bad counts (-want +got):\n%s", diff)
 	}
 }
+
+// TestBackfillPassesOverABadNewestMember: a garbage member above
+// everything does not make a new leader think its series is up to date:
+// the backfill starts from the newest kline readers can decode (here none,
+// so the whole window) and the garbage is removed.
+func TestBackfillPassesOverABadNewestMember(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	rest, streams := simExchange(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	key, _ := reg.Kline("BTCUSDT", "1m")
+	future := float64(time.Now().Add(24 * time.Hour).UnixMilli())
+	rc.Do(ctx, rc.B().Zadd().Key(key.Name()).ScoreMember().ScoreMember(future, "<html>").Build())
+	rc.Do(ctx, rc.B().Expire().Key(key.Name()).Seconds(600).Build())
+	nd := startSimNode(t, r, reg, rest, streams, true)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		n, _ := rc.Do(ctx, rc.B().Zcard().Key(key.Name()).Build()).AsInt64()
+		return n == 100
+	}, "the window was not backfilled")
+	ks, err := nd.n.Reader().Klines(ctx, "BTCUSDT", "1m", 100)
+	if err != nil || len(ks) != 100 {
+		t.Fatalf("series: %d klines, %v", len(ks), err)
+	}
+	checkSeries(t, ks)
+	if ks[len(ks)-1].OpenTime > time.Now().UnixMilli() {
+		t.Errorf("newest kline opens at %d, in the future", ks[len(ks)-1].OpenTime)
+	}
+}
