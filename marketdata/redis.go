@@ -1,6 +1,7 @@
 package marketdata
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,9 +22,9 @@ import (
 
 // redisSink writes with fenced Lua scripts: nothing lands once the lease
 // that fence names is lost. Every read is bounded by the key's MaxValue in
-// Redis itself (a script measures each member or field with string.len and
-// returns only those within the limit), so an oversized value written by
-// hand never crosses the wire.
+// Redis itself (a script measures each member with string.len, each field
+// with HSTRLEN, and returns only those within the limit), so an oversized
+// value written by hand never crosses the wire.
 type redisSink struct {
 	cl      valkey.Client
 	fence   leader.Fence
@@ -382,7 +383,7 @@ func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchan
 	from := "-inf"
 	checkAll := len(ks) == 0 || s.checks.due(key.Name())
 	if !checkAll {
-		from = strconv.FormatInt(slices.MinFunc(ks, func(a, b exchange.Kline) int { return cmpInt(a.OpenTime, b.OpenTime) }).OpenTime, 10)
+		from = strconv.FormatInt(slices.MinFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) }).OpenTime, 10)
 	}
 	args := make([]string, 0, 5+2*len(ks))
 	args = append(args, s.fence.Token, strconv.Itoa(s.window), ms(key.TTL()), strconv.Itoa(key.MaxValue()), from)
@@ -403,16 +404,6 @@ func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchan
 		s.checks.done(key.Name())
 	}
 	return rp, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // parseRepair reads a put script's {replaced, {at, size, ...}}.
