@@ -69,6 +69,27 @@
 //
 // Every key is a keyspace.Key, which carries its TTL: a write without TTL
 // cannot be expressed. A miss is (nil, false, nil), never an error.
+//
+// # Bounded reads and bad content
+//
+// A key also carries the largest value read from it (Key.MaxValue, per
+// kind, capped registry-wide). Nothing larger is ever fetched: valkey-go
+// buffers a whole reply before handing it over, so the bound is enforced
+// in the request. Get asks for the first MaxValue+1 bytes (GETRANGE), and
+// a longer value is refused with an *OversizedError naming the key and
+// its size (STRLEN), never read. Set refuses what no reader would take.
+//
+// Redis holds what anyone wrote there. GetOrLoad (read-through) treats
+// whatever under its key it cannot use as a miss, loads the value again
+// and overwrites it with the key's TTL: a value over the limit, one
+// without TTL, a key of another Redis type, and — GetOrLoadValid,
+// GetOrLoadJSON — a value its check refuses. Such content therefore heals
+// on its next read instead of failing every read until someone deletes it.
+//
+// Every unusable value met is counted by kind and reason
+// (tradecache_cache_oversized_total, tradecache_cache_invalid_total) and
+// logged at WARN at most once per Config.ReportEvery per key and reason
+// (ReportBad, which packages reading sorted sets and hashes use too).
 package cache
 
 import (
@@ -141,6 +162,9 @@ type Config struct {
 	// OnTierChange, if set, is called after each tier change, from the
 	// goroutine that made it. It must not block.
 	OnTierChange func(from, to Tier, reason string)
+	// ReportEvery is how often the same unusable value in Redis (one key,
+	// one reason) is logged at most (default 1 min); every one is counted.
+	ReportEvery time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -155,6 +179,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MemoryTTL, 5*time.Minute)
 	def(&c.LoadTimeout, 10*time.Second)
 	def(&c.HealthInterval, time.Second)
+	def(&c.ReportEvery, time.Minute)
 	if c.FailureThreshold == 0 {
 		c.FailureThreshold = 3
 	}
@@ -168,7 +193,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.Default()
 	}
 	switch {
-	case c.CallTimeout < 0, c.ProbeMin < 0, c.ProbeMax < c.ProbeMin, c.MemoryTTL < 0, c.LoadTimeout < 0, c.HealthInterval < 0:
+	case c.CallTimeout < 0, c.ProbeMin < 0, c.ProbeMax < c.ProbeMin, c.MemoryTTL < 0, c.LoadTimeout < 0, c.HealthInterval < 0, c.ReportEvery < 0:
 		return c, errors.New("cache: negative duration or ProbeMax < ProbeMin in Config")
 	case c.FailureThreshold < 1:
 		return c, fmt.Errorf("cache: FailureThreshold %d < 1", c.FailureThreshold)
@@ -203,7 +228,8 @@ type Cache struct {
 	causeMu sync.Mutex // guards logged
 	logged  string     // the cause last logged; "" since Redis last answered a connect
 
-	st counters
+	bad *reporter // unusable values met in Redis
+	st  counters
 }
 
 type counters struct {
@@ -225,6 +251,7 @@ func New(cfg Config) (*Cache, error) {
 		cfg:  cfg,
 		mem:  newMemTier(cfg.MemoryEntries, cfg.MemoryTTL),
 		kick: make(chan struct{}, 1),
+		bad:  newReporter(cfg.ReportEvery),
 	}, nil
 }
 
@@ -244,10 +271,35 @@ func (c *Cache) Tier() Tier { return Tier(c.tier.Load()) }
 
 // Get returns the value of key. A miss is (nil, false, nil). The returned
 // slice must not be modified.
+//
+// A value in Redis longer than the key's MaxValue is not read: Get asks
+// Redis for one byte more than the limit and no more, and returns an
+// *OversizedError (ErrOversized) naming the key and the value's size. It
+// is counted and reported (ReportBad), as is a key of another Redis type
+// (the WRONGTYPE error is returned).
 func (c *Cache) Get(ctx context.Context, key keyspace.Key) ([]byte, bool, error) {
 	if err := key.Valid(); err != nil {
 		return nil, false, fmt.Errorf("cache: get: %w", err)
 	}
+	v, f, size, err := c.get(ctx, key, false)
+	switch f {
+	case foundValue, foundNoTTL:
+		return v, true, nil
+	case foundOversized:
+		oe := &OversizedError{Op: "get", Key: key.Name(), Size: size, Limit: maxValue(key)}
+		c.ReportBad(key.Name(), key.Kind(), BadOversized, oe.Error())
+		return nil, false, oe
+	case foundWrongType:
+		c.ReportBad(key.Name(), key.Kind(), BadWrongType, err.Error())
+	}
+	return nil, false, err
+}
+
+// get reads key: from memory while a write to it waits there to be written
+// back, else from Redis on the Redis tier (bounded by the key's MaxValue;
+// with ttl, telling a value without TTL), else from memory. size is an
+// oversized value's size.
+func (c *Cache) get(ctx context.Context, key keyspace.Key, ttl bool) (v []byte, f found, size int, err error) {
 	if cl := c.redis(); cl != nil {
 		if c.mem.len() > 0 {
 			// A write not yet written back is newer than Redis's copy.
@@ -255,34 +307,30 @@ func (c *Cache) Get(ctx context.Context, key keyspace.Key) ([]byte, bool, error)
 				return c.memHit(e)
 			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
-		v, err := cl.Do(cctx, cl.B().Get().Key(key.Name()).Build()).AsBytes()
-		cancel()
-		switch err := c.classify(ctx, err); {
+		v, f, size, err := c.getRedis(ctx, cl, key, ttl)
+		switch {
 		case err == nil:
-			c.st.hits[TierRedis].Add(1)
-			return v, true, nil
-		case err == errMiss:
-			c.st.misses[TierRedis].Add(1)
-			return nil, false, nil
+			switch f {
+			case foundValue, foundNoTTL:
+				c.st.hits[TierRedis].Add(1)
+			case foundNone:
+				c.st.misses[TierRedis].Add(1)
+			}
+			return v, f, size, nil
 		case err != errOutage:
-			return nil, false, fmt.Errorf("cache: get %s: %w", key, err)
+			return nil, f, 0, fmt.Errorf("cache: get %s: %w", key, err)
 		}
 	}
-	return c.memGet(key)
-}
-
-func (c *Cache) memGet(key keyspace.Key) ([]byte, bool, error) {
 	return c.memHit(c.mem.get(key.Name(), time.Now()))
 }
 
-func (c *Cache) memHit(e *entry) ([]byte, bool, error) {
+func (c *Cache) memHit(e *entry) ([]byte, found, int, error) {
 	if e == nil || e.tomb {
 		c.st.misses[TierMemory].Add(1)
-		return nil, false, nil
+		return nil, foundNone, 0, nil
 	}
 	c.st.hits[TierMemory].Add(1)
-	return e.val, true, nil
+	return e.val, foundValue, 0, nil
 }
 
 // joinPending stores a write in memory if key waits there to be written
@@ -300,10 +348,14 @@ func (c *Cache) joinPending(key keyspace.Key, value []byte, tomb bool) bool {
 }
 
 // Set writes value under key with the key's TTL: to Redis, or to memory when
-// Redis is unreachable. A Redis outage is not an error.
+// Redis is unreachable. A Redis outage is not an error. A value longer than
+// the key's MaxValue is refused (*OversizedError): no reader would take it.
 func (c *Cache) Set(ctx context.Context, key keyspace.Key, value []byte) error {
 	if err := key.Valid(); err != nil {
 		return fmt.Errorf("cache: set: %w", err)
+	}
+	if len(value) > maxValue(key) {
+		return &OversizedError{Op: "set", Key: key.Name(), Size: len(value), Limit: maxValue(key)}
 	}
 	if cl := c.redis(); cl != nil {
 		if c.joinPending(key, value, false) {
@@ -364,8 +416,24 @@ func (c *Cache) Delete(ctx context.Context, key keyspace.Key) error {
 // memory only if that write fails. The loader runs with its own deadline
 // (Config.LoadTimeout), not cancelled when the first caller gives up; a
 // caller whose ctx ends stops waiting.
+//
+// What Redis holds under key but cannot be used is a miss too, reported
+// (ReportBad) and overwritten by the loaded value with the key's TTL: a
+// value over the key's MaxValue (never fetched), a value without TTL, a
+// key of another Redis type. So bad content heals on its next read.
 func (c *Cache) GetOrLoad(ctx context.Context, key keyspace.Key, load Loader) ([]byte, error) {
-	v, ok, err := c.Get(ctx, key)
+	return c.GetOrLoadValid(ctx, key, load, nil)
+}
+
+// GetOrLoadValid is GetOrLoad for values valid accepts (nil accepts all):
+// a value held that valid refuses is a miss like an unusable one, reported
+// as BadUndecodable, loaded again and overwritten. A loaded value valid
+// refuses is an error, and is not stored.
+func (c *Cache) GetOrLoadValid(ctx context.Context, key keyspace.Key, load Loader, valid func([]byte) error) ([]byte, error) {
+	if err := key.Valid(); err != nil {
+		return nil, fmt.Errorf("cache: get: %w", err)
+	}
+	v, ok, err := c.getUsable(ctx, key, valid, true)
 	if err != nil || ok {
 		return v, err
 	}
@@ -373,16 +441,22 @@ func (c *Cache) GetOrLoad(ctx context.Context, key keyspace.Key, load Loader) ([
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 		defer cancel()
 		// Another flight may have stored it between our miss and now.
-		if v, ok, err := c.Get(lctx, key); err == nil && ok {
+		if v, ok, err := c.getUsable(lctx, key, valid, false); err == nil && ok {
 			return v, nil
 		}
 		c.st.loads.Add(1)
 		v, err := load(lctx)
+		if err == nil && valid != nil {
+			if verr := valid(v); verr != nil {
+				err = fmt.Errorf("loaded value refused: %w", verr)
+			}
+		}
 		if err != nil {
 			c.st.loadErrors.Add(1)
 			return nil, fmt.Errorf("cache: load %s: %w", key, err)
 		}
 		if err := c.Set(lctx, key, v); err != nil {
+			c.st.loadErrors.Add(1)
 			return nil, err
 		}
 		return v, nil

@@ -32,16 +32,18 @@ func SetJSON[T any](ctx context.Context, c *Cache, key keyspace.Key, v T) error 
 }
 
 // GetOrLoadJSON is GetOrLoad for JSON values: load runs once per key however
-// many callers miss at once, and its result is stored as JSON.
+// many callers miss at once, and its result is stored as JSON. A value held
+// that is not a T's JSON is a miss (GetOrLoadValid): reported, loaded again
+// and overwritten.
 func GetOrLoadJSON[T any](ctx context.Context, c *Cache, key keyspace.Key, load func(ctx context.Context) (T, error)) (T, error) {
 	var v T
-	b, err := c.GetOrLoad(ctx, key, func(ctx context.Context) ([]byte, error) {
+	b, err := c.GetOrLoadValid(ctx, key, func(ctx context.Context) ([]byte, error) {
 		v, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return json.Marshal(v)
-	})
+	}, DecodesAs[T])
 	if err != nil {
 		return v, err
 	}
@@ -49,4 +51,10 @@ func GetOrLoadJSON[T any](ctx context.Context, c *Cache, key keyspace.Key, load 
 		return v, fmt.Errorf("cache: decode %s: %w", key, err)
 	}
 	return v, nil
+}
+
+// DecodesAs is a GetOrLoadValid check: b is the JSON of a T.
+func DecodesAs[T any](b []byte) error {
+	var v T
+	return json.Unmarshal(b, &v)
 }

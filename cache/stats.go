@@ -20,6 +20,9 @@ type Stats struct {
 	Evictions     uint64 // memory entries evicted by the LRU bound
 	Loads         uint64 // GetOrLoad loader calls
 	LoadErrors    uint64
+	// Bad counts the values found unusable in Redis (ReportBad), by kind
+	// and reason.
+	Bad map[BadCount]uint64
 }
 
 // Stats returns the current counters.
@@ -41,6 +44,7 @@ func (c *Cache) Stats() Stats {
 		Evictions:     c.mem.evicted(),
 		Loads:         c.st.loads.Load(),
 		LoadErrors:    c.st.loadErrors.Load(),
+		Bad:           c.bad.badCounts(),
 	}
 }
 
@@ -58,12 +62,14 @@ var (
 	descEntries   = prometheus.NewDesc("tradecache_cache_memory_entries", "Entries held by the memory tier.", nil, nil)
 	descEvictions = prometheus.NewDesc("tradecache_cache_memory_evictions_total", "Memory-tier entries evicted by the LRU bound.", nil, nil)
 	descLoads     = prometheus.NewDesc("tradecache_cache_loads_total", "GetOrLoad loader calls, by result.", []string{"result"}, nil)
+	descOversized = prometheus.NewDesc("tradecache_cache_oversized_total", "Values in Redis over their kind's size limit, refused or skipped without being fetched, by key kind.", []string{"kind"}, nil)
+	descInvalid   = prometheus.NewDesc("tradecache_cache_invalid_total", "Values in Redis not used: reason=undecodable, no_ttl or wrong_type, by key kind.", []string{"kind", "reason"}, nil)
 )
 
 type collector struct{ c *Cache }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTier, descHits, descMisses, descSwitches, descErrors, descWriteBack, descEntries, descEvictions, descLoads} {
+	for _, d := range []*prometheus.Desc{descTier, descHits, descMisses, descSwitches, descErrors, descWriteBack, descEntries, descEvictions, descLoads, descOversized, descInvalid} {
 		ch <- d
 	}
 }
@@ -93,4 +99,11 @@ func (k collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvictions, cnt, float64(s.Evictions))
 	ch <- prometheus.MustNewConstMetric(descLoads, cnt, float64(s.Loads-s.LoadErrors), "ok")
 	ch <- prometheus.MustNewConstMetric(descLoads, cnt, float64(s.LoadErrors), "error")
+	for k, n := range s.Bad {
+		if k.Reason == BadOversized {
+			ch <- prometheus.MustNewConstMetric(descOversized, cnt, float64(n), k.Kind)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descInvalid, cnt, float64(n), k.Kind, k.Reason)
+		}
+	}
 }

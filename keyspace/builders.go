@@ -2,6 +2,8 @@ package keyspace
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -141,19 +143,20 @@ func (r *Registry) must(kind string) Key {
 }
 
 // Table renders every kind, its Redis type ("internal" for keys only the
-// project's own protocols write), key pattern (prefix included), TTL and value
-// format, and the kline TTL of each interval. It is the golden file's content
-// and what `tradecache keys kinds` prints.
+// project's own protocols write), key pattern (prefix included), TTL, the
+// largest value read (MAX: per member of a sorted set, per field of a hash)
+// and value format, and the kline TTL of each interval. It is the golden
+// file's content and what `tradecache keys kinds` prints.
 func (r *Registry) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tTYPE\tKEY\tTTL\tVALUE")
+	fmt.Fprintln(tw, "KIND\tTYPE\tKEY\tTTL\tMAX\tVALUE")
 	for _, k := range r.sortedKinds() {
 		typ := k.RedisType()
 		if k.Internal {
 			typ += ",internal"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\n", k.Name, typ, r.prefix, k.Pattern, k.TTL, k.Value)
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\n", k.Name, typ, r.prefix, k.Pattern, k.TTL, FormatSize(r.maxValueOf(k)), k.Value)
 	}
 	tw.Flush()
 	b.WriteString("\nKLINE INTERVAL TTL\n")
@@ -163,6 +166,40 @@ func (r *Registry) Table() string {
 		fmt.Fprintf(tw, "%s\t%s\n", iv, ttl)
 	}
 	tw.Flush()
+	fmt.Fprintf(&b, "\nMAX VALUE CAP %s\n", FormatSize(r.maxValue))
 	fmt.Fprintf(&b, "\nCHANNEL %s\n", r.prefix+r.channel)
 	return b.String()
+}
+
+// FormatSize writes a byte count the way ParseSize reads it: "4KiB",
+// "1MiB", or bytes ("1500B") when it is not a whole number of KiB.
+func FormatSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// ParseSize reads a byte count: a number of bytes ("65536", "65536B") or
+// of KiB or MiB ("64KiB", "1MiB"; KB and MB are taken as the same
+// powers of two).
+func ParseSize(s string) (int, error) {
+	num, mult := strings.TrimSpace(s), 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > math.MaxInt32/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes, KiB or MiB (\"65536\", \"64KiB\", \"1MiB\")", s)
+	}
+	return n * mult, nil
 }

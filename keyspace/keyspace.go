@@ -32,6 +32,15 @@
 // per kind (Config.TTL). A program embedding tradecache declares its own
 // kinds with Register, each with its TTL, and builds keys for them with Key.
 //
+// Every kind also bounds what is read from its keys (Kind.MaxValue: 4 KiB
+// for a kline member, a ticker, a book ticker field or a balance, 64 KiB
+// for a symbol's exchangeInfo entry, 1 MiB for the positions, 1 KiB for a
+// listen key, a lease or an epoch), and the registry caps them all
+// (Config.MaxValue, DefaultMaxValue by default). A Key carries its limit
+// (Key.MaxValue) like its TTL, so readers check a value's size in Redis
+// before fetching it: a value written by hand, however large, never
+// reaches a node's memory.
+//
 // Parts substituted into a pattern ({SYMBOL}, {ASSET}, …) are validated:
 // empty parts, and parts holding ':', white space, control characters or the
 // glob metacharacters SCAN patterns use (* ? [ ] \) are rejected, so a key
@@ -104,6 +113,13 @@ type Kind struct {
 	// Internal marks a key of the project's own protocols (a lease, an
 	// epoch counter): written only by the code that owns it, never by hand.
 	Internal bool
+	// MaxValue bounds, in bytes, what the project reads from one key of
+	// the kind: a string's value, one member of a sorted set, one field's
+	// value of a hash. Readers check the size in Redis before fetching and
+	// refuse (or skip) a larger value, so it never crosses the wire. 0
+	// takes the registry's cap (Config.MaxValue), which also bounds every
+	// kind's own limit.
+	MaxValue int
 }
 
 // Redis types of key kinds.
@@ -121,12 +137,14 @@ func (k Kind) RedisType() string {
 	return k.Type
 }
 
-// Key is a validated Redis key together with the TTL it must be written with.
-// The zero Key is invalid; obtain keys from a Registry.
+// Key is a validated Redis key together with the TTL it must be written
+// with and the largest value it may be read with. The zero Key is invalid;
+// obtain keys from a Registry.
 type Key struct {
-	name string
-	kind string
-	ttl  time.Duration
+	name     string
+	kind     string
+	ttl      time.Duration
+	maxValue int
 }
 
 // Name is the full key, prefix included.
@@ -140,6 +158,11 @@ func (k Key) Kind() string { return k.kind }
 
 // TTL is the expiry the key must be written with.
 func (k Key) TTL() time.Duration { return k.ttl }
+
+// MaxValue is the largest value, in bytes, read from the key (for a sorted
+// set, one member; for a hash, one field's value): its kind's MaxValue
+// bounded by the registry's cap. A zero Key has none (0).
+func (k Key) MaxValue() int { return k.maxValue }
 
 // Valid reports whether k came from a Registry with a positive TTL.
 func (k Key) Valid() error {
@@ -175,6 +198,11 @@ type Config struct {
 	// Channel is the pub/sub channel pattern; "{APP_PORT}:channel:1" by
 	// default (Jesse's), where {APP_PORT} is replaced by Channel's argument.
 	Channel string
+	// MaxValue caps, in bytes, every value read from Redis: the MaxValue
+	// of a kind that declares none, and a bound on those that do
+	// (DefaultMaxValue, 1 MiB, when 0). Less than MinMaxValue is an error:
+	// the project's own records would no longer fit.
+	MaxValue int
 }
 
 // DefaultChannel is Jesse's event channel pattern.
@@ -185,33 +213,52 @@ const DefaultChannel = "{APP_PORT}:channel:1"
 // "9000:channel:1" whatever ports its HTTP servers listen on.
 const DefaultAppPort = "9000"
 
+// DefaultMaxValue is the registry's cap on a value read from Redis when
+// Config.MaxValue is 0; MinMaxValue the smallest cap allowed, the limit of
+// a kline member or a ticker.
+const (
+	DefaultMaxValue = 1 << 20
+	MinMaxValue     = maxRecord
+)
+
+// Size limits of the built-in kinds: a kline, a ticker or a book ticker
+// is a few hundred bytes of JSON; a symbol's exchangeInfo entry a few KB;
+// the positions of a large account a few hundred KB.
+const (
+	maxSmall      = 1 << 10  // a listen key, a lease, an epoch
+	maxRecord     = 4 << 10  // a kline, a ticker, a book ticker, a balance
+	maxSymbolInfo = 64 << 10 // an exchangeInfo entry
+	maxPositions  = 1 << 20  // every position of an account
+)
+
 // Defaults returns the table of built-in kinds.
 func Defaults() []Kind {
 	return []Kind{
-		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, Value: "JSON array of open positions with positionRisk's names (symbol, positionSide, positionAmt, entryPrice, breakEvenPrice, unRealizedProfit, marginType, isolatedWallet, updateTime)"},
-		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance (as of the last REST seed), updateTime"},
-		{Name: KindKline, Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
-		{Name: KindTicker24h, Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
-		{Name: KindMarketTicker24h, Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
-		{Name: KindBookTicker, Pattern: "market:book_ticker", TTL: 30 * time.Second, Type: TypeHash, Value: "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
-		{Name: KindSymbolInfo, Pattern: "symbol_info:{SYMBOL}", TTL: 3600 * time.Second, Value: "JSON object: the symbol's entry of Binance exchangeInfo"},
-		{Name: KindListenKey, Pattern: "listen_key:{account}", TTL: 3300 * time.Second, Value: "string: the user data stream listenKey"},
-		{Name: KindMarketWSLeader, Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
-		{Name: KindAccountLeader, Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, Value: `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
-		{Name: KindLeaderEpoch, Pattern: "leader_epoch:{lease}", TTL: 7 * 24 * time.Hour, Internal: true, Value: "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
-		{Name: KindExchangeInfo, Pattern: "exchange_info", TTL: 3600 * time.Second, Type: TypeHash, Value: "hash: symbol → the symbol's entry of Binance exchangeInfo (JSON), every listed symbol: one fetch serves every node; symbols are validated against it"},
-		{Name: KindUnknownSymbol, Pattern: "unknown_symbol:{SYMBOL}", TTL: 60 * time.Second, Value: `string: {"code":-1121,"msg":"Invalid symbol."}: the exchange does not list the symbol (negative cache)`},
-		{Name: KindAccountAssets, Pattern: "account_assets:{account}", TTL: 300 * time.Second, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
-		{Name: KindRESTWeight, Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
-		{Name: KindRESTCooldown, Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
+		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, MaxValue: maxPositions, Value: "JSON array of open positions with positionRisk's names (symbol, positionSide, positionAmt, entryPrice, breakEvenPrice, unRealizedProfit, marginType, isolatedWallet, updateTime)"},
+		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, MaxValue: maxRecord, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance (as of the last REST seed), updateTime"},
+		{Name: KindKline, Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, MaxValue: maxRecord, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
+		{Name: KindTicker24h, Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, MaxValue: maxRecord, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
+		{Name: KindMarketTicker24h, Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
+		{Name: KindBookTicker, Pattern: "market:book_ticker", TTL: 30 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
+		{Name: KindSymbolInfo, Pattern: "symbol_info:{SYMBOL}", TTL: 3600 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON object: the symbol's entry of Binance exchangeInfo"},
+		{Name: KindListenKey, Pattern: "listen_key:{account}", TTL: 3300 * time.Second, MaxValue: maxSmall, Value: "string: the user data stream listenKey"},
+		{Name: KindMarketWSLeader, Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n}: the market stream leader's lease`},
+		{Name: KindAccountLeader, Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n}: the lease of the node holding an account's user data stream`},
+		{Name: KindLeaderEpoch, Pattern: "leader_epoch:{lease}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
+		{Name: KindExchangeInfo, Pattern: "exchange_info", TTL: 3600 * time.Second, Type: TypeHash, MaxValue: maxSymbolInfo, Value: "hash: symbol → the symbol's entry of Binance exchangeInfo (JSON), every listed symbol: one fetch serves every node; symbols are validated against it"},
+		{Name: KindUnknownSymbol, Pattern: "unknown_symbol:{SYMBOL}", TTL: 60 * time.Second, MaxValue: maxSmall, Value: `string: {"code":-1121,"msg":"Invalid symbol."}: the exchange does not list the symbol (negative cache)`},
+		{Name: KindAccountAssets, Pattern: "account_assets:{account}", TTL: 300 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
+		{Name: KindRESTWeight, Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
+		{Name: KindRESTCooldown, Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
 	}
 }
 
 // Registry holds the kinds of one deployment. It is safe for concurrent use.
 type Registry struct {
-	prefix  string
-	channel string
-	ttl     map[string]time.Duration // overrides, read-only after New
+	prefix   string
+	channel  string
+	maxValue int                      // the cap on every value read
+	ttl      map[string]time.Duration // overrides, read-only after New
 
 	mu    sync.RWMutex // guards kinds and order
 	kinds map[string]*compiled
@@ -242,7 +289,14 @@ func New(cfg Config) (*Registry, error) {
 	if err := validPrefix(ch); err != nil {
 		return nil, fmt.Errorf("keyspace: channel: %w", err)
 	}
-	r := &Registry{prefix: cfg.Prefix, channel: ch, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
+	maxValue := cfg.MaxValue
+	switch {
+	case maxValue == 0:
+		maxValue = DefaultMaxValue
+	case maxValue < MinMaxValue:
+		return nil, fmt.Errorf("keyspace: MaxValue %d is below %d bytes, the size limit of a kline or a ticker", cfg.MaxValue, MinMaxValue)
+	}
+	r := &Registry{prefix: cfg.Prefix, channel: ch, maxValue: maxValue, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
 	for name, ttl := range cfg.TTL {
 		if ttl <= 0 {
 			return nil, fmt.Errorf("%w: TTL override for kind %q is %v", ErrNoTTL, name, ttl)
@@ -274,9 +328,10 @@ func MustNew(cfg Config) *Registry {
 // Prefix is the global prefix.
 func (r *Registry) Prefix() string { return r.prefix }
 
-// Register declares a kind. Its name must be new, its pattern well formed and
-// its TTL positive (or overridden by Config.TTL). Kinds declared by a program
-// embedding tradecache get the same guarantees as the built-in ones.
+// Register declares a kind. Its name must be new, its pattern well formed,
+// its TTL positive (or overridden by Config.TTL) and its MaxValue not
+// negative. Kinds declared by a program embedding tradecache get the same
+// guarantees as the built-in ones.
 func (r *Registry) Register(k Kind) error {
 	if !validName(k.Name) {
 		return fmt.Errorf("keyspace: register: invalid kind name %q (want [a-z0-9_]+)", k.Name)
@@ -286,6 +341,9 @@ func (r *Registry) Register(k Kind) error {
 	}
 	if k.TTL <= 0 {
 		return fmt.Errorf("keyspace: register %q: %w (got %v)", k.Name, ErrNoTTL, k.TTL)
+	}
+	if k.MaxValue < 0 {
+		return fmt.Errorf("keyspace: register %q: MaxValue %d is negative", k.Name, k.MaxValue)
 	}
 	segs, err := compilePattern(k.Pattern)
 	if err != nil {
@@ -304,6 +362,18 @@ func (r *Registry) Register(k Kind) error {
 	r.kinds[k.Name] = &compiled{Kind: k, segs: segs}
 	r.order = append(r.order, k.Name)
 	return nil
+}
+
+// MaxValue is the cap on every value read (Config.MaxValue, or
+// DefaultMaxValue).
+func (r *Registry) MaxValue() int { return r.maxValue }
+
+// maxValueOf is the effective size limit of k: its own, bounded by the cap.
+func (r *Registry) maxValueOf(k Kind) int {
+	if k.MaxValue == 0 {
+		return r.maxValue
+	}
+	return min(k.MaxValue, r.maxValue)
 }
 
 // Kinds returns every registered kind in registration order.
@@ -364,7 +434,7 @@ func (r *Registry) Key(kind string, parts ...string) (Key, error) {
 	if n != len(parts) {
 		return Key{}, fmt.Errorf("keyspace: kind %q needs %d parts, got %d", kind, n, len(parts))
 	}
-	return Key{name: b.String(), kind: kind, ttl: c.TTL}, nil
+	return Key{name: b.String(), kind: kind, ttl: c.TTL, maxValue: r.maxValueOf(c.Kind)}, nil
 }
 
 func (c *compiled) params() int {

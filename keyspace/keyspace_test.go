@@ -224,3 +224,84 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMaxValue(t *testing.T) {
+	mk := func(k keyspace.Key, err error) keyspace.Key {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	def := keyspace.MustNew(keyspace.Config{})
+	capped := keyspace.MustNew(keyspace.Config{MaxValue: 16 << 10})
+	for _, r := range []*keyspace.Registry{def, capped} {
+		if err := r.Register(keyspace.Kind{Name: "custom", Pattern: "custom:{id}", TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name      string
+		key       keyspace.Key
+		want      int
+		wantCap16 int
+	}{
+		{"kline member", mk(def.Kline("BTCUSDT", "1m")), 4 << 10, 4 << 10},
+		{"ticker", mk(def.Ticker24h("BTCUSDT")), 4 << 10, 4 << 10},
+		{"symbol info", mk(def.SymbolInfo("BTCUSDT")), 64 << 10, 16 << 10},
+		{"positions", def.Positions(), 1 << 20, 16 << 10},
+		{"balance", mk(def.Balance("USDT")), 4 << 10, 4 << 10},
+		{"book ticker field", def.BookTicker(), 4 << 10, 4 << 10},
+		{"lease", def.MarketWSLeader(), 1 << 10, 1 << 10},
+		{"custom kind without a limit", mk(def.Key("custom", "a")), keyspace.DefaultMaxValue, 16 << 10},
+	}
+	for _, tt := range tests {
+		if got := tt.key.MaxValue(); got != tt.want {
+			t.Errorf("%s: MaxValue %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	// The cap bounds every kind, its own limit or not.
+	for _, tt := range tests {
+		kind, parts, err := capped.Parse(tt.key.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := mk(capped.Key(kind, parts...))
+		if got := k.MaxValue(); got != tt.wantCap16 {
+			t.Errorf("%s with a 16KiB cap: MaxValue %d, want %d", tt.name, got, tt.wantCap16)
+		}
+	}
+	if k, _ := mk(def.Kline("BTCUSDT", "4h")).WithTTL(time.Hour); k.MaxValue() != 4<<10 {
+		t.Errorf("WithTTL lost MaxValue: %d", k.MaxValue())
+	}
+	for _, c := range []int{-1, 1, keyspace.MinMaxValue - 1} {
+		if _, err := keyspace.New(keyspace.Config{MaxValue: c}); err == nil {
+			t.Errorf("cap %d accepted", c)
+		}
+	}
+	if err := def.Register(keyspace.Kind{Name: "neg", Pattern: "neg:{id}", TTL: time.Minute, MaxValue: -1}); err == nil {
+		t.Error("negative MaxValue accepted")
+	}
+}
+
+func TestSizes(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+	}{{"65536", 65536}, {"65536B", 65536}, {"64KiB", 64 << 10}, {"1MiB", 1 << 20}, {"4KB", 4 << 10}, {" 2MB ", 2 << 20}, {"0", 0}} {
+		got, err := keyspace.ParseSize(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d %v, want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1GiB", "1.5MiB", "99999999MiB"} {
+		if n, err := keyspace.ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", bad, n)
+		}
+	}
+	for _, n := range []int{1500, 4 << 10, 64 << 10, 1 << 20, 3 << 20} {
+		if back, err := keyspace.ParseSize(keyspace.FormatSize(n)); err != nil || back != n {
+			t.Errorf("FormatSize(%d) = %q does not parse back: %d %v", n, keyspace.FormatSize(n), back, err)
+		}
+	}
+}

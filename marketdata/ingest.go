@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
@@ -170,6 +172,17 @@ func (n *Node) ingest(ctx context.Context, s sink) error {
 			select {
 			case <-gctx.Done():
 				return nil
+			case <-n.refillWake:
+				for attempt := 0; ; attempt++ {
+					failed, err := n.refillAll(gctx, s)
+					if err != nil {
+						return err
+					}
+					if failed == 0 || gctx.Err() != nil {
+						break
+					}
+					lifecycle.Sleep(gctx, min(time.Second<<attempt, 30*time.Second))
+				}
 			case <-backfill:
 				// A series whose backfill failed (REST timeout, rate-limit
 				// cooldown, a Redis error) is retried with a capped backoff
@@ -205,7 +218,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 	g.SetLimit(64) // concurrent scripts: valkey-go pipelines them on one connection
 	var fenced bool
 	var mu sync.Mutex
-	fail := func(err error) {
+	fail := func(key keyspace.Key, err error) {
 		if leader.IsFenced(err) {
 			n.st.Fenced.Add(1)
 			mu.Lock()
@@ -214,16 +227,19 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			return
 		}
 		n.st.WriteErrors.Add(1)
-		n.cfg.Logger.Warn("marketdata: write failed", "err", err)
+		// A failure that repeats every flush is one line a minute per key.
+		n.writeLog.warn(n.cfg.Logger, key.Name(), "marketdata: write failed", "key", key.Name(), "err", err)
 	}
 	for key, m := range klines {
 		g.Go(func() error {
 			ks := slices.SortedFunc(maps.Values(m), func(a, b exchange.Kline) int { return int(a.OpenTime - b.OpenTime) })
-			if err := s.putKlines(gctx, key, ks); err != nil {
-				fail(err)
+			rp, err := s.putKlines(gctx, key, ks)
+			if err != nil {
+				fail(key, err)
 				b.restore(key, m, oldest[key])
 				return nil
 			}
+			n.repaired(key, rp)
 			n.st.KlinesWritten.Add(uint64(len(ks)))
 			n.lat.record(time.Since(oldest[key]))
 			for _, k := range ks {
@@ -237,7 +253,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			key, _ := n.keys.Ticker24h(sym)
 			v, _ := json.Marshal(t)
 			if err := s.putValue(gctx, key, v); err != nil {
-				fail(err)
+				fail(key, err)
 				return nil
 			}
 			n.publish("ticker", t)
@@ -246,18 +262,25 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 	}
 	if len(market) > 0 {
 		g.Go(func() error {
-			if err := s.putFields(gctx, n.keys.MarketTicker24h(), jsonFields(market)); err != nil {
-				fail(err)
+			key := n.keys.MarketTicker24h()
+			rp, err := s.putFields(gctx, key, jsonFields(market))
+			if err != nil {
+				fail(key, err)
+				return nil
 			}
+			n.repaired(key, rp)
 			return nil
 		})
 	}
 	if len(books) > 0 {
 		g.Go(func() error {
-			if err := s.putFields(gctx, n.keys.BookTicker(), jsonFields(books)); err != nil {
-				fail(err)
+			key := n.keys.BookTicker()
+			rp, err := s.putFields(gctx, key, jsonFields(books))
+			if err != nil {
+				fail(key, err)
 				return nil
 			}
+			n.repaired(key, rp)
 			for _, bt := range books {
 				n.publish("book_ticker", bt)
 			}
@@ -309,7 +332,7 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 	n.cfg.Logger.Info("marketdata: backfilling", "series", total)
 	for id, key := range n.series {
 		g.Go(func() error {
-			err := n.backfill(gctx, s, id, key)
+			err := n.backfill(gctx, s, id, key, false)
 			mu.Lock()
 			done++
 			// Progress, at most every 2 s: a backfill of many series after
@@ -349,11 +372,15 @@ func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) 
 }
 
 // backfill writes the closed klines from the newest one held (or the last
-// Window) up to now, in pages of at most 1500.
-func (n *Node) backfill(ctx context.Context, s sink, id seriesID, key keyspace.Key) error {
-	from, err := s.lastOpen(ctx, key)
-	if err != nil {
-		return err
+// Window; with scratch, always the last Window) up to now, in pages of at
+// most 1500.
+func (n *Node) backfill(ctx context.Context, s sink, id seriesID, key keyspace.Key, scratch bool) error {
+	var from int64
+	if !scratch {
+		var err error
+		if from, err = s.lastOpen(ctx, key); err != nil {
+			return err
+		}
 	}
 	limit := min(n.cfg.Window, 1500)
 	for page := 0; page < 100; page++ {
@@ -375,9 +402,11 @@ func (n *Node) backfill(ctx context.Context, s sink, id seriesID, key keyspace.K
 			closed[i].Closed = true
 		}
 		if len(closed) > 0 {
-			if err := s.putKlines(ctx, key, closed); err != nil {
+			rp, err := s.putKlines(ctx, key, closed)
+			if err != nil {
 				return err
 			}
+			n.repaired(key, rp)
 			n.st.BackfillKline.Add(uint64(len(closed)))
 		}
 		if final || len(closed) == 0 {
@@ -397,4 +426,114 @@ func upper(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// repaired counts and reports what a leader's write removed because no
+// reader could use it, and has a series whose key was of another type —
+// deleted, so its history is gone — filled again from REST.
+func (n *Node) repaired(key keyspace.Key, rp repair) {
+	if rp.replaced != "" {
+		n.st.KeysReplaced.Add(1)
+		n.cache.ReportBad(key.Name(), key.Kind(), cache.BadWrongType, fmt.Sprintf("the key was a %s; the leader replaced it", rp.replaced))
+		if id, ok := n.seriesOf[key.Name()]; ok {
+			n.requestRefill(id)
+		}
+	}
+	for _, r := range rp.removed {
+		reason := cache.BadUndecodable
+		if r.size > key.MaxValue() {
+			reason = cache.BadOversized
+		}
+		what := "field"
+		if key.Kind() == keyspace.KindKline {
+			what = "member at score"
+			n.st.MembersRemoved.Add(1)
+		} else {
+			n.st.FieldsRemoved.Add(1)
+		}
+		n.cache.ReportBad(key.Name(), key.Kind(), reason, fmt.Sprintf("%s %s (%d bytes) removed by the leader", what, r.at, r.size))
+	}
+}
+
+// requestRefill asks the leader's backfill to fill series id again from
+// REST, the last Window klines.
+func (n *Node) requestRefill(id seriesID) {
+	n.refillMu.Lock()
+	n.refills[id] = true
+	n.refillMu.Unlock()
+	select {
+	case n.refillWake <- struct{}{}:
+	default:
+	}
+}
+
+// refillAll fills the series asked for by requestRefill and returns how
+// many failed (asked for again).
+func (n *Node) refillAll(ctx context.Context, s sink) (failed int, err error) {
+	if n.rest == nil {
+		return 0, nil
+	}
+	n.refillMu.Lock()
+	ids := slices.Collect(maps.Keys(n.refills))
+	clear(n.refills)
+	n.refillMu.Unlock()
+	for _, id := range ids {
+		err := n.backfill(ctx, s, id, n.series[id], true)
+		switch {
+		case err == nil:
+			n.cfg.Logger.Info("marketdata: series filled again after its key was replaced", "symbol", id.symbol, "interval", id.interval)
+		case leader.IsFenced(err):
+			n.st.Fenced.Add(1)
+			return failed, errFenced
+		case ctx.Err() != nil:
+			return failed, nil
+		default:
+			n.cfg.Logger.Warn("marketdata: filling a replaced series failed; retrying", "symbol", id.symbol, "interval", id.interval, "err", err)
+			failed++
+			n.refillMu.Lock()
+			n.refills[id] = true
+			n.refillMu.Unlock()
+		}
+	}
+	return failed, nil
+}
+
+// logThrottle logs a line per key at most once per interval, and says on
+// the next one how many it left out.
+type logThrottle struct {
+	every time.Duration
+
+	mu   sync.Mutex // guards last
+	last map[string]*throttled
+}
+
+type throttled struct {
+	at      time.Time
+	skipped int
+}
+
+func newLogThrottle(every time.Duration) *logThrottle {
+	return &logThrottle{every: every, last: map[string]*throttled{}}
+}
+
+func (l *logThrottle) warn(log *slog.Logger, key, msg string, attrs ...any) {
+	l.mu.Lock()
+	t := l.last[key]
+	now := time.Now()
+	if t != nil && now.Sub(t.at) < l.every {
+		t.skipped++
+		l.mu.Unlock()
+		return
+	}
+	if t == nil {
+		t = &throttled{}
+		l.last[key] = t
+	}
+	skipped := t.skipped
+	t.at, t.skipped = now, 0
+	l.mu.Unlock()
+	if skipped > 0 {
+		attrs = append(attrs, "more_since_last_report", skipped)
+	}
+	log.Warn(msg, attrs...)
 }

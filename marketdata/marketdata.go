@@ -39,6 +39,39 @@
 // weight budget (package ratelimit), readers' at the context's (User by
 // default).
 //
+// # Bounded reads and bad content
+//
+// Redis holds whatever anyone wrote there, so nothing read from it is
+// trusted to be small or well formed. Every read is bounded by the key's
+// size limit (keyspace.Key.MaxValue: 4 KiB per kline member or hash field
+// by default) in Redis itself, before anything is sent: a script measures
+// each member with string.len (each hash field with HSTRLEN) and returns
+// only those within the limit, so an oversized value never crosses the
+// wire into a node (valkey-go buffers whole replies). A read passes over
+// at most 16 oversized members; the scores where it found them are
+// remembered for a minute (or until they hold fewer members) and passed
+// around by score afterwards, because measuring a member means copying it
+// inside Redis first. Concurrent identical kline reads share one read.
+//
+// Readers skip what they cannot use and answer without it: a member that
+// is oversized, not JSON, or not a kline whose open time is its score; a
+// book ticker or market ticker field that is oversized or not the ticker
+// of its symbol (BookTicker says it holds none). A key of another Redis
+// type reads as empty (a series nobody writes then comes from REST).
+// Read-through keys (ticker_24h, symbol_info) heal through the cache:
+// anything unusable there is a miss, loaded again and overwritten with
+// its TTL. Each case is counted by kind and reason and logged at most once
+// a minute per key (cache.ReportBad).
+//
+// The leader removes such content, inside its fenced scripts, so a
+// deposed leader removes nothing: each write replaces a key of another
+// type (deleted and rewritten; a series replaced so is filled again from
+// REST), and removes from the series every bad member at or above the
+// klines it writes — a garbage member above the open kline, which the
+// trim never reaches, is gone at the next flush. Every CheckEvery (one
+// minute) a write checks the whole series, or every field of a hash, and
+// removes the rest.
+//
 // With Redis down there is nothing to elect on: each node streams for itself
 // into a bounded in-memory sink with the same TTLs, serves its readers from
 // it, and rejoins the election when Redis is back.
@@ -91,13 +124,19 @@ type Config struct {
 	FlushEvery time.Duration // buffer → Redis period (default 100 ms)
 	// CallTimeout bounds each Redis write (default 2 s) and REST call (10 s).
 	CallTimeout time.Duration
-	// MaxMarketSymbols bounds the whole-market hashes in memory (4096).
+	// MaxMarketSymbols bounds the whole-market hashes in memory, and the
+	// fields a read of one from Redis returns (4096).
 	MaxMarketSymbols int
 	// SymbolRefresh: a symbol missing from an exchange_info snapshot older
 	// than this reloads exchangeInfo, so a new listing is found (default
 	// 1 min); one missing from a younger snapshot is unknown at once.
 	SymbolRefresh time.Duration
-	Logger        *slog.Logger
+	// CheckEvery is how often the leader checks every member of each
+	// series and every field of the hashes it writes, removing what no
+	// reader can use (default 1 min). Each write checks what it wrote and
+	// what lies above it at once.
+	CheckEvery time.Duration
+	Logger     *slog.Logger
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -134,8 +173,19 @@ type Node struct {
 	elector *leader.Elector
 	mem     *memSink
 
-	series map[seriesID]keyspace.Key // configured kline series
-	names  []string                  // stream names
+	series   map[seriesID]keyspace.Key // configured kline series
+	seriesOf map[string]seriesID       // by key name
+	names    []string                  // stream names
+
+	// refills are series whose key the leader replaced (it was of another
+	// type): its backfill fills them again from REST.
+	refillMu   sync.Mutex // guards refills
+	refills    map[seriesID]bool
+	refillWake chan struct{}
+	writeLog   *logThrottle // write failures, per key
+
+	skips   *skipMemo          // oversized kline members reads pass around
+	flights singleflight.Group // kline reads in flight
 
 	mode atomic.Int32
 	st   Stats
@@ -161,6 +211,10 @@ type Stats struct {
 	Fenced        atomic.Uint64 // writes refused because the lease was lost
 	Terms         atomic.Uint64 // leadership terms started here
 	SymbolLoads   atomic.Uint64 // exchangeInfo loads into exchange_info
+	// What the leader's writes removed because no reader could use it.
+	MembersRemoved atomic.Uint64 // kline members (oversized, undecodable, at the wrong score)
+	FieldsRemoved  atomic.Uint64 // hash fields (oversized, undecodable, of another symbol)
+	KeysReplaced   atomic.Uint64 // keys of another Redis type, deleted and rewritten
 }
 
 // New returns a Node; it does no I/O. elector may be nil when there is no
@@ -181,11 +235,16 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 	if cfg.SymbolRefresh <= 0 {
 		cfg.SymbolRefresh = time.Minute
 	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	n := &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
-		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}, sh: streamHealth{base: time.Now()}}
+		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}, seriesOf: map[string]seriesID{},
+		refills: map[seriesID]bool{}, refillWake: make(chan struct{}, 1), writeLog: newLogThrottle(time.Minute), skips: newSkipMemo(time.Minute),
+		sh: streamHealth{base: time.Now()}}
 	if len(cfg.Symbols) == 0 || len(cfg.Intervals) == 0 {
 		return nil, errors.New("marketdata: no symbols or intervals configured")
 	}
@@ -196,6 +255,7 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 				return nil, fmt.Errorf("marketdata: %w", err)
 			}
 			n.series[seriesID{strings.ToUpper(s), iv}] = k
+			n.seriesOf[k.Name()] = seriesID{strings.ToUpper(s), iv}
 			n.names = append(n.names, strings.ToLower(s)+"@kline_"+iv)
 		}
 		if _, err := keys.Ticker24h(s); err != nil {
@@ -256,7 +316,9 @@ func (n *Node) Run(ctx context.Context) error {
 			n.st.Terms.Add(1)
 			n.startStreaming(ModeLeader)
 			defer n.mode.Store(int32(ModeFollower))
-			return n.ingest(ctx, &redisSink{cl: cl, fence: t.Fence, window: n.cfg.Window, timeout: n.cfg.CallTimeout})
+			s := n.redisSink(cl)
+			s.fence, s.checks = t.Fence, newCheckTimes(n.cfg.CheckEvery)
+			return n.ingest(ctx, s)
 		},
 		Logger: n.cfg.Logger,
 		Name:   "marketdata",
@@ -278,7 +340,13 @@ func (n *Node) startStreaming(m Mode) {
 // readSink is where readers look now: Redis when reachable, else memory.
 func (n *Node) readSink() sink {
 	if cl := n.cache.Redis(); cl != nil {
-		return &redisSink{cl: cl, window: n.cfg.Window, timeout: n.cfg.CallTimeout}
+		return n.redisSink(cl)
 	}
 	return n.mem
+}
+
+// redisSink is an unfenced sink on cl that reports what it skips.
+func (n *Node) redisSink(cl valkey.Client) *redisSink {
+	return &redisSink{cl: cl, window: n.cfg.Window, timeout: n.cfg.CallTimeout, maxFields: n.cfg.MaxMarketSymbols,
+		report: n.cache.ReportBad, skips: n.skips, flights: &n.flights}
 }

@@ -13,12 +13,13 @@ var (
 	descBackf   = prometheus.NewDesc("tradecache_marketdata_backfills_total", "Series backfilled from REST after a gap.", nil, nil)
 	descWErr    = prometheus.NewDesc("tradecache_marketdata_write_errors_total", "Failed writes: kind=error (retried next flush) or fenced (lease lost; nothing landed).", []string{"kind"}, nil)
 	descTerms   = prometheus.NewDesc("tradecache_marketdata_leader_terms_total", "Leadership terms this node started.", nil, nil)
+	descRepairs = prometheus.NewDesc("tradecache_marketdata_repairs_total", "What the leader's fenced writes removed because no reader could use it: action=member_removed (a kline member), field_removed (a hash field) or key_replaced (a key of another Redis type).", []string{"action"}, nil)
 )
 
 type collector struct{ n *Node }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms} {
+	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms, descRepairs} {
 		ch <- d
 	}
 }
@@ -45,4 +46,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descWErr, st.WriteErrors.Load(), "error")
 	cnt(descWErr, st.Fenced.Load(), "fenced")
 	cnt(descTerms, st.Terms.Load())
+	cnt(descRepairs, st.MembersRemoved.Load(), "member_removed")
+	cnt(descRepairs, st.FieldsRemoved.Load(), "field_removed")
+	cnt(descRepairs, st.KeysReplaced.Load(), "key_replaced")
 }

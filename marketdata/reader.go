@@ -52,7 +52,9 @@ func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int)
 }
 
 // Ticker24h returns the 24-hour ticker of symbol, read-through: a miss of
-// a listed symbol is loaded from REST once however many callers wait.
+// a listed symbol is loaded from REST once however many callers wait. What
+// the key holds but is not a ticker's JSON (or has no TTL, or is too
+// large) is a miss: loaded again and overwritten with its TTL.
 func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker24h, error) {
 	key, err := r.n.keys.Ticker24h(symbol)
 	if err != nil {
@@ -70,56 +72,76 @@ func (r *Reader) Ticker24h(ctx context.Context, symbol string) (exchange.Ticker2
 	})
 }
 
-// MarketTickers returns the whole-market 24-hour tickers by symbol.
+// MarketTickers returns the whole-market 24-hour tickers by symbol. A
+// field that is not a ticker of its symbol is skipped and reported (the
+// leader removes it).
 func (r *Reader) MarketTickers(ctx context.Context) (map[string]exchange.Ticker24h, error) {
-	fs, err := r.n.readSink().fields(ctx, r.n.keys.MarketTicker24h())
+	key := r.n.keys.MarketTicker24h()
+	fs, err := r.n.readSink().fields(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	out := make(map[string]exchange.Ticker24h, len(fs))
 	for sym, b := range fs {
 		var t exchange.Ticker24h
-		if err := json.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("marketdata: decode market ticker %s: %w", sym, err)
+		if err := decodeField(b, sym, &t, &t.Symbol); err != nil {
+			r.n.cache.ReportBad(key.Name(), key.Kind(), cache.BadUndecodable, fmt.Sprintf("field %s: %v; skipped", sym, err))
+			continue
 		}
 		out[sym] = t
 	}
 	return out, nil
 }
 
-// BookTicker returns the best bid and ask of symbol; false when none is held.
+// decodeField decodes the JSON of a hash field into v, whose symbol (at
+// sym, once decoded) must be the field.
+func decodeField(b []byte, field string, v any, sym *string) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return err
+	}
+	if *sym != field {
+		return fmt.Errorf("holds symbol %q", *sym)
+	}
+	return nil
+}
+
+// BookTicker returns the best bid and ask of symbol; false when none is
+// held, or when what is held is not its book ticker (reported; the leader
+// overwrites or removes it).
 func (r *Reader) BookTicker(ctx context.Context, symbol string) (exchange.BookTicker, bool, error) {
 	var bt exchange.BookTicker
 	if _, err := r.n.keys.Ticker24h(symbol); err != nil { // validates the symbol
 		return bt, false, err
 	}
-	b, ok, err := r.n.readSink().field(ctx, r.n.keys.BookTicker(), strings.ToUpper(symbol))
+	key, sym := r.n.keys.BookTicker(), strings.ToUpper(symbol)
+	b, ok, err := r.n.readSink().field(ctx, key, sym)
 	if err != nil || !ok {
 		return bt, false, err
 	}
-	if err := json.Unmarshal(b, &bt); err != nil {
-		return bt, false, fmt.Errorf("marketdata: decode book ticker %s: %w", symbol, err)
+	if err := decodeField(b, sym, &bt, &bt.Symbol); err != nil {
+		r.n.cache.ReportBad(key.Name(), key.Kind(), cache.BadUndecodable, fmt.Sprintf("field %s: %v; read as missing", sym, err))
+		return exchange.BookTicker{}, false, nil
 	}
 	return bt, true, nil
 }
 
 // SymbolInfo returns the exchangeInfo entry of symbol: from
 // symbol_info:{SYMBOL} (an hour), else from the exchange_info hash, loaded
-// from REST once for every symbol (see Node's symbol directory).
+// from REST once for every symbol (see Node's symbol directory). What the
+// key holds but is not the symbol's JSON entry is a miss: loaded again
+// and overwritten.
 func (r *Reader) SymbolInfo(ctx context.Context, symbol string) (json.RawMessage, error) {
 	key, err := r.n.keys.SymbolInfo(symbol)
 	if err != nil {
 		return nil, err
 	}
-	if b, ok, err := r.n.cache.Get(ctx, key); err != nil || ok {
-		return b, err
-	}
-	b, err := r.n.lookupSymbol(ctx, strings.ToUpper(symbol))
-	if err != nil {
-		return nil, err
-	}
-	if err := r.n.cache.Set(ctx, key, b); err != nil {
-		r.n.cfg.Logger.Debug("marketdata: cache symbol info", "symbol", symbol, "err", err)
-	}
-	return b, nil
+	sym := strings.ToUpper(symbol)
+	return r.n.cache.GetOrLoadValid(ctx, key, func(ctx context.Context) ([]byte, error) {
+		return r.n.lookupSymbol(ctx, sym)
+	}, func(b []byte) error {
+		var s struct {
+			Symbol string `json:"symbol"`
+		}
+		return decodeField(b, sym, &s, &s.Symbol)
+	})
 }

@@ -80,6 +80,9 @@ func (r Redis) CacheConfig() (cache.Config, error) {
 type Keys struct {
 	Prefix   string        // prepended to every key and channel
 	LeaseTTL time.Duration // leases of the market and user data stream leaders; 0 = the registry's
+	// MaxValue caps every value read from Redis, in bytes, over each
+	// kind's own limit; 0 = keyspace.DefaultMaxValue (1 MiB).
+	MaxValue int
 }
 
 // Registry returns the key registry of k.
@@ -89,7 +92,7 @@ func (k Keys) Registry() (*keyspace.Registry, error) {
 		ttl[keyspace.KindMarketWSLeader] = k.LeaseTTL
 		ttl[keyspace.KindAccountLeader] = k.LeaseTTL
 	}
-	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl})
+	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl, MaxValue: k.MaxValue})
 }
 
 // Exchange says which exchange the node streams from, and how much REST

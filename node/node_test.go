@@ -59,6 +59,7 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"negative REST weight limit", func(c *node.Config) { c.Exchange.RESTWeightLimit = -1 }, "REST weight limit"},
 		{"REST user share above 1", func(c *node.Config) { c.Exchange.RESTUserShare = 1.5 }, "REST user share"},
 		{"REST egress with a colon", func(c *node.Config) { c.Exchange.RESTEgress = "10.0.0.1:443" }, "REST egress"},
+		{"a value cap below a kline", func(c *node.Config) { c.Keys.MaxValue = 100 }, "MaxValue 100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,6 +67,17 @@ func TestPrecedence(t *testing.T) {
 		{"REDIS_URL beats jesse vars", []string{"--env-file", empty}, map[string]string{"REDIS_URL": "redis://u:1", "REDIS_HOST": "r.local"},
 			func(s config.Serve, r *config.Result) []any { return []any{s.Node.Redis.URL} },
 			[]any{"redis://u:1"}},
+		{"max value default", []string{"--env-file", empty}, nil,
+			func(s config.Serve, r *config.Result) []any { return []any{s.Node.Keys.MaxValue} },
+			[]any{1 << 20}},
+		{"max value from env", []string{"--env-file", empty}, map[string]string{"TRADECACHE_MAX_VALUE_BYTES": "256KiB"},
+			func(s config.Serve, r *config.Result) []any {
+				return []any{s.Node.Keys.MaxValue, source(r, "max-value-bytes")}
+			},
+			[]any{256 << 10, "env TRADECACHE_MAX_VALUE_BYTES"}},
+		{"max value in bytes", []string{"--env-file", empty, "--max-value-bytes", "65536"}, nil,
+			func(s config.Serve, r *config.Result) []any { return []any{s.Node.Keys.MaxValue} },
+			[]any{65536}},
 		{"APP_PORT is not the listen port", []string{"--env-file", empty, "--listen", "127.0.0.1:8083"}, nil,
 			func(s config.Serve, r *config.Result) []any { return []any{s.Node.Events.AppPort} },
 			[]any{node.DefaultAppPort}},
@@ -92,14 +103,14 @@ func TestFieldErrors(t *testing.T) {
 	_, _, err = parseServe([]string{
 		"--env-file", "/dev/null",
 		"--redis", "http://user:hunter2@h", "--listen", "nohost", "--memory-entries", "0",
-		"--redis-timeout", "-1s", "--log-format", "xml", "--key-prefix", "a b",
+		"--redis-timeout", "-1s", "--log-format", "xml", "--key-prefix", "a b", "--max-value-bytes", "1KiB",
 	}, nil)
 	var fe *config.FieldError
 	if !errors.As(err, &fe) {
 		t.Fatalf("err %v is not a FieldError", err)
 	}
 	msg := err.Error()
-	for _, field := range []string{"--redis", "--listen", "--memory-entries", "--redis-timeout", "--log-format", "--key-prefix"} {
+	for _, field := range []string{"--redis", "--listen", "--memory-entries", "--redis-timeout", "--log-format", "--key-prefix", "--max-value-bytes"} {
 		if !strings.Contains(msg, field+" ") {
 			t.Errorf("error does not name %s:\n%s", field, msg)
 		}

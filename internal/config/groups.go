@@ -61,7 +61,7 @@ func Memory(r *node.Redis) Group {
 	}}
 }
 
-// Keys is the group of the key registry: --key-prefix.
+// Keys is the group of the key registry: --key-prefix, --max-value-bytes.
 func Keys(k *node.Keys) Group {
 	return Group{Name: "keys", Fields: []Field{
 		{Flag: "key-prefix", Env: "TRADECACHE_KEY_PREFIX", Usage: "prefix of every Redis key and channel, to share one Redis",
@@ -70,6 +70,19 @@ func Keys(k *node.Keys) Group {
 					return err
 				}
 				k.Prefix = s
+				return nil
+			}},
+		{Flag: "max-value-bytes", Env: "TRADECACHE_MAX_VALUE_BYTES", Default: keyspace.FormatSize(keyspace.DefaultMaxValue),
+			Usage: "largest value read from Redis, over each kind's own limit (tradecache keys kinds shows them): bytes, or with KiB or MiB; larger values are refused or skipped without being fetched",
+			Set: func(s string) error {
+				n, err := keyspace.ParseSize(s)
+				if err != nil {
+					return err
+				}
+				if _, err := keyspace.New(keyspace.Config{MaxValue: n}); err != nil {
+					return err
+				}
+				k.MaxValue = n
 				return nil
 			}},
 	}}
