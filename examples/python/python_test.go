@@ -80,7 +80,7 @@ func TestPythonReadsEveryKind(t *testing.T) {
 	}, "the node never led")
 	// Read-through kinds exist once asked for; a fill makes a position.
 	var x any
-	for _, p := range []string{"/api/v1/ticker/24hr?symbol=BTCUSDT", "/api/v1/symbols/BTCUSDT"} {
+	for _, p := range []string{"/api/v1/ticker/24hr?symbol=BTCUSDT", "/api/v1/symbols/BTCUSDT", "/api/v1/symbols/NOPEUSDT"} {
 		if err := get(p, &x); err != nil {
 			t.Fatalf("GET %s: %v", p, err)
 		}
@@ -98,7 +98,7 @@ func TestPythonReadsEveryKind(t *testing.T) {
 		return get("/api/v1/positions", &ps) == nil && len(ps) == 1
 	}, "the fill never reached the positions")
 
-	all := "positions,balance,kline,ticker_24h,market_ticker_24h,book_ticker,symbol_info,listen_key,market_ws_leader,account_leader,leader_epoch"
+	all := "positions,balance,kline,ticker_24h,market_ticker_24h,book_ticker,symbol_info,listen_key,market_ws_leader,account_leader,leader_epoch,exchange_info,unknown_symbol,account_assets"
 	var stdout, stderr strings.Builder
 	var runErr error
 	testenv.Eventually(t, 10*time.Second, func() bool {

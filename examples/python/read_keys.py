@@ -132,6 +132,27 @@ def kind_symbol_info(r, key):
     check_fields(key, load(key, read_string(r, key)), SYMBOL_FIELDS)
 
 
+def kind_exchange_info(r, key):
+    h = r.hgetall(key)
+    if not h:
+        raise Drift(f"{key}: empty hash")
+    for sym, v in h.items():
+        e = load(key, v)
+        check_fields(key, e, SYMBOL_FIELDS)
+        if e["symbol"] != sym:
+            raise Drift(f"{key}: field {sym} holds {e['symbol']}")
+
+
+def kind_unknown_symbol(r, key):
+    check_fields(key, load(key, read_string(r, key)), {"code": int, "msg": str})
+
+
+def kind_account_assets(r, key):
+    assets = load(key, read_string(r, key))
+    if not isinstance(assets, list) or not all(isinstance(a, str) and a.isupper() for a in assets):
+        raise Drift(f"{key}: want a JSON array of upper-case asset names")
+
+
 def kind_listen_key(r, key):
     v = read_string(r, key)
     if not v or " " in v:
@@ -161,6 +182,9 @@ KINDS = {
     "market_ws_leader": ("market_ws_leader", "string", kind_lease),
     "account_leader": ("account_leader:*", "string", kind_lease),
     "leader_epoch": ("leader_epoch:*", "string", kind_leader_epoch),
+    "exchange_info": ("exchange_info", "hash", kind_exchange_info),
+    "unknown_symbol": ("unknown_symbol:*", "string", kind_unknown_symbol),
+    "account_assets": ("account_assets:*", "string", kind_account_assets),
 }
 
 
