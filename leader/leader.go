@@ -4,8 +4,8 @@
 //
 // # Lease
 //
-// The lease is one key (market_ws_leader) holding {"node":…,"epoch":…} with
-// a TTL (30 s by default). A node acquires it with a Lua script that sets it
+// The lease is one key (market_ws_leader) holding {"node":…,"epoch":…,
+// "nonce":…} with a TTL (30 s by default). A node acquires it with a Lua script that sets it
 // only if absent and takes the next epoch from a counter key
 // (leader_epoch:market_ws_leader, which also has a TTL, refreshed on every
 // renewal so it outlives any lease). The JSON value is the node's token. The
@@ -29,6 +29,18 @@
 // check and the write are one atomic step; on Redis Cluster the lease and the
 // data live on different shards and the fence is only advisory.
 //
+// # Failover (Sentinel)
+//
+// Replication is asynchronous: a master that dies may take its last writes
+// with it, the latest epoch increment and lease included. A failover that
+// outlasts the lease ends the term (no renewal succeeds in time) and a node
+// acquires the lease on the promoted replica; one quicker than the lease
+// lets the leader renew the copy the replica holds and keep its term. The
+// epoch is then only as monotonic as replication made it: a lost increment
+// is handed out again. The token stays unique all the same — each
+// acquisition draws a random nonce into it — so no write fenced by a
+// lost term's token can pass the check of a later one.
+//
 // On a clean shutdown the leader releases the lease (delete if it still
 // holds its token), so a follower takes over within its next attempt
 // (Config.RetryEvery, 1 s) instead of waiting out the TTL.
@@ -36,6 +48,8 @@ package leader
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +146,7 @@ var acquireScript = valkey.NewLuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local epoch = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local token = cjson.encode({node = ARGV[1], epoch = epoch})
+local token = cjson.encode({node = ARGV[1], epoch = epoch, nonce = ARGV[4]})
 redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 return token
 `)
@@ -148,6 +162,14 @@ var releaseScript = valkey.NewLuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `)
+
+// nonce is 16 random hex digits: what makes every lease token unique even
+// when an epoch is handed out twice (see Failover).
+func nonce() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // ErrLost is the cause of a leadership context cancelled because the lease
 // was lost or could not be renewed in time.
@@ -185,7 +207,7 @@ func (e *Elector) tryAcquire(ctx context.Context) (Term, time.Time, bool) {
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
 	defer cancel()
 	token, err := acquireScript.Exec(cctx, cl, []string{e.cfg.Lease.Name(), e.cfg.Epoch.Name()},
-		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL())}).ToString()
+		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL()), nonce()}).ToString()
 	if err != nil {
 		if !valkey.IsValkeyNil(err) && ctx.Err() == nil && err.Error() != e.lastErr {
 			// Once per distinct error: a node that can never lead says why.

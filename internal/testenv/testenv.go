@@ -37,9 +37,10 @@ import (
 
 // Redis is one redis-server process on 127.0.0.1.
 type Redis struct {
-	Port     int
-	Password string // requirepass; empty: none
-	dir      string
+	Port      int
+	Password  string // requirepass; empty: none
+	ReplicaOf string // host:port of the master this server replicates; empty: a master
+	dir       string
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
@@ -63,6 +64,9 @@ type Option func(*Redis)
 // RequirePass makes the server require password (requirepass): clients
 // that do not authenticate get NOAUTH, a wrong password WRONGPASS.
 func RequirePass(password string) Option { return func(r *Redis) { r.Password = password } }
+
+// ReplicaOf makes the server a replica of the master at addr (host:port).
+func ReplicaOf(addr string) Option { return func(r *Redis) { r.ReplicaOf = addr } }
 
 // Start starts a private redis-server for tb, stopped and audited for keys
 // without TTL when tb ends.
@@ -120,9 +124,16 @@ func (r *Redis) launch(bin string) error {
 		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
 		"--logfile", logPath, "--daemonize", "no", "--protected-mode", "yes",
+		// A replica's first sync starts at once, not after Redis's default
+		// 5 s wait for more replicas.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if r.Password != "" {
 		args = append(args, "--requirepass", r.Password)
+	}
+	if r.ReplicaOf != "" {
+		host, port, _ := net.SplitHostPort(r.ReplicaOf)
+		args = append(args, "--replicaof", host, port)
 	}
 	cmd := exec.Command(bin, args...)
 	// Die with the test binary, even when it is killed.
