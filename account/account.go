@@ -18,7 +18,10 @@
 //     as it was — and each balance into its asset's key; flat positions are
 //     removed;
 //   - publishes order updates, positions and balances as events
-//     (live.orders, live.positions, live.balance).
+//     (live.orders, live.positions, live.balance), and each seed as
+//     live.account_snapshot (exchange.AccountSnapshot: every position and
+//     balance), since a seed may carry changes no delta announced: a fill
+//     while no node held the stream, or while the stream reconnected.
 //
 // Keys and values:
 //
@@ -195,6 +198,12 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			}
 			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, w.putBalances(ctx, bs)) {
 				n.st.Seeds.Add(1)
+				// The seed may hold changes no delta announced (a fill
+				// while no node held the stream): say so. Published
+				// under mu, like deltas, so events follow the writes'
+				// order (publishing never blocks).
+				n.publish("account_snapshot", exchange.AccountSnapshot{
+					Positions: append([]exchange.Position{}, ps...), Balances: append([]exchange.Balance{}, bs...)})
 			}
 			mu.Unlock()
 			return
@@ -208,11 +217,11 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			ok := n.write(ctx, w.putPositions(ctx, ev.Account.Positions, false))
 			ok = n.write(ctx, w.putBalances(ctx, ev.Account.Balances)) && ok
 			applied++
-			mu.Unlock()
 			if ok {
 				n.publish("positions", ev.Account.Positions)
 				n.publish("balance", ev.Account.Balances)
 			}
+			mu.Unlock()
 		case exchange.UserOrderUpdate:
 			n.publish("orders", ev.Order)
 		}
