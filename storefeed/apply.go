@@ -53,6 +53,8 @@ func (f *Feeder) handle(b []byte) (subscribed bool) {
 		res = f.onPositions(ev.Data)
 	case "balance":
 		res = f.onBalances(ev.Data)
+	case "account_snapshot":
+		res = f.onSnapshot(ev.Data)
 	case "orders":
 		res = f.onOrder(ev.Data)
 	case "info_log", "error_log":
@@ -296,6 +298,16 @@ func (f *Feeder) applyBalance(b exchange.Balance) result {
 	return applied
 }
 
+// onSnapshot applies a node's seed of the whole account.
+func (f *Feeder) onSnapshot(data json.RawMessage) result {
+	var a exchange.AccountSnapshot
+	if err := json.Unmarshal(data, &a); err != nil {
+		return malformed
+	}
+	f.applyAccount(a.Positions, a.Balances)
+	return applied
+}
+
 // orderStatus maps Binance's order statuses to the Store's (Jesse's).
 var orderStatus = map[string]store.OrderStatus{
 	"NEW":              store.OrderActive,
@@ -414,9 +426,10 @@ func (f *Feeder) onLog(isError bool, data json.RawMessage) result {
 	return applied
 }
 
-// onHeartbeat watches each node's heartbeats: a late one (events were
-// lost meanwhile), a node back on Redis after an outage (events were
-// published to nobody) or a restarted node calls for a resync.
+// onHeartbeat watches the nodes' heartbeats: the first of a connection,
+// a late one (events were lost meanwhile), a node back on Redis after an
+// outage (events were published to nobody) or a restarted node calls for
+// a resync.
 func (f *Feeder) onHeartbeat(data json.RawMessage) result {
 	var h struct {
 		NodeID    string  `json:"node_id"`
@@ -429,6 +442,12 @@ func (f *Feeder) onHeartbeat(data json.RawMessage) result {
 	now := time.Now()
 	prev, ok := f.beats[h.NodeID]
 	switch {
+	case len(f.beats) == 0:
+		// The first heartbeat of the connection proves the node's event
+		// path works; a node that acknowledged the subscription before
+		// its own subscription to Redis was up lost what it published
+		// meanwhile (a seed of the account at its start, say).
+		f.resyncAll("first heartbeat on this connection from node " + h.NodeID)
 	case !ok:
 	case now.Sub(prev.at) > f.cfg.HeartbeatGap:
 		f.resyncAll(fmt.Sprintf("heartbeat gap of %v from node %s", now.Sub(prev.at).Round(time.Millisecond), h.NodeID))
@@ -612,6 +631,24 @@ func (f *Feeder) resyncAccount(ctx context.Context) error {
 		return err
 	}
 	f.noAccount = false
+	var bs []exchange.Balance
+	for _, a := range f.cfg.Assets {
+		b, err := f.client.Balance(ctx, a)
+		switch {
+		case errors.Is(err, exchange.ErrNoBalance):
+			continue
+		case err != nil:
+			return err
+		}
+		bs = append(bs, b)
+	}
+	f.applyAccount(ps, bs)
+	return nil
+}
+
+// applyAccount applies a snapshot of the account: every open position
+// (one the Store holds open and ps lacks is closed) and some balances.
+func (f *Feeder) applyAccount(ps []exchange.Position, bs []exchange.Balance) {
 	seen := map[string]bool{}
 	var newest int64
 	for _, p := range ps {
@@ -625,15 +662,7 @@ func (f *Feeder) resyncAccount(ctx context.Context) error {
 			f.applyPosition(exchange.Position{Symbol: held.Symbol, PositionSide: "BOTH", PositionAmt: "0", UpdateTime: max(newest, f.posTime[held.Symbol])})
 		}
 	}
-	for _, a := range f.cfg.Assets {
-		b, err := f.client.Balance(ctx, a)
-		switch {
-		case errors.Is(err, exchange.ErrNoBalance):
-			continue
-		case err != nil:
-			return err
-		}
+	for _, b := range bs {
 		f.applyBalance(b)
 	}
-	return nil
 }

@@ -3,8 +3,9 @@
 //
 // A Feeder (New, then Run in a goroutine the caller owns) connects to the
 // node's GET /ws with its token, subscribes to the node's events
-// (<mode>.kline, ticker, orders, positions, balance, info_log, error_log,
-// heartbeat, cache_tier), and, once the node acknowledges the
+// (<mode>.kline, ticker, orders, positions, balance, account_snapshot,
+// info_log, error_log, heartbeat, cache_tier), and, once the node
+// acknowledges the
 // subscription, warms the Store over HTTP (Client):
 //
 //   - klines of every configured symbol and interval, up to the Store's
@@ -22,8 +23,9 @@
 // Events then keep the Store current: every kline update (the forming
 // candle in place, closed ones appended), tickers (which also set the
 // current price of open positions), order updates, the positions and
-// balances an account update changed, and log records (into the info and
-// error logs).
+// balances an account update changed, the whole account each time the
+// node seeds it from the exchange (account_snapshot: a position it does
+// not list is closed), and log records (into the info and error logs).
 //
 // # Without gaps
 //
@@ -34,6 +36,10 @@
 //   - when a kline arrives more than one interval after the newest the
 //     Store holds (Stats.Gaps);
 //   - when a frame was dropped because the queue was full;
+//   - at the first heartbeat of each connection: it proves the node's
+//     event path works, and a node that had just started acknowledged the
+//     subscription before its own subscription to Redis was up, losing
+//     what it published meanwhile;
 //   - when a node's heartbeat comes late (Config.HeartbeatGap), or says
 //     its cache is back on Redis, or that it restarted, and when a node
 //     publishes that its cache went back to Redis: events published while

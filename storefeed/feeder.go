@@ -260,7 +260,7 @@ func New(st *store.Store, cfg Config) (*Feeder, error) {
 			}
 		}
 	}
-	for _, name := range []string{"kline", "ticker", "orders", "positions", "balance", "info_log", "error_log", "heartbeat", "cache_tier"} {
+	for _, name := range []string{"kline", "ticker", "orders", "positions", "balance", "account_snapshot", "info_log", "error_log", "heartbeat", "cache_tier"} {
 		f.events = append(f.events, cfg.Mode+"."+name)
 	}
 	return f, nil

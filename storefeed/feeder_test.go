@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -199,6 +200,32 @@ func TestWarmUpThenEvents(t *testing.T) {
 	}
 }
 
+// A node's seed (account_snapshot) is the whole account: a position it
+// does not list is closed.
+func TestAccountSnapshotEvent(t *testing.T) {
+	n := accountNode(t)
+	f, st, _ := startFeeder(t, n, Config{})
+	waitReady(t, f)
+	n.publish("account_snapshot", exchange.AccountSnapshot{
+		Positions: []exchange.Position{{Symbol: "ETHUSDT", PositionSide: "BOTH", PositionAmt: "-3", EntryPrice: "3000", UpdateTime: 4000}},
+		Balances:  []exchange.Balance{{Asset: "USDT", WalletBalance: "10100", UpdateTime: 4000}, {Asset: "BNB", WalletBalance: "2", UpdateTime: 4000}},
+	})
+	testenv.Eventually(t, 3*time.Second, func() bool { return balance(st, "BNB") == 2 }, "snapshot not applied")
+	var got []string
+	for _, p := range st.OpenPositions() {
+		got = append(got, fmt.Sprint(p.Symbol, " ", p.Qty, " @ ", p.EntryPrice))
+	}
+	if diff := cmp.Diff([]string{"ETHUSDT -3 @ 3000"}, got); diff != "" {
+		t.Errorf("open positions (-want +got):\n%s", diff)
+	}
+	if p, _ := st.Position("binance", "BTCUSDT"); p.Qty != 0 || p.OpenedAt != 0 {
+		t.Errorf("BTCUSDT after a snapshot without it: %+v", p)
+	}
+	if b := balance(st, "USDT"); b != 10100 {
+		t.Errorf("USDT %v, want 10100", b)
+	}
+}
+
 // A /ws drop: the feeder reconnects and reads the 300 klines, the position
 // and the balance that changed while it was away.
 func TestReconnectReadsWhatWasMissed(t *testing.T) {
@@ -301,14 +328,14 @@ func TestHeartbeatsAndTierChanges(t *testing.T) {
 		do   func()
 		want uint64
 	}{
-		{"first heartbeat", func() { beat("redis", 10) }, 1},
-		{"on time", func() { beat("redis", 10.1) }, 1},
-		{"late", func() { time.Sleep(400 * time.Millisecond); beat("redis", 10.5) }, 2},
-		{"memory tier", func() { beat("memory", 10.6) }, 2},
-		{"back on redis", func() { beat("redis", 10.7) }, 3},
-		{"restarted", func() { beat("redis", 0.2) }, 4},
-		{"tier event to memory", func() { n.publish("cache_tier", map[string]string{"node_id": "n1", "from": "redis", "to": "memory"}) }, 4},
-		{"tier event to redis", func() { n.publish("cache_tier", map[string]string{"node_id": "n1", "from": "memory", "to": "redis"}) }, 5},
+		{"first heartbeat of the connection", func() { beat("redis", 10) }, 2},
+		{"on time", func() { beat("redis", 10.1) }, 2},
+		{"late", func() { time.Sleep(400 * time.Millisecond); beat("redis", 10.5) }, 3},
+		{"memory tier", func() { beat("memory", 10.6) }, 3},
+		{"back on redis", func() { beat("redis", 10.7) }, 4},
+		{"restarted", func() { beat("redis", 0.2) }, 5},
+		{"tier event to memory", func() { n.publish("cache_tier", map[string]string{"node_id": "n1", "from": "redis", "to": "memory"}) }, 5},
+		{"tier event to redis", func() { n.publish("cache_tier", map[string]string{"node_id": "n1", "from": "memory", "to": "redis"}) }, 6},
 	}
 	for _, s := range steps {
 		hb := f.Stats().Heartbeats
