@@ -1,70 +1,69 @@
 package main
 
-import (
-	"errors"
-	"math"
-)
+import "fmt"
 
-// Analysis is the composite indicator of the SmartStrategy example.
-type Analysis struct {
-	Symbol    string  `json:"symbol"`
-	Timeframe string  `json:"timeframe"`
-	CandleTS  int64   `json:"candle_ts"` // open time of the newest candle used
-	Close     float64 `json:"close"`
-	SMA10     float64 `json:"sma10"`
-	SMA30     float64 `json:"sma30"`
-	RSI14     float64 `json:"rsi14"`
-	Signal    string  `json:"signal"` // long | short | hold
-}
+// warmupCandles is how many of the newest candles Jesse's indicators read
+// when asked for the last value only (sequential=False): its
+// env.data.warmup_candles_num, 240 by default.
+const warmupCandles = 240
 
-var errTooFew = errors.New("fewer than 31 candles")
-
-// analyse computes SMA 10, SMA 30 and RSI 14 (Wilder's smoothing) over
-// closes, oldest first, and derives the signal: the fast average above the
-// slow one is a long unless RSI says overbought (≥ 70), below it a short
-// unless oversold (≤ 30).
-func analyse(closes []float64) (sma10, sma30, rsi14 float64, signal string, err error) {
-	if len(closes) < 31 {
-		return 0, 0, 0, "", errTooFew
+// SMA is the simple moving average of the last n values, as Jesse's
+// ta.sma(candles, n) (TA-Lib's SMA, last value).
+func SMA(xs []float64, n int) (float64, error) {
+	if n < 1 || len(xs) < n {
+		return 0, fmt.Errorf("SMA %d of %d values: %w", n, len(xs), errTooFew)
 	}
-	sma10, sma30 = sma(closes, 10), sma(closes, 30)
-	rsi14 = rsi(closes, 14)
-	switch {
-	case sma10 > sma30 && rsi14 < 70:
-		signal = "long"
-	case sma10 < sma30 && rsi14 > 30:
-		signal = "short"
-	default:
-		signal = "hold"
-	}
-	return sma10, sma30, rsi14, signal, nil
-}
-
-func sma(xs []float64, n int) float64 {
 	sum := 0.0
 	for _, x := range xs[len(xs)-n:] {
 		sum += x
 	}
-	return sum / float64(n)
+	return sum / float64(n), nil
 }
 
-// rsi is Wilder's RSI: the first average over n changes, then smoothed
-// with weight 1/n over the rest.
-func rsi(closes []float64, n int) float64 {
+// RSI is Wilder's relative strength index of the last close, as Jesse's
+// ta.rsi(candles, n) computes it with TA-Lib: over the newest 240 closes,
+// the average gain and loss of the first n changes seed it, each later
+// change is smoothed in with weight 1/n, and RSI = 100 × gain / (gain +
+// loss), which is 100 − 100 / (1 + gain/loss), and 0 when nothing moved.
+func RSI(closes []float64, n int) (float64, error) {
+	if len(closes) > warmupCandles {
+		closes = closes[len(closes)-warmupCandles:]
+	}
+	if n < 1 || len(closes) < n+1 {
+		return 0, fmt.Errorf("RSI %d of %d closes: %w", n, len(closes), errTooFew)
+	}
 	var gain, loss float64
 	for i := 1; i <= n; i++ {
 		d := closes[i] - closes[i-1]
-		gain += math.Max(d, 0)
-		loss += math.Max(-d, 0)
+		gain += max(d, 0)
+		loss += max(-d, 0)
 	}
 	gain, loss = gain/float64(n), loss/float64(n)
 	for i := n + 1; i < len(closes); i++ {
 		d := closes[i] - closes[i-1]
-		gain = (gain*float64(n-1) + math.Max(d, 0)) / float64(n)
-		loss = (loss*float64(n-1) + math.Max(-d, 0)) / float64(n)
+		gain = (gain*float64(n-1) + max(d, 0)) / float64(n)
+		loss = (loss*float64(n-1) + max(-d, 0)) / float64(n)
 	}
-	if loss == 0 {
-		return 100
+	if gain+loss == 0 {
+		return 0, nil
 	}
-	return 100 - 100/(1+gain/loss)
+	return 100 * gain / (gain + loss), nil
+}
+
+// ComplexIndicator is the SmartStrategy's indicator over closes, oldest
+// first: (SMA10 / SMA30 − 1) × 100 + RSI14.
+func ComplexIndicator(closes []float64) (float64, error) {
+	fast, err := SMA(closes, 10)
+	if err != nil {
+		return 0, err
+	}
+	slow, err := SMA(closes, 30)
+	if err != nil {
+		return 0, err
+	}
+	rsi, err := RSI(closes, 14)
+	if err != nil {
+		return 0, err
+	}
+	return (fast/slow-1)*100 + rsi, nil
 }
