@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tradecache/tradecache/bus"
+	"github.com/tradecache/tradecache/examples/ta"
 	"github.com/tradecache/tradecache/filecache"
 	"github.com/tradecache/tradecache/store"
 )
@@ -20,7 +21,6 @@ const IndicatorTTL = 1800 * time.Second
 const Threshold = 50
 
 var (
-	errTooFew = errors.New("not enough candles")
 	// ErrNotPublished is wrapped by ShouldLong's error when the decision
 	// was made but the analysis could not be published.
 	ErrNotPublished = errors.New("analysis not published")
@@ -100,4 +100,23 @@ func (s *SmartStrategy) ShouldLong(ctx context.Context) (bool, error) {
 		return decision, fmt.Errorf("%w: %w", ErrNotPublished, err)
 	}
 	return decision, nil
+}
+
+// ComplexIndicator is the SmartStrategy's indicator over closes, oldest
+// first: (SMA10 / SMA30 − 1) × 100 + RSI14, Jesse's
+// (ta.sma(candles, 10) / ta.sma(candles, 30) - 1) * 100 + ta.rsi(candles, 14).
+func ComplexIndicator(closes []float64) (float64, error) {
+	fast, err := ta.SMA(closes, 10)
+	if err != nil {
+		return 0, err
+	}
+	slow, err := ta.SMA(closes, 30)
+	if err != nil {
+		return 0, err
+	}
+	rsi, err := ta.RSI(closes, 14)
+	if err != nil {
+		return 0, err
+	}
+	return (fast/slow-1)*100 + rsi, nil
 }

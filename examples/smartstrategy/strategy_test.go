@@ -77,7 +77,7 @@ func openCache(t *testing.T, now func() time.Time) *filecache.Cache {
 
 func TestShouldLong(t *testing.T) {
 	rising, falling := seq(1, 1, 31), seq(31, -1, 31)
-	bullish := 1000/16.5 + 100 // see TestIndicatorsHandComputed
+	bullish := 1000/16.5 + 100 // see TestComplexIndicatorHandComputed
 	bearish := -1000 / 15.5
 	tests := []struct {
 		name   string

@@ -1,17 +1,27 @@
-package main
+// Package ta holds the indicators Jesse's examples call as ta.sma and
+// ta.rsi, computed as Jesse computes them (with TA-Lib) for the last value
+// (sequential=False): over the newest WarmupCandles candles.
+package ta
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// warmupCandles is how many of the newest candles Jesse's indicators read
+// ErrTooFew is wrapped by an indicator's error when there are fewer
+// values than its period needs (Jesse's TA-Lib call would return NaN).
+var ErrTooFew = errors.New("ta: not enough candles")
+
+// WarmupCandles is how many of the newest candles Jesse's indicators read
 // when asked for the last value only (sequential=False): its
 // env.data.warmup_candles_num, 240 by default.
-const warmupCandles = 240
+const WarmupCandles = 240
 
 // SMA is the simple moving average of the last n values, as Jesse's
 // ta.sma(candles, n) (TA-Lib's SMA, last value).
 func SMA(xs []float64, n int) (float64, error) {
 	if n < 1 || len(xs) < n {
-		return 0, fmt.Errorf("SMA %d of %d values: %w", n, len(xs), errTooFew)
+		return 0, fmt.Errorf("SMA %d of %d values: %w", n, len(xs), ErrTooFew)
 	}
 	sum := 0.0
 	for _, x := range xs[len(xs)-n:] {
@@ -26,11 +36,11 @@ func SMA(xs []float64, n int) (float64, error) {
 // change is smoothed in with weight 1/n, and RSI = 100 × gain / (gain +
 // loss), which is 100 − 100 / (1 + gain/loss), and 0 when nothing moved.
 func RSI(closes []float64, n int) (float64, error) {
-	if len(closes) > warmupCandles {
-		closes = closes[len(closes)-warmupCandles:]
+	if len(closes) > WarmupCandles {
+		closes = closes[len(closes)-WarmupCandles:]
 	}
 	if n < 1 || len(closes) < n+1 {
-		return 0, fmt.Errorf("RSI %d of %d closes: %w", n, len(closes), errTooFew)
+		return 0, fmt.Errorf("RSI %d of %d closes: %w", n, len(closes), ErrTooFew)
 	}
 	var gain, loss float64
 	for i := 1; i <= n; i++ {
@@ -48,22 +58,4 @@ func RSI(closes []float64, n int) (float64, error) {
 		return 0, nil
 	}
 	return 100 * gain / (gain + loss), nil
-}
-
-// ComplexIndicator is the SmartStrategy's indicator over closes, oldest
-// first: (SMA10 / SMA30 − 1) × 100 + RSI14.
-func ComplexIndicator(closes []float64) (float64, error) {
-	fast, err := SMA(closes, 10)
-	if err != nil {
-		return 0, err
-	}
-	slow, err := SMA(closes, 30)
-	if err != nil {
-		return 0, err
-	}
-	rsi, err := RSI(closes, 14)
-	if err != nil {
-		return 0, err
-	}
-	return (fast/slow-1)*100 + rsi, nil
 }
