@@ -223,8 +223,8 @@ func (f *Feeder) applyPosition(p exchange.Position) result {
 	if p.Symbol == "" {
 		return malformed
 	}
-	if p.UpdateTime < f.posTime[p.Symbol] {
-		return stale
+	if p.UpdateTime != 0 && p.UpdateTime < f.posTime[p.Symbol] {
+		return stale // 0: the time is unknown, the update applies
 	}
 	qty, err := num(p.PositionAmt)
 	if err != nil {
@@ -254,7 +254,7 @@ func (f *Feeder) applyPosition(p exchange.Position) result {
 	}); err != nil {
 		return malformed
 	}
-	f.posTime[p.Symbol] = p.UpdateTime
+	f.posTime[p.Symbol] = max(f.posTime[p.Symbol], p.UpdateTime)
 	return applied
 }
 
@@ -284,8 +284,8 @@ func (f *Feeder) applyBalance(b exchange.Balance) result {
 	if b.Asset == "" {
 		return malformed
 	}
-	if b.UpdateTime < f.balTime[b.Asset] {
-		return stale
+	if b.UpdateTime != 0 && b.UpdateTime < f.balTime[b.Asset] {
+		return stale // 0: the time is unknown, the update applies
 	}
 	w, err := num(b.WalletBalance)
 	if err != nil {
@@ -294,7 +294,7 @@ func (f *Feeder) applyBalance(b exchange.Balance) result {
 	if err := f.st.SetBalance(f.cfg.Exchange, b.Asset, w); err != nil {
 		return malformed
 	}
-	f.balTime[b.Asset] = b.UpdateTime
+	f.balTime[b.Asset] = max(f.balTime[b.Asset], b.UpdateTime)
 	return applied
 }
 
