@@ -24,7 +24,10 @@
 //     cannot be complete: it is written and a REST seed follows at once
 //     (Stats.Unknown);
 //   - publishes order updates, positions and balances as events
-//     (live.orders, live.positions, live.balance).
+//     (live.orders, live.positions, live.balance), and each seed as
+//     live.account_snapshot (exchange.AccountSnapshot: every position and
+//     balance), since a seed may carry changes no delta announced: a fill
+//     while no node held the stream, or while the stream reconnected.
 //
 // Keys and values:
 //
@@ -217,6 +220,12 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			}
 			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, second(w.putBalances(ctx, bs, true))) {
 				n.st.Seeds.Add(1)
+				// The seed may hold changes no delta announced (a fill
+				// while no node held the stream): say so. Published
+				// under mu, like deltas, so events follow the writes'
+				// order (publishing never blocks).
+				n.publish("account_snapshot", exchange.AccountSnapshot{
+					Positions: append([]exchange.Position{}, ps...), Balances: append([]exchange.Balance{}, bs...)})
 			}
 			mu.Unlock()
 			return
@@ -245,11 +254,11 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			bs, err := w.putBalances(ctx, ev.Account.Balances, false)
 			ok = n.write(ctx, err) && ok
 			applied++
-			mu.Unlock()
 			if ok {
 				n.publish("positions", ev.Account.Positions)
 				n.publish("balance", bs) // as written: availableBalance carried
 			}
+			mu.Unlock()
 		case exchange.UserOrderUpdate:
 			n.publish("orders", ev.Order)
 		}

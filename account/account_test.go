@@ -151,6 +151,12 @@ type node struct {
 
 func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeExchange, id string) *node {
 	t.Helper()
+	return startNodeEvents(t, r, reg, f, id, nil)
+}
+
+// startNodeEvents starts a node publishing its events to ev (none when nil).
+func startNodeEvents(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeExchange, id string, ev account.EventPublisher) *node {
+	t.Helper()
 	opt, _ := cache.RedisOptions(r.URL())
 	c, err := cache.New(cache.Config{Redis: opt, ProbeMin: 20 * time.Millisecond, ProbeMax: 200 * time.Millisecond, HealthInterval: 100 * time.Millisecond})
 	if err != nil {
@@ -162,7 +168,7 @@ func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeEx
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := account.New(account.Config{Reseed: time.Hour}, reg, c, f, f.streams, el)
+	n, err := account.New(account.Config{Reseed: time.Hour, Events: ev}, reg, c, f, f.streams, el)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,6 +333,89 @@ func TestReadThroughWithoutALeader(t *testing.T) {
 	}
 	if _, err := n.Balance(context.Background(), "BNB"); err == nil {
 		t.Error("balance of an asset not held")
+	}
+}
+
+// recorder keeps the events a node publishes.
+type recorder struct {
+	mu     sync.Mutex
+	events []string // "name data-JSON"
+}
+
+func (r *recorder) PublishAsync(name string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.events = append(r.events, name+" "+string(b))
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		name, _, _ := strings.Cut(e, " ")
+		out = append(out, name)
+	}
+	return out
+}
+
+func (r *recorder) last(name string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.events) - 1; i >= 0; i-- {
+		if n, data, _ := strings.Cut(r.events[i], " "); n == name {
+			return data
+		}
+	}
+	return ""
+}
+
+// Every seed is published whole (account_snapshot), since it may hold
+// changes no delta announced; deltas are published as they come.
+func TestSeedsArePublished(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	rec := &recorder{}
+	startNodeEvents(t, r, reg, f, "a", rec)
+	testenv.Eventually(t, 5*time.Second, func() bool { return rec.last("account_snapshot") != "" }, "no snapshot after the seed")
+	snapshot := func() exchange.AccountSnapshot {
+		var s exchange.AccountSnapshot
+		if err := json.Unmarshal([]byte(rec.last("account_snapshot")), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	want := exchange.AccountSnapshot{Positions: f.positions, Balances: f.balances}
+	if diff := cmp.Diff(want, snapshot()); diff != "" {
+		t.Errorf("snapshot (-want +got):\n%s", diff)
+	}
+
+	// A fill while the stream is away: the next seed tells it.
+	f.mu.Lock()
+	f.positions = f.positions[:1] // ETHUSDT closed
+	f.positions[0].PositionAmt = "0.9"
+	f.mu.Unlock()
+	f.expire <- struct{}{} // reconnect, seed
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(snapshot().Positions) == 1 }, "no snapshot after the reconnection")
+	want = exchange.AccountSnapshot{Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "0.9", EntryPrice: "70000"}}, Balances: f.balances}
+	if diff := cmp.Diff(want, snapshot()); diff != "" {
+		t.Errorf("snapshot after the reconnection (-want +got):\n%s", diff)
+	}
+
+	// A delta is published as positions and balance, not as a snapshot.
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Balances:  []exchange.Balance{{Asset: "USDT", WalletBalance: "9990"}},
+		Positions: []exchange.Position{{Symbol: "BTCUSDT", PositionSide: "BOTH", PositionAmt: "1", EntryPrice: "70001"}},
+	}})
+	testenv.Eventually(t, 2*time.Second, func() bool { return rec.last("balance") != "" }, "delta not published")
+	if diff := cmp.Diff([]string{"account_snapshot", "account_snapshot", "positions", "balance"}, rec.names()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 

@@ -57,6 +57,13 @@ type AccountUpdate struct {
 	Positions    []Position `json:"P"`
 }
 
+// AccountSnapshot is a whole account as read from REST: every non-zero
+// position and every balance. A position it does not list is flat.
+type AccountSnapshot struct {
+	Positions []Position `json:"positions"`
+	Balances  []Balance  `json:"balances"`
+}
+
 // OrderUpdate is ORDER_TRADE_UPDATE's order.
 type OrderUpdate struct {
 	EventTime       int64  `json:"eventTime"`

@@ -86,6 +86,16 @@
 // 16384 candidates in memory, walking again if it needs more; nothing
 // else is kept per key in memory.
 //
+// # Observing a cache
+//
+// Stats are this process's counters since Open (hits, misses, sets,
+// expirations, evictions, corrupt entries, file system errors) and its
+// approximation of the directory's bytes and entries. Collector exports
+// them to Prometheus (tradecache_filecache_*, labelled by directory) with
+// one Register call. Inspect measures the directory itself, whichever
+// processes wrote it, without changing it: live, expired, never-expiring
+// and corrupt entries, temp files, bytes (tradecache cache stats --dir).
+//
 // # Why not Jesse's design
 //
 // Jesse keeps one pickled dict of every key and rewrites the whole file on

@@ -101,9 +101,14 @@ type Stats struct {
 	EvictWalks  uint64 // walks made by eviction
 	TempRemoved uint64 // abandoned temp files removed
 	SweepErrors uint64 // Run's sweeps that failed
-	Bytes       int64  // approximate bytes of entry files
-	Entries     int64  // approximate number of entry files
-	MaxBytes    int64
+	// GetErrors, SetErrors and DeleteErrors count calls that failed on the
+	// file system (an I/O error, a full disk, a permission): neither a
+	// miss nor a caller's mistake (ErrClosed, ErrInvalidExpire,
+	// ErrTooLarge, ErrKeyTooLong), which are not counted.
+	GetErrors, SetErrors, DeleteErrors uint64
+	Bytes                              int64 // approximate bytes of entry files
+	Entries                            int64 // approximate number of entry files
+	MaxBytes                           int64
 }
 
 // Cache is a persistent file cache rooted at one directory. It is safe for
@@ -132,6 +137,7 @@ type Cache struct {
 	hits, misses, sets, deletes             atomic.Uint64
 	expired, corrupt, evictions, evictWalks atomic.Uint64
 	tempRemoved, sweepErrors                atomic.Uint64
+	getErrors, setErrors, deleteErrors      atomic.Uint64
 }
 
 // Open opens (creating it if needed) the cache rooted at dir. It creates
@@ -229,19 +235,22 @@ func (c *Cache) Close() error {
 // Stats returns the current counters.
 func (c *Cache) Stats() Stats {
 	return Stats{
-		Hits:        c.hits.Load(),
-		Misses:      c.misses.Load(),
-		Sets:        c.sets.Load(),
-		Deletes:     c.deletes.Load(),
-		Expired:     c.expired.Load(),
-		Corrupt:     c.corrupt.Load(),
-		Evictions:   c.evictions.Load(),
-		EvictWalks:  c.evictWalks.Load(),
-		TempRemoved: c.tempRemoved.Load(),
-		SweepErrors: c.sweepErrors.Load(),
-		Bytes:       max(c.bytes.Load(), 0),
-		Entries:     max(c.entries.Load(), 0),
-		MaxBytes:    c.maxBytes,
+		Hits:         c.hits.Load(),
+		Misses:       c.misses.Load(),
+		Sets:         c.sets.Load(),
+		Deletes:      c.deletes.Load(),
+		Expired:      c.expired.Load(),
+		Corrupt:      c.corrupt.Load(),
+		Evictions:    c.evictions.Load(),
+		EvictWalks:   c.evictWalks.Load(),
+		TempRemoved:  c.tempRemoved.Load(),
+		SweepErrors:  c.sweepErrors.Load(),
+		GetErrors:    c.getErrors.Load(),
+		SetErrors:    c.setErrors.Load(),
+		DeleteErrors: c.deleteErrors.Load(),
+		Bytes:        max(c.bytes.Load(), 0),
+		Entries:      max(c.entries.Load(), 0),
+		MaxBytes:     c.maxBytes,
 	}
 }
 
@@ -305,10 +314,13 @@ func (c *Cache) Get(key string) ([]byte, bool, error) {
 	for attempt := 0; ; attempt++ {
 		v, ok, retry, err := c.get(path, key, attempt < 3)
 		if !retry {
-			if ok {
+			switch {
+			case ok:
 				c.hits.Add(1)
-			} else if err == nil {
+			case err == nil:
 				c.misses.Add(1)
+			default:
+				c.getErrors.Add(1)
 			}
 			return v, ok, err
 		}
@@ -462,6 +474,15 @@ func (c *Cache) Set(key string, value []byte, expire time.Duration) error {
 	if size > c.maxBytes || uint64(len(value)) > math.MaxInt32 {
 		return ErrTooLarge
 	}
+	if err := c.set(key, value, ttl, size); err != nil {
+		c.setErrors.Add(1)
+		return err
+	}
+	return nil
+}
+
+// set writes an entry Set has validated.
+func (c *Cache) set(key string, value []byte, ttl time.Duration, size int64) error {
 	now := c.now()
 	dir, path := c.paths(key)
 	sp, err := c.takeSpare(dir)
@@ -638,12 +659,14 @@ func (c *Cache) Delete(key string) error {
 		return nil
 	}
 	if err != nil {
+		c.deleteErrors.Add(1)
 		return fmt.Errorf("filecache: %w", err)
 	}
 	if err := c.discard(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
+		c.deleteErrors.Add(1)
 		return fmt.Errorf("filecache: %w", err)
 	}
 	c.deletes.Add(1)

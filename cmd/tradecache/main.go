@@ -81,6 +81,7 @@ func commands() []command {
 		{"cache set", "KIND [PART...] VALUE|-", "write a key with its kind's TTL (string kinds only)", cacheGetSetDel("set")},
 		{"cache del", "KIND [PART...]", "delete a key", cacheGetSetDel("del")},
 		{"cache flush", "--yes KIND | --yes --dir DIR", "delete every key of a kind from Redis, or empty a file cache directory", cacheFlush},
+		{"cache stats", "--dir DIR [--json]", "what a file cache directory holds: entries, bytes, expired, corrupt", cacheStats},
 		{"bench cache", "[--concurrency N]", "tiered cache throughput and latency (and redis-benchmark's)", benchCacheCmd},
 		{"bench filecache", "[--entries 1000,10000]", "file cache sets and hits at several sizes", benchFilecacheCmd},
 		{"bench ingest", "--redis URL", "exchange stream → leader → Redis, events/s", benchIngestCmd},

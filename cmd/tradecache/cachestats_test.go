@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tradecache/tradecache/filecache"
+)
+
+func TestCacheStats(t *testing.T) {
+	noEnv := map[string]string{"TRADECACHE_ENV_FILE": "/dev/null"}
+	dir := t.TempDir()
+	fc, err := filecache.Open(dir, filecache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []struct {
+		k   string
+		exp time.Duration
+	}{{"a", time.Hour}, {"b", filecache.Never}, {"c", time.Nanosecond}} {
+		if err := fc.Set(kv.k, []byte("value"), kv.exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc.Close()
+	time.Sleep(time.Millisecond) // c expires
+
+	code, out, errOut := runCmd(t, noEnv, "cache", "stats", "--dir", dir)
+	if code != 0 {
+		t.Fatalf("cache stats: exit %d: %s", code, errOut)
+	}
+	// Lines are "<figure> <value> <unit>"; the entries' size depends on
+	// the format, the age on the clock.
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			t.Fatalf("line %q is not <figure> <value> <unit>", l)
+		}
+		if f[0] != "bytes" && f[0] != "expired_bytes" && f[0] != "oldest_access_age" {
+			got[f[0]] = f[1] + " " + f[2]
+		}
+	}
+	want := map[string]string{
+		"entries":        "2 entries",
+		"never_expiring": "1 entries",
+		"expired":        "1 entries",
+		"corrupt":        "0 entries",
+		"temp_files":     "0 files",
+		"other_files":    "0 files",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("cache stats (-want +got):\n%s", diff)
+	}
+
+	code, out, errOut = runCmd(t, noEnv, "cache", "stats", "--json", "--dir", dir)
+	var js map[string]struct {
+		Value float64 `json:"value"`
+		Unit  string  `json:"unit"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &js) != nil {
+		t.Fatalf("cache stats --json: exit %d %q %s", code, out, errOut)
+	}
+	if e := js["entries"]; e.Value != 2 || e.Unit != "entries" || js["bytes"].Value <= 0 {
+		t.Errorf("cache stats --json: %s", out)
+	}
+
+	// A mistyped directory is refused (exit 2) and not created; so is a
+	// missing --dir.
+	typo := filepath.Join(dir, "typo")
+	if code, _, errOut := runCmd(t, noEnv, "cache", "stats", "--dir", typo); code != 2 || !strings.Contains(errOut, "not a file cache") {
+		t.Errorf("cache stats --dir typo: exit %d %s", code, errOut)
+	}
+	if _, err := os.Stat(typo); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cache stats created %s: %v", typo, err)
+	}
+	if code, _, _ := runCmd(t, noEnv, "cache", "stats"); code != 2 {
+		t.Errorf("cache stats without --dir: exit %d, want 2", code)
+	}
+	if code, out, _ := runCmd(t, noEnv, "cache", "-h"); code != 0 || !strings.Contains(out, "cache stats") {
+		t.Errorf("cache -h does not list cache stats:\n%s", out)
+	}
+}
