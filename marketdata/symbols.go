@@ -23,8 +23,12 @@ import (
 // or when a symbol is not in it and the snapshot is older than
 // Config.SymbolRefresh (a new listing); concurrent misses on a node share
 // one request, and every node shares the result through Redis. A symbol
-// still absent is written to unknown_symbol:{SYMBOL}, so a repeated one
-// costs one GET. Without Redis the same keys live in this node's memory.
+// still absent after a reload is written to unknown_symbol:{SYMBOL}, so
+// that it does not make the next node reload too; one absent from a fresh
+// snapshot is answered from the snapshot alone and writes nothing, so a
+// flood of junk symbols cannot grow the keyspace (at most one negative key
+// per reload, a reload at most every SymbolRefresh). Without Redis the
+// same keys live in this node's memory.
 
 // unknownSymbolBody is Binance's answer to a symbol it does not list.
 const unknownSymbolBody = `{"code":-1121,"msg":"Invalid symbol."}`
@@ -51,12 +55,14 @@ func (n *Node) lookupSymbol(ctx context.Context, sym string) (json.RawMessage, e
 	if err != nil {
 		return nil, err
 	}
-	if loaded != nil {
-		if b, ok := loaded[sym]; ok {
-			return b, nil
+	if loaded == nil { // the snapshot is fresh: it is the answer
+		if b, ok, err := n.readSink().field(ctx, key, sym); err != nil || ok {
+			return b, err
 		}
-	} else if b, ok, err := n.readSink().field(ctx, key, sym); err != nil || ok {
-		return b, err
+		return nil, fmt.Errorf("%w: %s", ErrUnknownSymbol, sym)
+	}
+	if b, ok := loaded[sym]; ok {
+		return b, nil
 	}
 	if err := n.cache.Set(ctx, neg, []byte(unknownSymbolBody)); err != nil {
 		n.cfg.Logger.Debug("marketdata: cache unknown symbol", "symbol", sym, "err", err)

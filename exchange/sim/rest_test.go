@@ -417,3 +417,16 @@ func TestRESTStatsAndRefusal(t *testing.T) {
 		t.Errorf("a bad duration: %d", c)
 	}
 }
+
+// Random paths cannot grow the REST counters without bound.
+func TestRESTStatsBounded(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, Config{Seed: 1})
+	for i := range 500 {
+		do(s, "192.0.2.1:1", fmt.Sprintf("/fapi/v1/junk%d", i))
+	}
+	st := s.RESTStats()
+	if len(st.ByPath) > maxPathsCounted+1 || st.ByPath["other"] == 0 || st.Requests != 500 {
+		t.Errorf("%d paths counted, other %d, requests %d", len(st.ByPath), st.ByPath["other"], st.Requests)
+	}
+}

@@ -22,6 +22,9 @@ type RESTStats struct {
 
 const restMinutesKept = 10
 
+// maxPathsCounted bounds RESTStats.ByPath: well above the routes served.
+const maxPathsCounted = 64
+
 // restCounters backs RESTStats.
 type restCounters struct {
 	mu    sync.Mutex
@@ -37,6 +40,11 @@ func (c *restCounters) count(path string, weight int, now time.Time) {
 	}
 	st.Requests++
 	st.Weight += int64(weight)
+	// Paths are a client's to choose: beyond the ones served, and a bound,
+	// they count as "other" so the map cannot grow with random paths.
+	if _, seen := st.ByPath[path]; !seen && len(st.ByPath) >= maxPathsCounted {
+		path = "other"
+	}
 	st.ByPath[path]++
 	m := now.Unix() / 60
 	st.WeightByMinute[m] += int64(weight)
