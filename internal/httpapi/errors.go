@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tradecache/tradecache/exchange"
@@ -103,8 +104,9 @@ func intParam(q url.Values, name string) (v int64, ok bool, e *apiError) {
 	if raw == "" {
 		return 0, false, nil
 	}
+	digits := len(raw) <= 20 && strings.Trim(raw, "0123456789") == ""
 	v, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || v < 0 || len(raw) > 20 {
+	if !digits || err != nil {
 		return 0, false, badRequest(CodeIllegalChars, fmt.Sprintf("Illegal characters found in parameter '%s'; legal range is '^[0-9]{1,20}$'.", name))
 	}
 	return v, true, nil

@@ -133,6 +133,7 @@ func TestMarketRoutes(t *testing.T) {
 		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", 400, invalidLimit, 0},
 		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=0", 400, invalidLimit, 0},
 		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=x", 400, `{"code":-1100,"msg":"Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'."}`, 0},
+		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&limit=%2B5", 400, `{"code":-1100,"msg":"Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'."}`, 0},
 		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&startTime=-1", 400, `{"code":-1100,"msg":"Illegal characters found in parameter 'startTime'; legal range is '^[0-9]{1,20}$'."}`, 0},
 		{"/api/v1/klines?symbol=BTCUSDT&interval=1m&startTime=2000&endTime=1000", 400, `{"code":-1023,"msg":"Start time is greater than end time."}`, 0},
 		{"/api/v1/klines?symbol=btcusdt&interval=1m", 400, invalidSymbol, 0},
