@@ -31,12 +31,12 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/balance", s.guard(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asset := r.URL.Query().Get("asset")
 		if asset == "" {
-			writeError(w, http.StatusBadRequest, "asset is required")
+			mandatory("asset").write(w)
 			return
 		}
 		b, err := s.Account.Balance(r.Context(), asset)
 		if errors.Is(err, exchange.ErrNoBalance) {
-			writeError(w, http.StatusNotFound, err.Error())
+			writeCode(w, http.StatusNotFound, CodeUnknown, err.Error())
 			return
 		}
 		if err != nil {
@@ -48,5 +48,5 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 }
 
 func noAccount(w http.ResponseWriter, _ *http.Request) {
-	writeError(w, http.StatusNotFound, "no exchange account configured (set --api-key and --api-secret, or BINANCE_API_KEY and BINANCE_API_SECRET)")
+	writeCode(w, http.StatusNotFound, CodeUnknown, "no exchange account configured (set --api-key and --api-secret, or BINANCE_API_KEY and BINANCE_API_SECRET)")
 }

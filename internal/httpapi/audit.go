@@ -14,7 +14,7 @@ type Auditor func(ctx context.Context) (keyaudit.Report, error)
 func (s *Server) auditRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/keys/audit", s.guard(true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.Audit == nil {
-			writeError(w, http.StatusNotFound, "no Redis configured: nothing to audit (the memory tier holds at most --memory-entries entries, each with a TTL)")
+			writeCode(w, http.StatusNotFound, CodeUnknown, "no Redis configured: nothing to audit (the memory tier holds at most --memory-entries entries, each with a TTL)")
 			return
 		}
 		rep, err := s.Audit(r.Context())
@@ -23,7 +23,7 @@ func (s *Server) auditRoutes(mux *http.ServeMux) {
 		// own from now.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.Limits.WithDefaults().WriteTimeout))
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
+			readerError(w, err)
 			return
 		}
 		writeJSON(w, rep)

@@ -32,7 +32,11 @@ func (s *Server) dashboard() http.Handler {
 				s.notBuilt(w, r)
 				return
 			}
-			http.NotFound(w, r)
+			invalidPath(w, r)
+			return
+		}
+		if !servable(files, r.URL.Path) {
+			invalidPath(w, r)
 			return
 		}
 		// The bundle's names carry no hash: have browsers revalidate.
@@ -42,6 +46,24 @@ func (s *Server) dashboard() http.Handler {
 		}
 		server.ServeHTTP(w, r)
 	})
+}
+
+// servable reports whether the file server has something at urlPath: a
+// file, or a directory with an index.html.
+func servable(files fs.FS, urlPath string) bool {
+	name := strings.TrimPrefix(path.Clean("/"+urlPath), "/")
+	if name == "" {
+		name = "."
+	}
+	fi, err := fs.Stat(files, name)
+	if err != nil {
+		return false
+	}
+	if fi.IsDir() {
+		fi, err = fs.Stat(files, path.Join(name, "index.html"))
+		return err == nil && !fi.IsDir()
+	}
+	return true
 }
 
 // etags gives every file of files an ETag (a hash of its content), by the

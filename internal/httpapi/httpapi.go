@@ -3,6 +3,25 @@
 // state through small interfaces and owns no goroutine; HTTPServer builds
 // the http.Server that package node runs.
 //
+// # Binance's answers
+//
+// The market data routes answer as Binance's USDⓈ-M futures REST API
+// does, under the node's paths and under Binance's own, so that a Binance
+// client given a node's base URL reads from it:
+//
+//	/api/v1/klines          /fapi/v1/klines             12-element arrays; limit 1..1500, default 500; startTime, endTime
+//	/api/v1/ticker/24hr     /fapi/v1/ticker/24hr        one symbol's ticker, or every symbol's (an array)
+//	/api/v1/bookTicker      /fapi/v1/ticker/bookTicker  {lastUpdateId,symbol,bidPrice,bidQty,askPrice,askQty,time}, or an array
+//	/api/v1/symbols/{sym}   /fapi/v1/exchangeInfo       one symbol's entry; every listed symbol's
+//	                        /fapi/v1/ping, /fapi/v1/time
+//
+// A symbol must be upper case, as Binance requires. Every error answer of
+// this package is Binance's {"code":…,"msg":"…"} (the Code constants say
+// which code means what; the event gateway at /ws, a handler of its own,
+// refuses in plain text); a path or method no route serves is 404 with
+// -5000, Binance's answer to an unknown path, the exchange's account and
+// order paths included: a node is not an exchange.
+//
 // # Protection
 //
 // Every response carries X-Content-Type-Options: nosniff, X-Frame-Options:
@@ -10,8 +29,8 @@
 // same-origin and a Content-Security-Policy under which the dashboard
 // loads only its own script, style sheet and data; API answers are
 // Cache-Control: no-store (the dashboard's files no-cache, with ETags).
-// Refusals of the protection layer have a body in Binance's shape,
-// {"code":…,"msg":"…"}:
+// Refusals of the protection layer, like every error answer, have a body
+// in Binance's shape, {"code":…,"msg":"…"}:
 //
 //   - Host allow-list: a request whose Host header is neither an IP
 //     address, localhost, nor matched by Server.AllowedHosts is 421
@@ -50,6 +69,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,7 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", s.guard(false, promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{})))
-	mux.Handle("GET /", s.dashboard()) // the dashboard (Web, or the embedded build)
+	mux.Handle("/", s.fallback(s.dashboard())) // the dashboard (Web, or the embedded build); Binance's -5000 for the rest
 	s.marketRoutes(mux)
 	s.accountRoutes(mux)
 	s.auditRoutes(mux)
@@ -159,6 +179,21 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /ws", s.WS) // its own tokens (--ws-token)
 	}
 	return secure(hostCheck(newHosts(s.AllowedHosts), bounded(s.Limits.WithDefaults(), mux)))
+}
+
+// fallback serves what no other route does: the dashboard's files to GET
+// and HEAD outside /api/ and /fapi/; Binance's 404 {"code":-5000,"msg":
+// "Path …, Method … is invalid"} to anything else (an unknown path, or a
+// known one with another method).
+func (s *Server) fallback(dashboard http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if (r.Method != http.MethodGet && r.Method != http.MethodHead) || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/fapi/") {
+			invalidPath(w, r)
+			return
+		}
+		dashboard.ServeHTTP(w, r)
+	})
 }
 
 // Health reports the node's state. A node whose Redis is configured but

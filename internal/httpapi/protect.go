@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -86,26 +85,6 @@ func (s *Server) HTTPServer() *http.Server {
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 	}
-}
-
-// Error codes of the {code,msg} bodies, Binance's where one fits.
-const (
-	CodeUnauthorized   = -2015 // no or wrong API token (Binance: invalid API-key, IP, or permissions)
-	CodeHostNotAllowed = -1002 // Host header not allowed (Binance: not authorized)
-	CodeTooManyParams  = -1101 // query string too long or with too many parameters (Binance: too many parameters)
-)
-
-// CodeError is the body of a refusal by the protection layer:
-// {"code":-2015,"msg":"…"}, in Binance's shape.
-type CodeError struct {
-	Code int    `json:"code"`
-	Msg  string `json:"msg"`
-}
-
-func writeCode(w http.ResponseWriter, status, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(CodeError{Code: code, Msg: msg})
 }
 
 // contentSecurityPolicy lets the dashboard load its own script, style

@@ -209,7 +209,7 @@ func TestSecurityHeaders(t *testing.T) {
 		{"localhost", "/api/v1/symbols/NOPE", 400, "no-store"}, // Binance's -1121
 		{"localhost", "/api/v1/positions", 401, "no-store"},
 		{"attacker.example", "/", 421, "no-store"},
-		{"localhost", "/nope.js", 404, ""}, // the file server's errors drop Cache-Control
+		{"localhost", "/nope.js", 404, "no-store"}, // Binance's -5000, before the file server
 	} {
 		res := serve(h, tc.host, tc.path)
 		if res.StatusCode != tc.status {

@@ -174,7 +174,7 @@ async function pollAccount() {
     const [p, b] = await Promise.all([getJSON('api/v1/positions'), getJSON('api/v1/balance?asset=USDT')]);
     if (p.ok) showPositions(p.body);
     if (b.ok && b.body) $('ac-balance').textContent = `${fmt(b.body.walletBalance)} (available ${fmt(b.body.availableBalance)})`;
-    if (!p.ok) $('ac-note').textContent = (p.body && p.body.error) || `positions: HTTP ${p.status}`;
+    if (!p.ok) $('ac-note').textContent = (p.body && p.body.msg) || `positions: HTTP ${p.status}`;
   } catch {}
 }
 
