@@ -26,7 +26,9 @@ func DefaultCoalesce(ev bus.Event) (key string, ok bool) {
 			break
 		}
 	}
-	if !market {
+	// An Opaque event's payload cannot be read, so its stream (symbol,
+	// interval) is unknown: it is never replaced by another.
+	if !market || ev.Opaque {
 		return "", false
 	}
 	var p struct {

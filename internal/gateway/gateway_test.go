@@ -1044,6 +1044,9 @@ func TestDefaultCoalesce(t *testing.T) {
 		{ev("live.info_log", "n1", `{}`), ev("live.info_log", "n1", `{}`), false, false},
 		{ev("live.orders", "n1", `{}`), ev("live.orders", "n1", `{}`), false, false},
 		{ev("live.klines_extra", "n1", `{}`), ev("live.klines_extra", "n1", `{}`), false, false},
+		// An Opaque market event (a payload the bus could not read) names no
+		// stream: never coalesced.
+		{bus.Event{Name: "livetrade.kline", Publisher: "4242", Opaque: true}, bus.Event{Name: "livetrade.kline", Publisher: "4242", Opaque: true}, false, false},
 	} {
 		ka, oka := DefaultCoalesce(tc.a)
 		kb, _ := DefaultCoalesce(tc.b)
