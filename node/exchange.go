@@ -28,8 +28,11 @@ type exchangeSide struct {
 	sim     *sim.Server       // the in-process simulator; nil for a remote exchange
 	streams marketdata.StreamFactory
 	// user is the user data stream factory; nil without API keys.
-	user    account.StreamFactory
-	run     func(ctx context.Context) error // nil for a remote exchange
+	user account.StreamFactory
+	run  func(ctx context.Context) error // nil for a remote exchange
+	// close releases what newExchange opened (the simulator's listener)
+	// when the node is not run after all; nil when nothing was opened.
+	close   func()
 	desc    string
 	metrics *streamMetrics
 }
@@ -66,6 +69,7 @@ func newExchange(c Config, log *slog.Logger, reg *keyspace.Registry, redis func(
 		side.desc = "simulated exchange on " + restURL
 		side.sim = s
 		side.run = func(ctx context.Context) error { return s.Serve(ctx, ln) } // Serve drives the market too
+		side.close = func() { ln.Close() }
 	} else if restURL != "" {
 		side.desc = "exchange at " + restURL
 	}

@@ -85,7 +85,7 @@ type Node struct {
 // New checks cfg and builds a node. It starts no goroutine and dials
 // nothing; the in-process simulated exchange's listener is the one socket
 // it opens (Run serves it).
-func New(cfg Config) (*Node, error) {
+func New(cfg Config) (_ *Node, retErr error) {
 	if err := cfg.Check(); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -145,6 +145,12 @@ func New(cfg Config) (*Node, error) {
 	if n.ex, err = newExchange(c, log, n.reg, n.tc.Redis); err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	// A later failure must not leave the simulator's listener open.
+	defer func() {
+		if n.ex.close != nil && retErr != nil {
+			n.ex.close()
+		}
+	}()
 	elector, err := n.elector(n.reg.MarketWSLeader(), nil, log)
 	if err != nil {
 		return nil, err

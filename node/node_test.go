@@ -29,6 +29,7 @@ import (
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
 	"github.com/tradecache/tradecache/node"
+	"github.com/tradecache/tradecache/notify"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -416,4 +417,31 @@ func TestNodeAPIToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A node that fails to build after starting its in-process simulator
+// leaves no listener behind.
+func TestNewFailureClosesTheSimulator(t *testing.T) {
+	before := openFDs(t)
+	for range 20 {
+		_, err := node.New(node.Config{NodeID: "n1", Demo: true,
+			HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
+			Notify: notify.Config{Webhook: &notify.Webhook{URL: "ftp://example.invalid/hook"}},
+			Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
+		if err == nil {
+			t.Fatal("New accepted an ftp:// webhook")
+		}
+	}
+	if after := openFDs(t); after > before+5 {
+		t.Errorf("open file descriptors %d → %d after 20 failed New calls", before, after)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }
