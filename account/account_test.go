@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/cache"
@@ -538,4 +539,72 @@ func assetsIn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry) []string {
 		t.Errorf("%s PTTL %d", k, p)
 	}
 	return out
+}
+
+// Bad content in the positions key or the list of assets held — not JSON,
+// not an array, elements of the wrong type, over the key's limit, a key
+// of another Redis type — reads as missing in the holder's fenced merge:
+// the delta is written and a REST seed restores the rest, instead of
+// every ACCOUNT_UPDATE failing until the next periodic seed. A delta's
+// positions on good content need no seed, but its assets on a bad list
+// do: the list written would lack the others.
+func TestBadStoredContentIsMissingToTheHolder(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	str := func(v string) func(string) valkey.Completed {
+		return func(k string) valkey.Completed { return rc.B().Set().Key(k).Value(v).Ex(time.Minute).Build() }
+	}
+	hash := func(k string) valkey.Completed {
+		return rc.B().Hset().Key(k).FieldValue().FieldValue("f", "v").Build()
+	}
+	pad := `[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"0.5","entryPrice":"70000"}` + strings.Repeat(" ", 1<<20) + `]`
+	tests := []struct {
+		name              string
+		positions, assets func(string) valkey.Completed
+	}{
+		{"arrays of numbers", str(`[1,2]`), str(`[1]`)},
+		{"strings", str(`"x"`), str(`"x"`)},
+		{"not JSON", str(`<html>`), str(`<html>`)},
+		{"objects", str(`{"symbol":"BTCUSDT"}`), str(`{"a":"USDT"}`)},
+		{"wrong field types", str(`[{"symbol":1,"positionSide":"BOTH"}]`), str(`[["USDT"]]`)},
+		{"JSON null", str(`null`), str(`null`)},
+		{"hashes", hash, hash},
+		{"oversized", str(pad), str(`["USDT"]`)},
+		{"the list of assets only", nil, str(`"x"`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			f := newFake()
+			a := startNode(t, r, reg, f, "a")
+			testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+			testenv.Eventually(t, 5*time.Second, func() bool { return a.n.Stats().Seeds.Load() == 1 }, "the seed not counted")
+			assets := mustKey(reg.AccountAssets("main"))
+			for k, plant := range map[string]func(string) valkey.Completed{reg.Positions().Name(): tt.positions, assets.Name(): tt.assets} {
+				if plant == nil {
+					continue
+				}
+				rc.Do(ctx, rc.B().Del().Key(k).Build())
+				if err := rc.Do(ctx, plant(k)).Error(); err != nil {
+					t.Fatal(err)
+				}
+				rc.Do(ctx, rc.B().Pexpire().Key(k).Milliseconds(60_000).Build())
+			}
+			seeds := f.accounts.Load()
+			f.mu.Lock()
+			f.balances = append(f.balances, exchange.Balance{Asset: "BNB", WalletBalance: "1", CrossWalletBalance: "1"})
+			f.mu.Unlock()
+			f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+				Balances:  []exchange.Balance{{Asset: "BNB", WalletBalance: "1", CrossWalletBalance: "1"}},
+				Positions: []exchange.Position{{Symbol: "SOLUSDT", PositionSide: "BOTH", PositionAmt: "10", EntryPrice: "150"}},
+			}})
+			testenv.Eventually(t, 3*time.Second, func() bool { return f.accounts.Load() > seeds }, "no REST seed after a delta on bad content")
+			testenv.Eventually(t, 3*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 3 }, "positions not complete after the seed: %v", positionsIn(t, r, reg))
+			testenv.Eventually(t, 3*time.Second, func() bool { return cmp.Equal(assetsIn(t, r, reg), []string{"BNB", "USDT"}) }, "assets after the seed: %v", assetsIn(t, r, reg))
+			if n := a.n.Stats().WriteErrors.Load(); n != 0 {
+				t.Errorf("%d write errors, want none", n)
+			}
+		})
+	}
 }
