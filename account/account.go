@@ -490,9 +490,26 @@ if missing then return -1 end
 return #out
 `)
 
-var setScript = valkey.NewLuaScript(leader.FenceCheck + `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
+// putBalanceScript writes one balance, fenced: KEYS[2] its key, ARGV[2]
+// the balance (a JSON object), ARGV[3] the TTL (ms). With ARGV[5] (the
+// asset) set, the balance is a stream delta's, without availableBalance:
+// the stored balance's is carried into it, if the stored value is a string
+// of at most ARGV[4] bytes (measured, not read, beyond) decoding to that
+// asset's balance. Readers write balance keys too (a read-through), so the
+// stored value is read in the script that replaces it. It returns the
+// value written.
+var putBalanceScript = valkey.NewLuaScript(leader.FenceCheck + `
+local v = ARGV[2]
+local max = tonumber(ARGV[4])
+if ARGV[5] ~= '' and redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('STRLEN', KEYS[2]) <= max then
+  local ok, old = pcall(cjson.decode, redis.call('GET', KEYS[2]))
+  if ok and type(old) == 'table' and old.asset == ARGV[5] and type(old.availableBalance) == 'string' and old.availableBalance ~= '' then
+    local carried = string.sub(v, 1, -2) .. ',"availableBalance":' .. cjson.encode(old.availableBalance) .. '}'
+    if string.len(carried) <= max then v = carried end
+  end
+end
+redis.call('SET', KEYS[2], v, 'PX', ARGV[3])
+return v
 `)
 
 type redisWriter struct {
@@ -543,20 +560,23 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 		if err != nil {
 			return out, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		carry := ""
 		if b.AvailableBalance == "" {
-			// A stream delta: carry what it lacks. Only the fence holder
-			// writes these keys, under the node's write lock, so the value
-			// read here is the one the fenced write replaces.
-			if v, err := w.cl.Do(cctx, w.cl.B().Get().Key(k.Name()).Build()).AsBytes(); err == nil {
-				b = carryBalance(b, v)
-			}
+			// A stream delta: the script carries what it lacks from the
+			// value it replaces.
+			carry = b.Asset
 		}
 		v, _ := json.Marshal(b)
-		err = setScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, string(v), ms(k.TTL())}).Error()
+		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		written, err := putBalanceScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()},
+			[]string{w.fence.Token, string(v), ms(k.TTL()), strconv.Itoa(k.MaxValue()), carry}).AsBytes()
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("account: write %s: %w", k, err)
+		}
+		var got exchange.Balance
+		if json.Unmarshal(written, &got) == nil {
+			b = got
 		}
 		out = append(out, b)
 	}
@@ -586,7 +606,8 @@ func second[T any](_ T, err error) error { return err }
 // carryBalance completes a balance from the stream, which has no
 // availableBalance, with the one of the stored value cur (the last REST
 // seed's, kept until the next seed recomputes it), so that no reader sees
-// the field vanish after a fill.
+// the field vanish after a fill. It is the memory tier's; in Redis,
+// putBalanceScript does the same.
 func carryBalance(b exchange.Balance, cur []byte) exchange.Balance {
 	var old exchange.Balance
 	if json.Unmarshal(cur, &old) == nil && old.Asset == b.Asset {

@@ -608,3 +608,75 @@ func TestBadStoredContentIsMissingToTheHolder(t *testing.T) {
 		})
 	}
 }
+
+// The holder carries availableBalance into a stream delta inside its
+// fenced write: a value planted in the balance key is measured there, not
+// fetched, however large, and one no reader could use carries nothing.
+func TestBalanceCarryIsBounded(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	rec := &recorder{}
+	a := startNodeEvents(t, r, reg, f, "a", rec)
+	usdt := mustKey(reg.Balance("USDT"))
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 }, "never seeded")
+	outBytes := func() int64 {
+		info, err := rc.Do(ctx, rc.B().Info().Section("stats").Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_net_output_bytes:"); ok {
+				var n int64
+				fmt.Sscan(v, &n)
+				return n
+			}
+		}
+		t.Fatal("no total_net_output_bytes")
+		return 0
+	}
+	for i, planted := range []string{
+		// 8 MB
+		`{"asset":"USDT","availableBalance":"5","pad":"` + strings.Repeat("x", 8<<20) + `"}`,
+		// another asset's
+		`{"asset":"BTC","availableBalance":"5"}`,
+		// not an object
+		`[{"asset":"USDT","availableBalance":"5"}]`,
+	} {
+		if err := rc.Do(ctx, rc.B().Set().Key(usdt.Name()).Value(planted).Ex(time.Minute).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		before := outBytes()
+		wallet := fmt.Sprint(9000 + i)
+		f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+			Balances: []exchange.Balance{{Asset: "USDT", WalletBalance: wallet, CrossWalletBalance: wallet}},
+		}})
+		// Published after the write, as written.
+		testenv.Eventually(t, 3*time.Second, func() bool { return strings.Contains(rec.last("balance"), `"walletBalance":"`+wallet+`"`) }, "planted value %d: not published", i)
+		if grew := outBytes() - before; grew > 1<<20 {
+			t.Errorf("planted value %d: Redis sent %d bytes for one delta", i, grew)
+		}
+		want := `{"asset":"USDT","walletBalance":"` + wallet + `","crossWalletBalance":"` + wallet + `","updateTime":0}`
+		if got := rec.last("balance"); got != "["+want+"]" {
+			t.Errorf("planted value %d: published %s, want nothing carried", i, got)
+		}
+		if v, _ := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); v != want {
+			t.Errorf("planted value %d: the delta was written as %s", i, v)
+		}
+	}
+	// A usable stored balance is carried, and published as written.
+	rc.Do(ctx, rc.B().Set().Key(usdt.Name()).Value(`{"asset":"USDT","walletBalance":"1","availableBalance":"7/8"}`).Ex(time.Minute).Build())
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Balances: []exchange.Balance{{Asset: "USDT", WalletBalance: "2", CrossWalletBalance: "2"}},
+	}})
+	testenv.Eventually(t, 3*time.Second, func() bool {
+		b, ok, err := cache.GetJSON[exchange.Balance](ctx, a.c, usdt)
+		return err == nil && ok && b.WalletBalance == "2" && b.AvailableBalance == "7/8"
+	}, "availableBalance not carried")
+	testenv.Eventually(t, 2*time.Second, func() bool { return strings.Contains(rec.last("balance"), `"availableBalance":"7/8"`) }, "not published as written")
+	if n := a.n.Stats().WriteErrors.Load(); n != 0 {
+		t.Errorf("%d write errors", n)
+	}
+}
