@@ -680,3 +680,77 @@ func TestBalanceCarryIsBounded(t *testing.T) {
 		t.Errorf("%d write errors", n)
 	}
 }
+
+// A balance key holding what no reader could use — not JSON, another
+// JSON, no TTL, over its limit, another Redis type — is a miss: loaded
+// again from REST and overwritten with its TTL, instead of failing or
+// being served forever. An asset missing from the list of assets held is
+// still ErrNoBalance without a request, whatever its key holds.
+func TestBalanceReadsHealBadContent(t *testing.T) {
+	r := testenv.Shared(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	str := func(v string, ttl bool) func(string) valkey.Completed {
+		return func(k string) valkey.Completed {
+			if !ttl {
+				return rc.B().Set().Key(k).Value(v).Build()
+			}
+			return rc.B().Set().Key(k).Value(v).Ex(time.Minute).Build()
+		}
+	}
+	tests := []struct {
+		name  string
+		plant func(string) valkey.Completed
+	}{
+		{"not JSON", str(`<html>`, true)},
+		{"another JSON", str(`[1,2]`, true)},
+		{"no TTL", str(`{"asset":"USDT","walletBalance":"1","crossWalletBalance":"1"}`, false)},
+		{"oversized", str(`{"asset":"USDT","walletBalance":"`+strings.Repeat("9", 5<<10)+`"}`, true)},
+		{"a hash", func(k string) valkey.Completed { return rc.B().Hset().Key(k).FieldValue().FieldValue("f", "v").Build() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			f := newFake()
+			opt, _ := cache.RedisOptions(r.URL())
+			c, _ := cache.New(cache.Config{Redis: opt})
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			n, err := account.New(account.Config{}, reg, c, f, f.streams, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assets := mustKey(reg.AccountAssets("main"))
+			rc.Do(ctx, rc.B().Set().Key(assets.Name()).Value(`["USDT"]`).Ex(time.Minute).Build())
+			usdt, nope := mustKey(reg.Balance("USDT")), mustKey(reg.Balance("NOPE"))
+			for _, k := range []keyspace.Key{usdt, nope} {
+				if err := rc.Do(ctx, tt.plant(k.Name())).Error(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { rc.Do(ctx, rc.B().Del().Key(k.Name()).Build()) })
+			}
+			if _, err := n.Balance(ctx, "nope"); !errors.Is(err, account.ErrNoBalance) || err.Error() != "no such asset: NOPE" {
+				t.Errorf("NOPE: %v", err)
+			}
+			if got := f.accounts.Load(); got != 0 {
+				t.Errorf("%d REST loads for an asset not held", got)
+			}
+			for range 3 {
+				if b, err := n.Balance(ctx, "usdt"); err != nil || b.WalletBalance != "10000" {
+					t.Fatalf("USDT: %+v, %v", b, err)
+				}
+			}
+			if got := f.accounts.Load(); got != 1 {
+				t.Errorf("%d REST loads, want 1 (then read back)", got)
+			}
+			if v, err := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); err != nil || !strings.Contains(v, `"walletBalance":"10000"`) {
+				t.Errorf("%s holds %q, %v after a read", usdt, v, err)
+			}
+			if p, _ := rc.Do(ctx, rc.B().Pttl().Key(usdt.Name()).Build()).AsInt64(); p <= 0 || p > 300_000 {
+				t.Errorf("%s PTTL %d after a read", usdt, p)
+			}
+		})
+	}
+}

@@ -46,7 +46,10 @@ func (n *Node) Positions(ctx context.Context) ([]exchange.Position, error) {
 }
 
 // Balance returns one asset's balance: from Redis (or the memory tier
-// while Redis is down), loaded from REST on a miss. An asset missing from
+// while Redis is down), loaded from REST on a miss. What the balance key
+// holds but no reader could use — over its limit, without a TTL, of
+// another Redis type, not a balance's JSON — is a miss too, loaded again
+// and overwritten (cache.GetOrLoadValid). On a miss, an asset missing from
 // the list of assets held (account_assets:{account}) is ErrNoBalance
 // without a request. However many assets miss at once, one REST load
 // serves them, and it stores the list, so a stream of junk assets costs
@@ -58,11 +61,21 @@ func (n *Node) Balance(ctx context.Context, asset string) (exchange.Balance, err
 		return exchange.Balance{}, err
 	}
 	want := strings.ToUpper(asset)
-	if b, ok, err := cache.GetJSON[exchange.Balance](ctx, n.cache, k); err != nil || ok {
-		return b, err
-	}
-	if held, ok, err := cache.GetJSON[[]string](ctx, n.cache, n.assetsKey); err == nil && ok && !slices.Contains(held, want) {
+	b, err := cache.GetOrLoadJSON(ctx, n.cache, k, func(ctx context.Context) (exchange.Balance, error) {
+		return n.loadBalance(ctx, want)
+	})
+	if errors.Is(err, ErrNoBalance) {
 		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	}
+	return b, err
+}
+
+// loadBalance is Balance's load of asset want on a miss: ErrNoBalance
+// without a request when the list of assets held lacks it, else from a
+// REST load of the whole account (loadBalances).
+func (n *Node) loadBalance(ctx context.Context, want string) (exchange.Balance, error) {
+	if held, ok, err := cache.GetJSON[[]string](ctx, n.cache, n.assetsKey); err == nil && ok && !slices.Contains(held, want) {
+		return exchange.Balance{}, ErrNoBalance
 	}
 	held, bs, err := n.loadBalances(ctx, true)
 	if err == nil && bs == nil && slices.Contains(held, want) {
@@ -72,18 +85,14 @@ func (n *Node) Balance(ctx context.Context, asset string) (exchange.Balance, err
 	if err != nil {
 		return exchange.Balance{}, err
 	}
-	if !slices.Contains(held, want) {
-		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
-	}
-	for _, b := range bs {
-		if b.Asset == want {
-			if err := cache.SetJSON(ctx, n.cache, k, b); err != nil {
-				n.cfg.Logger.Debug("account: cache balance", "asset", want, "err", err)
+	if slices.Contains(held, want) {
+		for _, b := range bs {
+			if b.Asset == want {
+				return b, nil
 			}
-			return b, nil
 		}
 	}
-	return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	return exchange.Balance{}, ErrNoBalance
 }
 
 type loaded struct {
