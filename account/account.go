@@ -40,7 +40,10 @@
 //
 // With Redis, writes go only to Redis, through Lua scripts fenced by the
 // lease: a deposed leader writes nothing. Readers use Redis first and the
-// REST read-through on a miss. A balance asked for an asset missing from
+// REST read-through on a miss, storing what they load only while no node
+// holds the stream (its lease does not exist): a REST snapshot stored
+// unfenced, or outside the holder's write lock, could overwrite a newer
+// delta. A balance asked for an asset missing from
 // account_assets:{account} is ErrNoBalance without a request: a junk
 // asset costs Redis reads, not signed REST calls. With Redis down, the
 // node holds the stream for itself and writes to the tiered cache's

@@ -754,3 +754,66 @@ func TestBalanceReadsHealBadContent(t *testing.T) {
 		})
 	}
 }
+
+// While a node holds the stream, a read-through answers from REST and
+// stores nothing: on the holder, a REST snapshot stored outside its write
+// lock could overwrite a fresher delta; on another node, it would be an
+// unfenced write racing the holder's.
+func TestReadsStoreNothingWhileTheStreamIsHeld(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	a, b := startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 && len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	holder, other := a, b
+	if b.n.Streaming() {
+		holder, other = b, a
+	}
+	if !holder.n.Streaming() {
+		t.Fatal("no node streams")
+	}
+	usdt, assets := mustKey(reg.Balance("USDT")), mustKey(reg.AccountAssets("main"))
+	exists := func(k string) bool {
+		n, _ := rc.Do(ctx, rc.B().Exists().Key(k).Build()).AsInt64()
+		return n == 1
+	}
+	for name, nd := range map[string]*node{"the holder": holder, "another node": other} {
+		rc.Do(ctx, rc.B().Del().Key(usdt.Name(), assets.Name(), reg.Positions().Name()).Build())
+		loads := f.accounts.Load()
+		if bal, err := nd.n.Balance(ctx, "USDT"); err != nil || bal.WalletBalance != "10000" {
+			t.Errorf("%s: USDT %+v, %v", name, bal, err)
+		}
+		if _, err := nd.n.Balance(ctx, "JUNK"); !errors.Is(err, account.ErrNoBalance) {
+			t.Errorf("%s: JUNK %v", name, err)
+		}
+		if ps, err := nd.n.Positions(ctx); err != nil || len(ps) != 2 {
+			t.Errorf("%s: positions %v, %v", name, ps, err)
+		}
+		if f.accounts.Load() == loads {
+			t.Errorf("%s: answered without REST", name)
+		}
+		for _, k := range []string{usdt.Name(), assets.Name(), reg.Positions().Name()} {
+			if exists(k) {
+				t.Errorf("%s stored %s from a read", name, k)
+			}
+		}
+	}
+	// What no reader could use is a miss there too, answered from REST and
+	// left for the holder's next fenced write.
+	for _, k := range []string{usdt.Name(), reg.Positions().Name()} {
+		rc.Do(ctx, rc.B().Set().Key(k).Value("<html>").Ex(time.Minute).Build())
+	}
+	for name, nd := range map[string]*node{"the holder": holder, "another node": other} {
+		if bal, err := nd.n.Balance(ctx, "USDT"); err != nil || bal.WalletBalance != "10000" {
+			t.Errorf("%s: USDT over bad content: %+v, %v", name, bal, err)
+		}
+		if ps, err := nd.n.Positions(ctx); err != nil || len(ps) != 2 {
+			t.Errorf("%s: positions over bad content: %v, %v", name, ps, err)
+		}
+	}
+	if v, _ := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); v != "<html>" {
+		t.Errorf("a read replaced the bad balance with %q", v)
+	}
+}
