@@ -20,9 +20,12 @@
 //     the last seed — and each balance into its asset's key, keeping the
 //     seed's availableBalance, which the stream lacks; flat positions are
 //     removed; an asset the account did not hold joins the list of assets.
-//     A delta that finds no stored positions (expired, or lost with Redis)
-//     cannot be complete: it is written and a REST seed follows at once
-//     (Stats.Unknown);
+//     A delta that finds no stored positions or list of assets (expired,
+//     lost with Redis, or holding what no reader could use: not JSON, not
+//     an array of positions or asset names, over the key's limit, or a key
+//     of another Redis type, which the fenced script deletes) cannot be
+//     complete: it is written and a REST seed follows at once
+//     (Stats.Unknown counts the positions');
 //   - publishes order updates, positions and balances as events
 //     (live.orders, live.positions, live.balance), and each seed as
 //     live.account_snapshot (exchange.AccountSnapshot: every position and
@@ -37,7 +40,10 @@
 //
 // With Redis, writes go only to Redis, through Lua scripts fenced by the
 // lease: a deposed leader writes nothing. Readers use Redis first and the
-// REST read-through on a miss. A balance asked for an asset missing from
+// REST read-through on a miss, storing what they load only while no node
+// holds the stream (its lease does not exist): a REST snapshot stored
+// unfenced, or outside the holder's write lock, could overwrite a newer
+// delta. A balance asked for an asset missing from
 // account_assets:{account} is ErrNoBalance without a request: a junk
 // asset costs Redis reads, not signed REST calls. With Redis down, the
 // node holds the stream for itself and writes to the tiered cache's
@@ -58,6 +64,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,7 +129,7 @@ type Stats struct {
 	WriteErrors atomic.Uint64
 	Fenced      atomic.Uint64
 	KeyRenewals atomic.Uint64 // listenKeys created after an expiry or -1125
-	Unknown     atomic.Uint64 // position deltas that found no stored positions (a REST seed follows)
+	Unknown     atomic.Uint64 // position deltas that found no usable stored positions (a REST seed follows)
 }
 
 // New returns a Node; it does no I/O. elector is nil without Redis.
@@ -252,6 +259,10 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			}
 			ok := n.write(ctx, perr)
 			bs, err := w.putBalances(ctx, ev.Account.Balances, false)
+			if errors.Is(err, errAssetsUnknown) {
+				requestSeed()
+				err = nil
+			}
 			ok = n.write(ctx, err) && ok
 			applied++
 			if ok {
@@ -371,21 +382,64 @@ type writer interface {
 	// putBalances writes each balance to its asset's key, completing a
 	// stream delta's with what the stored one has, and the assets to the
 	// list: replacing it (snapshot) or adding to it. It returns the
-	// balances as written.
+	// balances as written, and errAssetsUnknown when a delta found no
+	// stored list: it is written, but the list must come from a REST seed.
 	putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) ([]exchange.Balance, error)
 }
+
+// storedListLua defines storedList(key, max, good): the JSON array key
+// holds, or nil when it holds none a reader could use — no key, a key of
+// another Redis type (deleted here, so the write that follows may set
+// it), a value over max bytes (measured, not read), not JSON, not an
+// array, or an element good refuses. Bad content reads as missing rather
+// than failing every write until the next seed.
+const storedListLua = `
+local function storedList(key, max, good)
+  local t = redis.call('TYPE', key).ok
+  if t == 'none' then return nil end
+  if t ~= 'string' then
+    redis.call('DEL', key)
+    return nil
+  end
+  if redis.call('STRLEN', key) > max then return nil end
+  local ok, v = pcall(cjson.decode, redis.call('GET', key))
+  if not ok or type(v) ~= 'table' then return nil end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= #v then return nil end
+  for _, e in ipairs(v) do
+    if not good(e) then return nil end
+  end
+  return v
+end
+`
 
 // mergePositionsScript applies a delta (or a snapshot, ARGV[4] = '1') to
 // the positions key: a position of the delta replaces the stored one's
 // fields it carries and keeps the others (the REST-only ones). It returns
-// the number of open positions, or -1 after a delta met no stored key:
-// the account's other positions are unknown, and the caller re-seeds.
-var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + `
+// the number of open positions, or -1 after a delta met no stored
+// positions a reader could use (storedList, ARGV[5] the key's size limit;
+// each a position with exchange.Position's JSON types): the account's
+// other positions are unknown, and the caller re-seeds.
+var mergePositionsScript = valkey.NewLuaScript(leader.FenceCheck + storedListLua + `
+local function position(p)
+  if type(p) ~= 'table' or type(p.symbol) ~= 'string' or type(p.positionSide) ~= 'string' then return false end
+  for f, v in pairs(p) do
+    if v ~= cjson.null then
+      if f == 'updateTime' or f == 'adl' then
+        if type(v) ~= 'number' or v ~= math.floor(v) then return false end
+      elseif type(v) ~= 'string' then
+        return false
+      end
+    end
+  end
+  return true
+end
 local cur = {}
 local missing = false
 if ARGV[4] ~= '1' then
-  local v = redis.call('GET', KEYS[2])
-  if v then cur = cjson.decode(v) else missing = true end
+  cur = storedList(KEYS[2], tonumber(ARGV[5]), position)
+  if not cur then cur, missing = {}, true end
 end
 local idx = {}
 for i, p in ipairs(cur) do idx[p.symbol .. '|' .. p.positionSide] = i end
@@ -412,17 +466,21 @@ return #out
 
 // mergeAssetsScript writes the list of assets held, sorted: the assets of
 // ARGV[3] (a JSON array) added to the list, or replacing it (ARGV[4] ==
-// '1', a snapshot).
-var mergeAssetsScript = valkey.NewLuaScript(leader.FenceCheck + `
+// '1', a snapshot). It returns the number of assets, or -1 after a delta
+// met no stored list a reader could use (storedList, ARGV[5] the key's
+// size limit; each element a string): the list written holds the delta's
+// assets only, and the caller re-seeds.
+var mergeAssetsScript = valkey.NewLuaScript(leader.FenceCheck + storedListLua + `
 local seen, out = {}, {}
 local function add(list)
   for _, a in ipairs(list) do
     if not seen[a] then seen[a] = true; table.insert(out, a) end
   end
 end
+local missing = false
 if ARGV[4] ~= '1' then
-  local v = redis.call('GET', KEYS[2])
-  if v then add(cjson.decode(v)) end
+  local cur = storedList(KEYS[2], tonumber(ARGV[5]), function(a) return type(a) == 'string' end)
+  if cur then add(cur) else missing = true end
 end
 add(cjson.decode(ARGV[3]))
 table.sort(out)
@@ -431,12 +489,30 @@ if #out == 0 then
 else
   redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ARGV[2])
 end
+if missing then return -1 end
 return #out
 `)
 
-var setScript = valkey.NewLuaScript(leader.FenceCheck + `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 1
+// putBalanceScript writes one balance, fenced: KEYS[2] its key, ARGV[2]
+// the balance (a JSON object), ARGV[3] the TTL (ms). With ARGV[5] (the
+// asset) set, the balance is a stream delta's, without availableBalance:
+// the stored balance's is carried into it, if the stored value is a string
+// of at most ARGV[4] bytes (measured, not read, beyond) decoding to that
+// asset's balance. Readers write balance keys too (a read-through), so the
+// stored value is read in the script that replaces it. It returns the
+// value written.
+var putBalanceScript = valkey.NewLuaScript(leader.FenceCheck + `
+local v = ARGV[2]
+local max = tonumber(ARGV[4])
+if ARGV[5] ~= '' and redis.call('TYPE', KEYS[2]).ok == 'string' and redis.call('STRLEN', KEYS[2]) <= max then
+  local ok, old = pcall(cjson.decode, redis.call('GET', KEYS[2]))
+  if ok and type(old) == 'table' and old.asset == ARGV[5] and type(old.availableBalance) == 'string' and old.availableBalance ~= '' then
+    local carried = string.sub(v, 1, -2) .. ',"availableBalance":' .. cjson.encode(old.availableBalance) .. '}'
+    if string.len(carried) <= max then v = carried end
+  end
+end
+redis.call('SET', KEYS[2], v, 'PX', ARGV[3])
+return v
 `)
 
 type redisWriter struct {
@@ -463,7 +539,7 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 	defer cancel()
 	k := w.n.positionsKey
-	n, err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).AsInt64()
+	n, err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("account: write %s: %w", k, err)
 	}
@@ -476,6 +552,10 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 // errPositionsUnknown: a stream delta was applied to no stored positions.
 var errPositionsUnknown = errors.New("account: positions delta on a missing key; re-seeding from REST")
 
+// errAssetsUnknown: a stream delta's assets were added to no stored list
+// of assets held.
+var errAssetsUnknown = errors.New("account: assets delta on a missing list; re-seeding from REST")
+
 func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, snapshot bool) ([]exchange.Balance, error) {
 	out := make([]exchange.Balance, 0, len(bs))
 	for _, b := range bs {
@@ -483,20 +563,23 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 		if err != nil {
 			return out, err
 		}
-		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		carry := ""
 		if b.AvailableBalance == "" {
-			// A stream delta: carry what it lacks. Only the fence holder
-			// writes these keys, under the node's write lock, so the value
-			// read here is the one the fenced write replaces.
-			if v, err := w.cl.Do(cctx, w.cl.B().Get().Key(k.Name()).Build()).AsBytes(); err == nil {
-				b = carryBalance(b, v)
-			}
+			// A stream delta: the script carries what it lacks from the
+			// value it replaces.
+			carry = b.Asset
 		}
 		v, _ := json.Marshal(b)
-		err = setScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, string(v), ms(k.TTL())}).Error()
+		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
+		written, err := putBalanceScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()},
+			[]string{w.fence.Token, string(v), ms(k.TTL()), strconv.Itoa(k.MaxValue()), carry}).AsBytes()
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("account: write %s: %w", k, err)
+		}
+		var got exchange.Balance
+		if json.Unmarshal(written, &got) == nil {
+			b = got
 		}
 		out = append(out, b)
 	}
@@ -511,8 +594,12 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 	k := w.n.assetsKey
 	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 	defer cancel()
-	if err := mergeAssetsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap}).Error(); err != nil {
+	n, err := mergeAssetsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
+	if err != nil {
 		return out, fmt.Errorf("account: write %s: %w", k, err)
+	}
+	if n < 0 {
+		return out, errAssetsUnknown
 	}
 	return out, nil
 }
@@ -522,7 +609,8 @@ func second[T any](_ T, err error) error { return err }
 // carryBalance completes a balance from the stream, which has no
 // availableBalance, with the one of the stored value cur (the last REST
 // seed's, kept until the next seed recomputes it), so that no reader sees
-// the field vanish after a fill.
+// the field vanish after a fill. It is the memory tier's; in Redis,
+// putBalanceScript does the same.
 func carryBalance(b exchange.Balance, cur []byte) exchange.Balance {
 	var old exchange.Balance
 	if json.Unmarshal(cur, &old) == nil && old.Asset == b.Asset {
@@ -592,11 +680,19 @@ func (w memWriter) putBalances(ctx context.Context, bs []exchange.Balance, snaps
 		return out, nil
 	}
 	assets := assetsOf(bs)
+	found := true
 	if !snapshot {
-		cur, _, _ := cache.GetJSON[[]string](ctx, w.n.cache, w.n.assetsKey)
+		var cur []string
+		cur, found, _ = cache.GetJSON[[]string](ctx, w.n.cache, w.n.assetsKey)
 		assets = slices.Compact(slices.Sorted(slices.Values(append(cur, assets...))))
 	}
-	return out, cache.SetJSON(ctx, w.n.cache, w.n.assetsKey, assets)
+	if err := cache.SetJSON(ctx, w.n.cache, w.n.assetsKey, assets); err != nil {
+		return out, err
+	}
+	if !found {
+		return out, errAssetsUnknown
+	}
+	return out, nil
 }
 
 // mergePositions applies a delta by (symbol, side) and drops flat ones —

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/tradecache/tradecache/account"
 	"github.com/tradecache/tradecache/cache"
@@ -538,4 +539,281 @@ func assetsIn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry) []string {
 		t.Errorf("%s PTTL %d", k, p)
 	}
 	return out
+}
+
+// Bad content in the positions key or the list of assets held — not JSON,
+// not an array, elements of the wrong type, over the key's limit, a key
+// of another Redis type — reads as missing in the holder's fenced merge:
+// the delta is written and a REST seed restores the rest, instead of
+// every ACCOUNT_UPDATE failing until the next periodic seed. A delta's
+// positions on good content need no seed, but its assets on a bad list
+// do: the list written would lack the others.
+func TestBadStoredContentIsMissingToTheHolder(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	str := func(v string) func(string) valkey.Completed {
+		return func(k string) valkey.Completed { return rc.B().Set().Key(k).Value(v).Ex(time.Minute).Build() }
+	}
+	hash := func(k string) valkey.Completed {
+		return rc.B().Hset().Key(k).FieldValue().FieldValue("f", "v").Build()
+	}
+	pad := `[{"symbol":"BTCUSDT","positionSide":"BOTH","positionAmt":"0.5","entryPrice":"70000"}` + strings.Repeat(" ", 1<<20) + `]`
+	tests := []struct {
+		name              string
+		positions, assets func(string) valkey.Completed
+	}{
+		{"arrays of numbers", str(`[1,2]`), str(`[1]`)},
+		{"strings", str(`"x"`), str(`"x"`)},
+		{"not JSON", str(`<html>`), str(`<html>`)},
+		{"objects", str(`{"symbol":"BTCUSDT"}`), str(`{"a":"USDT"}`)},
+		{"wrong field types", str(`[{"symbol":1,"positionSide":"BOTH"}]`), str(`[["USDT"]]`)},
+		{"JSON null", str(`null`), str(`null`)},
+		{"hashes", hash, hash},
+		{"oversized", str(pad), str(`["USDT"]`)},
+		{"the list of assets only", nil, str(`"x"`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			f := newFake()
+			a := startNode(t, r, reg, f, "a")
+			testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+			testenv.Eventually(t, 5*time.Second, func() bool { return a.n.Stats().Seeds.Load() == 1 }, "the seed not counted")
+			assets := mustKey(reg.AccountAssets("main"))
+			for k, plant := range map[string]func(string) valkey.Completed{reg.Positions().Name(): tt.positions, assets.Name(): tt.assets} {
+				if plant == nil {
+					continue
+				}
+				rc.Do(ctx, rc.B().Del().Key(k).Build())
+				if err := rc.Do(ctx, plant(k)).Error(); err != nil {
+					t.Fatal(err)
+				}
+				rc.Do(ctx, rc.B().Pexpire().Key(k).Milliseconds(60_000).Build())
+			}
+			seeds := f.accounts.Load()
+			f.mu.Lock()
+			f.balances = append(f.balances, exchange.Balance{Asset: "BNB", WalletBalance: "1", CrossWalletBalance: "1"})
+			f.mu.Unlock()
+			f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+				Balances:  []exchange.Balance{{Asset: "BNB", WalletBalance: "1", CrossWalletBalance: "1"}},
+				Positions: []exchange.Position{{Symbol: "SOLUSDT", PositionSide: "BOTH", PositionAmt: "10", EntryPrice: "150"}},
+			}})
+			testenv.Eventually(t, 3*time.Second, func() bool { return f.accounts.Load() > seeds }, "no REST seed after a delta on bad content")
+			testenv.Eventually(t, 3*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 3 }, "positions not complete after the seed: %v", positionsIn(t, r, reg))
+			testenv.Eventually(t, 3*time.Second, func() bool { return cmp.Equal(assetsIn(t, r, reg), []string{"BNB", "USDT"}) }, "assets after the seed: %v", assetsIn(t, r, reg))
+			if n := a.n.Stats().WriteErrors.Load(); n != 0 {
+				t.Errorf("%d write errors, want none", n)
+			}
+		})
+	}
+}
+
+// The holder carries availableBalance into a stream delta inside its
+// fenced write: a value planted in the balance key is measured there, not
+// fetched, however large, and one no reader could use carries nothing.
+func TestBalanceCarryIsBounded(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	rec := &recorder{}
+	a := startNodeEvents(t, r, reg, f, "a", rec)
+	usdt := mustKey(reg.Balance("USDT"))
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 }, "never seeded")
+	outBytes := func() int64 {
+		info, err := rc.Do(ctx, rc.B().Info().Section("stats").Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "total_net_output_bytes:"); ok {
+				var n int64
+				fmt.Sscan(v, &n)
+				return n
+			}
+		}
+		t.Fatal("no total_net_output_bytes")
+		return 0
+	}
+	for i, planted := range []string{
+		// 8 MB
+		`{"asset":"USDT","availableBalance":"5","pad":"` + strings.Repeat("x", 8<<20) + `"}`,
+		// another asset's
+		`{"asset":"BTC","availableBalance":"5"}`,
+		// not an object
+		`[{"asset":"USDT","availableBalance":"5"}]`,
+	} {
+		if err := rc.Do(ctx, rc.B().Set().Key(usdt.Name()).Value(planted).Ex(time.Minute).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		before := outBytes()
+		wallet := fmt.Sprint(9000 + i)
+		f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+			Balances: []exchange.Balance{{Asset: "USDT", WalletBalance: wallet, CrossWalletBalance: wallet}},
+		}})
+		// Published after the write, as written.
+		testenv.Eventually(t, 3*time.Second, func() bool { return strings.Contains(rec.last("balance"), `"walletBalance":"`+wallet+`"`) }, "planted value %d: not published", i)
+		if grew := outBytes() - before; grew > 1<<20 {
+			t.Errorf("planted value %d: Redis sent %d bytes for one delta", i, grew)
+		}
+		want := `{"asset":"USDT","walletBalance":"` + wallet + `","crossWalletBalance":"` + wallet + `","updateTime":0}`
+		if got := rec.last("balance"); got != "["+want+"]" {
+			t.Errorf("planted value %d: published %s, want nothing carried", i, got)
+		}
+		if v, _ := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); v != want {
+			t.Errorf("planted value %d: the delta was written as %s", i, v)
+		}
+	}
+	// A usable stored balance is carried, and published as written.
+	rc.Do(ctx, rc.B().Set().Key(usdt.Name()).Value(`{"asset":"USDT","walletBalance":"1","availableBalance":"7/8"}`).Ex(time.Minute).Build())
+	f.push(exchange.UserEvent{Kind: exchange.UserAccountUpdate, Account: exchange.AccountUpdate{
+		Balances: []exchange.Balance{{Asset: "USDT", WalletBalance: "2", CrossWalletBalance: "2"}},
+	}})
+	testenv.Eventually(t, 3*time.Second, func() bool {
+		b, ok, err := cache.GetJSON[exchange.Balance](ctx, a.c, usdt)
+		return err == nil && ok && b.WalletBalance == "2" && b.AvailableBalance == "7/8"
+	}, "availableBalance not carried")
+	testenv.Eventually(t, 2*time.Second, func() bool { return strings.Contains(rec.last("balance"), `"availableBalance":"7/8"`) }, "not published as written")
+	if n := a.n.Stats().WriteErrors.Load(); n != 0 {
+		t.Errorf("%d write errors", n)
+	}
+}
+
+// A balance key holding what no reader could use — not JSON, another
+// JSON, no TTL, over its limit, another Redis type — is a miss: loaded
+// again from REST and overwritten with its TTL, instead of failing or
+// being served forever. An asset missing from the list of assets held is
+// still ErrNoBalance without a request, whatever its key holds.
+func TestBalanceReadsHealBadContent(t *testing.T) {
+	r := testenv.Shared(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	str := func(v string, ttl bool) func(string) valkey.Completed {
+		return func(k string) valkey.Completed {
+			if !ttl {
+				return rc.B().Set().Key(k).Value(v).Build()
+			}
+			return rc.B().Set().Key(k).Value(v).Ex(time.Minute).Build()
+		}
+	}
+	tests := []struct {
+		name  string
+		plant func(string) valkey.Completed
+	}{
+		{"not JSON", str(`<html>`, true)},
+		{"another JSON", str(`[1,2]`, true)},
+		{"no TTL", str(`{"asset":"USDT","walletBalance":"1","crossWalletBalance":"1"}`, false)},
+		{"oversized", str(`{"asset":"USDT","walletBalance":"`+strings.Repeat("9", 5<<10)+`"}`, true)},
+		{"a hash", func(k string) valkey.Completed { return rc.B().Hset().Key(k).FieldValue().FieldValue("f", "v").Build() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			f := newFake()
+			opt, _ := cache.RedisOptions(r.URL())
+			c, _ := cache.New(cache.Config{Redis: opt})
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			n, err := account.New(account.Config{}, reg, c, f, f.streams, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assets := mustKey(reg.AccountAssets("main"))
+			rc.Do(ctx, rc.B().Set().Key(assets.Name()).Value(`["USDT"]`).Ex(time.Minute).Build())
+			usdt, nope := mustKey(reg.Balance("USDT")), mustKey(reg.Balance("NOPE"))
+			for _, k := range []keyspace.Key{usdt, nope} {
+				if err := rc.Do(ctx, tt.plant(k.Name())).Error(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { rc.Do(ctx, rc.B().Del().Key(k.Name()).Build()) })
+			}
+			if _, err := n.Balance(ctx, "nope"); !errors.Is(err, account.ErrNoBalance) || err.Error() != "no such asset: NOPE" {
+				t.Errorf("NOPE: %v", err)
+			}
+			if got := f.accounts.Load(); got != 0 {
+				t.Errorf("%d REST loads for an asset not held", got)
+			}
+			for range 3 {
+				if b, err := n.Balance(ctx, "usdt"); err != nil || b.WalletBalance != "10000" {
+					t.Fatalf("USDT: %+v, %v", b, err)
+				}
+			}
+			if got := f.accounts.Load(); got != 1 {
+				t.Errorf("%d REST loads, want 1 (then read back)", got)
+			}
+			if v, err := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); err != nil || !strings.Contains(v, `"walletBalance":"10000"`) {
+				t.Errorf("%s holds %q, %v after a read", usdt, v, err)
+			}
+			if p, _ := rc.Do(ctx, rc.B().Pttl().Key(usdt.Name()).Build()).AsInt64(); p <= 0 || p > 300_000 {
+				t.Errorf("%s PTTL %d after a read", usdt, p)
+			}
+		})
+	}
+}
+
+// While a node holds the stream, a read-through answers from REST and
+// stores nothing: on the holder, a REST snapshot stored outside its write
+// lock could overwrite a fresher delta; on another node, it would be an
+// unfenced write racing the holder's.
+func TestReadsStoreNothingWhileTheStreamIsHeld(t *testing.T) {
+	r := testenv.Start(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	f := newFake()
+	a, b := startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 && len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	holder, other := a, b
+	if b.n.Streaming() {
+		holder, other = b, a
+	}
+	if !holder.n.Streaming() {
+		t.Fatal("no node streams")
+	}
+	usdt, assets := mustKey(reg.Balance("USDT")), mustKey(reg.AccountAssets("main"))
+	exists := func(k string) bool {
+		n, _ := rc.Do(ctx, rc.B().Exists().Key(k).Build()).AsInt64()
+		return n == 1
+	}
+	for name, nd := range map[string]*node{"the holder": holder, "another node": other} {
+		rc.Do(ctx, rc.B().Del().Key(usdt.Name(), assets.Name(), reg.Positions().Name()).Build())
+		loads := f.accounts.Load()
+		if bal, err := nd.n.Balance(ctx, "USDT"); err != nil || bal.WalletBalance != "10000" {
+			t.Errorf("%s: USDT %+v, %v", name, bal, err)
+		}
+		if _, err := nd.n.Balance(ctx, "JUNK"); !errors.Is(err, account.ErrNoBalance) {
+			t.Errorf("%s: JUNK %v", name, err)
+		}
+		if ps, err := nd.n.Positions(ctx); err != nil || len(ps) != 2 {
+			t.Errorf("%s: positions %v, %v", name, ps, err)
+		}
+		if f.accounts.Load() == loads {
+			t.Errorf("%s: answered without REST", name)
+		}
+		for _, k := range []string{usdt.Name(), assets.Name(), reg.Positions().Name()} {
+			if exists(k) {
+				t.Errorf("%s stored %s from a read", name, k)
+			}
+		}
+	}
+	// What no reader could use is a miss there too, answered from REST and
+	// left for the holder's next fenced write.
+	for _, k := range []string{usdt.Name(), reg.Positions().Name()} {
+		rc.Do(ctx, rc.B().Set().Key(k).Value("<html>").Ex(time.Minute).Build())
+	}
+	for name, nd := range map[string]*node{"the holder": holder, "another node": other} {
+		if bal, err := nd.n.Balance(ctx, "USDT"); err != nil || bal.WalletBalance != "10000" {
+			t.Errorf("%s: USDT over bad content: %+v, %v", name, bal, err)
+		}
+		if ps, err := nd.n.Positions(ctx); err != nil || len(ps) != 2 {
+			t.Errorf("%s: positions over bad content: %v, %v", name, ps, err)
+		}
+	}
+	if v, _ := rc.Do(ctx, rc.B().Get().Key(usdt.Name()).Build()).ToString(); v != "<html>" {
+		t.Errorf("a read replaced the bad balance with %q", v)
+	}
 }

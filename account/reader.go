@@ -18,9 +18,11 @@ var ErrNoBalance = exchange.ErrNoBalance
 // Positions returns the account's open positions: from Redis (or the
 // memory tier while Redis is down), loaded from REST on a miss.
 //
-// While another node holds the stream (its lease exists), a miss is loaded
-// but not stored: a REST snapshot stored unfenced could overwrite a newer
-// update the holder just merged. With no holder, the loaded value is stored.
+// A REST load is stored only while no node holds the stream (storesReads):
+// the holder's fenced writes keep the key, and a REST snapshot stored
+// outside them could overwrite a newer update the holder just merged.
+// Otherwise a miss is loaded and answered, not stored, and a value no
+// reader could use is a miss too, left for the holder's next write.
 func (n *Node) Positions(ctx context.Context) ([]exchange.Position, error) {
 	load := func(ctx context.Context) ([]exchange.Position, error) {
 		if n.rest == nil {
@@ -32,9 +34,8 @@ func (n *Node) Positions(ctx context.Context) ([]exchange.Position, error) {
 		}
 		return mergePositions(nil, ps), err
 	}
-	if n.heldElsewhere(ctx) {
-		// Another node holds the stream: read, load on a miss, store nothing.
-		ps, ok, err := cache.GetJSON[[]exchange.Position](ctx, n.cache, n.positionsKey)
+	if !n.storesReads(ctx) {
+		ps, ok, err := cache.GetValidJSON[[]exchange.Position](ctx, n.cache, n.positionsKey)
 		if err != nil || ok {
 			return ps, err
 		}
@@ -46,23 +47,48 @@ func (n *Node) Positions(ctx context.Context) ([]exchange.Position, error) {
 }
 
 // Balance returns one asset's balance: from Redis (or the memory tier
-// while Redis is down), loaded from REST on a miss. An asset missing from
-// the list of assets held (account_assets:{account}) is ErrNoBalance
-// without a request. However many assets miss at once, one REST load
-// serves them, and it stores the list, so a stream of junk assets costs
-// at most one signed call. The asset asked for is stored; every balance
-// of the load is when no other node holds the stream (as for Positions).
+// while Redis is down), loaded from REST on a miss. What the balance key
+// holds but no reader could use — over its limit, without a TTL, of
+// another Redis type, not a balance's JSON — is a miss too. On a miss, an
+// asset missing from the list of assets held (account_assets:{account})
+// is ErrNoBalance without a request. However many assets miss at once,
+// one REST load serves them.
+//
+// As for Positions, a REST load is stored only while no node holds the
+// stream: then the balance asked for is loaded again and overwritten
+// (cache.GetOrLoadValid), and the load stores the list of assets and
+// every balance, so a stream of junk assets costs at most one signed
+// call. While a node holds it, the holder's seeds keep the list and the
+// balances, and a miss is answered from REST, not stored.
 func (n *Node) Balance(ctx context.Context, asset string) (exchange.Balance, error) {
 	k, err := n.keys.Balance(asset)
 	if err != nil {
 		return exchange.Balance{}, err
 	}
 	want := strings.ToUpper(asset)
-	if b, ok, err := cache.GetJSON[exchange.Balance](ctx, n.cache, k); err != nil || ok {
-		return b, err
+	var b exchange.Balance
+	if n.storesReads(ctx) {
+		b, err = cache.GetOrLoadJSON(ctx, n.cache, k, func(ctx context.Context) (exchange.Balance, error) {
+			return n.loadBalance(ctx, want)
+		})
+	} else {
+		var ok bool
+		if b, ok, err = cache.GetValidJSON[exchange.Balance](ctx, n.cache, k); err == nil && !ok {
+			b, err = n.loadBalance(ctx, want)
+		}
 	}
-	if held, ok, err := cache.GetJSON[[]string](ctx, n.cache, n.assetsKey); err == nil && ok && !slices.Contains(held, want) {
+	if errors.Is(err, ErrNoBalance) {
 		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	}
+	return b, err
+}
+
+// loadBalance is Balance's load of asset want on a miss: ErrNoBalance
+// without a request when the list of assets held lacks it, else from a
+// REST load of the whole account (loadBalances).
+func (n *Node) loadBalance(ctx context.Context, want string) (exchange.Balance, error) {
+	if held, ok, err := cache.GetJSON[[]string](ctx, n.cache, n.assetsKey); err == nil && ok && !slices.Contains(held, want) {
+		return exchange.Balance{}, ErrNoBalance
 	}
 	held, bs, err := n.loadBalances(ctx, true)
 	if err == nil && bs == nil && slices.Contains(held, want) {
@@ -72,18 +98,14 @@ func (n *Node) Balance(ctx context.Context, asset string) (exchange.Balance, err
 	if err != nil {
 		return exchange.Balance{}, err
 	}
-	if !slices.Contains(held, want) {
-		return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
-	}
-	for _, b := range bs {
-		if b.Asset == want {
-			if err := cache.SetJSON(ctx, n.cache, k, b); err != nil {
-				n.cfg.Logger.Debug("account: cache balance", "asset", want, "err", err)
+	if slices.Contains(held, want) {
+		for _, b := range bs {
+			if b.Asset == want {
+				return b, nil
 			}
-			return b, nil
 		}
 	}
-	return exchange.Balance{}, fmt.Errorf("%w: %s", ErrNoBalance, want)
+	return exchange.Balance{}, ErrNoBalance
 }
 
 type loaded struct {
@@ -92,10 +114,11 @@ type loaded struct {
 }
 
 // loadBalances loads the account's balances from REST, once however many
-// callers ask at once, and stores the list of assets held. With recheck, a
-// list another load stored since the caller looked answers instead (bs
-// nil). The load runs with its own deadline, not cancelled when the first
-// caller gives up.
+// callers ask at once, and stores the list of assets held and every
+// balance while no node holds the stream (storesReads). With recheck, a
+// list stored since the caller looked answers instead (bs nil). The load
+// runs with its own deadline, not cancelled when the first caller gives
+// up.
 func (n *Node) loadBalances(ctx context.Context, recheck bool) ([]string, []exchange.Balance, error) {
 	name := "balances"
 	if recheck {
@@ -117,13 +140,12 @@ func (n *Node) loadBalances(ctx context.Context, recheck bool) ([]string, []exch
 			return nil, err
 		}
 		held := assetsOf(bs)
-		// A snapshot's list: an asset a holder's merge adds meanwhile has
-		// its balance key, which is read before the list.
-		if err := cache.SetJSON(lctx, n.cache, n.assetsKey, held); err != nil {
-			n.cfg.Logger.Debug("account: cache the assets held", "err", err)
-		}
-		if !n.heldElsewhere(lctx) {
-			// Nobody merges the stream into them: keep every balance.
+		if n.storesReads(lctx) {
+			// Nobody merges the stream into them: keep the list and every
+			// balance.
+			if err := cache.SetJSON(lctx, n.cache, n.assetsKey, held); err != nil {
+				n.cfg.Logger.Debug("account: cache the assets held", "err", err)
+			}
 			for _, b := range bs {
 				if k, err := n.keys.Balance(b.Asset); err == nil {
 					cache.SetJSON(lctx, n.cache, k, b)
@@ -144,14 +166,23 @@ func (n *Node) loadBalances(ctx context.Context, recheck bool) ([]string, []exch
 	}
 }
 
-// heldElsewhere reports whether another node holds the user data stream
-// (its lease exists): a REST snapshot stored unfenced could then overwrite
-// a newer update the holder just merged.
-func (n *Node) heldElsewhere(ctx context.Context) bool {
-	cl := n.cache.Redis()
-	if cl == nil || n.Streaming() {
+// storesReads reports whether a REST read-through may be stored: only
+// while no node holds the user data stream. The holder itself does not
+// (its fenced writes under its write lock keep the keys, and a REST
+// snapshot stored outside them could overwrite a newer delta), nor does
+// any node while the stream's lease exists. Without Redis a node that
+// does not hold the stream stores in its memory tier; a failed check
+// stores nothing.
+func (n *Node) storesReads(ctx context.Context) bool {
+	if n.Streaming() {
 		return false
 	}
-	held, err := cl.Do(ctx, cl.B().Exists().Key(n.leaseKey.Name()).Build()).AsInt64()
-	return err == nil && held == 1
+	cl := n.cache.Redis()
+	if cl == nil {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, n.cfg.CallTimeout)
+	defer cancel()
+	held, err := cl.Do(cctx, cl.B().Exists().Key(n.leaseKey.Name()).Build()).AsInt64()
+	return err == nil && held == 0
 }

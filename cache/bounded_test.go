@@ -235,6 +235,51 @@ func TestGetOrLoadHealsBadContent(t *testing.T) {
 	}
 }
 
+// TestGetValidJSONMissesBadContent: a reader that stores nothing takes
+// what GetOrLoadJSON would heal for a miss, reported, and leaves it.
+func TestGetValidJSONMissesBadContent(t *testing.T) {
+	r := testenv.Shared(t)
+	rc := r.Client(t)
+	ctx := context.Background()
+	type ticker struct {
+		Symbol string `json:"symbol"`
+	}
+	c := start(t, r, cache.Config{})
+	reg := registry(t, time.Minute)
+	plants := map[string]valkey.Completed{}
+	for name, v := range map[string]string{"json": `{"symbol":"BTCUSDT"}`, "notjson": "<html>", "another": "[1]", "oversized": `{"symbol":"` + strings.Repeat("X", 100) + `"}`} {
+		k := smallKey(t, reg, name)
+		plants[name] = rc.B().Set().Key(k.Name()).Value(v).Ex(time.Minute).Build()
+	}
+	plants["nottl"] = rc.B().Set().Key(smallKey(t, reg, "nottl").Name()).Value(`{"symbol":"BTCUSDT"}`).Build()
+	plants["hash"] = rc.B().Hset().Key(smallKey(t, reg, "hash").Name()).FieldValue().FieldValue("f", "v").Build()
+	for name, cmd := range plants {
+		if err := rc.Do(ctx, cmd).Error(); err != nil {
+			t.Fatal(err)
+		}
+		k := smallKey(t, reg, name)
+		t.Cleanup(func() { rc.Do(ctx, rc.B().Del().Key(k.Name()).Build()) })
+	}
+	if v, ok, err := cache.GetValidJSON[ticker](ctx, c, smallKey(t, reg, "json")); err != nil || !ok || v.Symbol != "BTCUSDT" {
+		t.Errorf("a good value: %+v %v %v", v, ok, err)
+	}
+	for _, name := range []string{"notjson", "another", "oversized", "nottl", "hash", "absent"} {
+		if v, ok, err := cache.GetValidJSON[ticker](ctx, c, smallKey(t, reg, name)); err != nil || ok {
+			t.Errorf("%s: %+v %v %v, want a miss", name, v, ok, err)
+		}
+	}
+	if v, _ := rc.Do(ctx, rc.B().Get().Key(smallKey(t, reg, "notjson").Name()).Build()).ToString(); v != "<html>" {
+		t.Errorf("the bad value was replaced by %q", v)
+	}
+	want := map[cache.BadCount]uint64{
+		{Kind: "small", Reason: cache.BadUndecodable}: 2, {Kind: "small", Reason: cache.BadOversized}: 1,
+		{Kind: "small", Reason: cache.BadNoTTL}: 1, {Kind: "small", Reason: cache.BadWrongType}: 1,
+	}
+	if diff := cmp.Diff(want, c.Stats().Bad); diff != "" {
+		t.Errorf("bad counts (-want +got):\n%s", diff)
+	}
+}
+
 // TestGetOrLoadValidRefusesABadLoad: a loaded value the check refuses is an
 // error and is not stored.
 func TestGetOrLoadValidRefusesABadLoad(t *testing.T) {

@@ -472,6 +472,19 @@ func (c *Cache) GetOrLoadValid(ctx context.Context, key keyspace.Key, load Loade
 	}
 }
 
+// GetValid reads key as GetOrLoadValid does, for a caller that loads on a
+// miss but must not store what it loads (another process keeps the key):
+// what the key holds but cannot be used — over its MaxValue (never
+// fetched), without TTL, of another Redis type, refused by valid (nil
+// accepts all) — is a miss, (nil, false, nil), reported (ReportBad) and
+// left as it is.
+func (c *Cache) GetValid(ctx context.Context, key keyspace.Key, valid func([]byte) error) ([]byte, bool, error) {
+	if err := key.Valid(); err != nil {
+		return nil, false, fmt.Errorf("cache: get: %w", err)
+	}
+	return c.getUsable(ctx, key, valid, true)
+}
+
 var (
 	errMiss   = errors.New("miss")
 	errOutage = errors.New("outage")

@@ -53,6 +53,20 @@ func GetOrLoadJSON[T any](ctx context.Context, c *Cache, key keyspace.Key, load 
 	return v, nil
 }
 
+// GetValidJSON is GetValid for JSON values: a value held that is not a
+// T's JSON is a miss like an unusable one, reported and left as it is.
+func GetValidJSON[T any](ctx context.Context, c *Cache, key keyspace.Key) (T, bool, error) {
+	var v T
+	b, ok, err := c.GetValid(ctx, key, DecodesAs[T])
+	if err != nil || !ok {
+		return v, false, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, false, fmt.Errorf("cache: decode %s: %w", key, err)
+	}
+	return v, true, nil
+}
+
 // DecodesAs is a GetOrLoadValid check: b is the JSON of a T.
 func DecodesAs[T any](b []byte) error {
 	var v T

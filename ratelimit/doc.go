@@ -18,7 +18,10 @@
 // that read Redis's clock (TIME), so every node counts in the same window
 // whatever its own clock says:
 //
-//   - acquire: refuse if rest_cooldown:{egress} exists; start a new window
+//   - acquire: start the caller's own cooldown in rest_cooldown:{egress}
+//     if it knows one Redis lacks or holds shorter (met while Redis was
+//     unreachable, or its cooldown write failed), as the cooldown script
+//     does; refuse if rest_cooldown:{egress} exists; start a new window
 //     when the minute changed; count the caller's last known figure for the
 //     window (its local view: what it spent while Redis was unreachable and
 //     the headers it saw); refuse if the weight would pass the caller's
@@ -56,7 +59,10 @@
 // sends (which counts every node of the IP), and the cooldowns it met.
 // The local view is kept while Redis answers too, so a node falls back
 // with what it knew and pushes what it spent alone back into Redis on its
-// next call.
+// next call. So are the cooldowns it knows of: one it met while Redis was
+// unreachable is still refused once Redis answers, and its next call
+// starts it in Redis for every node (Binance lengthens the 418 bans of
+// whoever keeps sending).
 //
 // # Reporting
 //

@@ -302,11 +302,19 @@ func (b *Budget) count(weight int, p Priority, err error) error {
 
 // acquireScript counts weight in the shared window; see the package
 // comment. KEYS: rest_weight, rest_cooldown. ARGV: weight, ceiling, TTL of
-// rest_weight (ms), the caller's window and its used weight in it. Returns
-// {1, window, used, ms to the next window} when granted, {0, …} when the
-// ceiling refuses, {-1, cooldown ms left, status} during a cooldown.
+// rest_weight (ms), the caller's window and its used weight in it, the ms
+// left of the cooldown the caller knows (0: none) and its status. The
+// caller's cooldown starts or extends the shared one as the cooldown
+// script would. Returns {1, window, used, ms to the next window} when
+// granted, {0, …} when the ceiling refuses, {-1, cooldown ms left,
+// status} during a cooldown.
 var acquireScript = valkey.NewLuaScript(`
 local cd = redis.call('PTTL', KEYS[2])
+local mine = tonumber(ARGV[6])
+if mine > 0 and not (cd > 0 and cd > mine - 1000) then
+  redis.call('SET', KEYS[2], ARGV[7], 'PX', mine)
+  cd = mine
+end
 if cd > 0 then
   return {-1, cd, tonumber(redis.call('GET', KEYS[2])) or 429}
 end
@@ -333,12 +341,21 @@ return {0, w, used, left}
 func (b *Budget) acquireShared(ctx context.Context, cl valkey.Client, weight int, p Priority) (int64, error) {
 	b.mu.Lock()
 	fw, fu := b.window, b.used
+	// A cooldown this node knows of (met while Redis was unreachable, or
+	// whose write to Redis failed) goes with the call, like the weight: the
+	// script refuses during it and starts it in Redis for every node.
+	coolLeft, coolStatus := time.Until(b.coolUntil), b.coolStatus
 	b.mu.Unlock()
+	coolMs := int64(0)
+	if coolLeft > 0 {
+		coolMs = int64((coolLeft + time.Millisecond - 1) / time.Millisecond) // rounded up: never shorter
+	}
 	ceiling := b.Ceiling(p)
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
 	defer cancel()
 	vs, err := acquireScript.Exec(cctx, cl, []string{b.weightKey.Name(), b.coolKey.Name()}, []string{
 		strconv.Itoa(weight), strconv.Itoa(ceiling), ms(b.weightKey.TTL()), strconv.FormatInt(fw, 10), strconv.Itoa(fu),
+		strconv.FormatInt(coolMs, 10), strconv.Itoa(coolStatus),
 	}).AsIntSlice()
 	if err != nil {
 		return 0, err
@@ -349,11 +366,13 @@ func (b *Budget) acquireShared(ctx context.Context, cl valkey.Client, weight int
 	b.redisAnswered()
 	now := time.Now()
 	if vs[0] == -1 {
-		until := now.Add(time.Duration(vs[1]) * time.Millisecond)
+		// The later of the shared cooldown and this node's: a shared one
+		// within a second of this node's was not extended.
 		b.mu.Lock()
-		b.noteCooldown(int(vs[2]), until)
+		b.noteCooldown(int(vs[2]), now.Add(time.Duration(vs[1])*time.Millisecond))
+		until, status := b.coolUntil, b.coolStatus
 		b.mu.Unlock()
-		return 0, &Refusal{Reason: ReasonCooldown, Priority: p, Status: int(vs[2]), Until: until, Weight: weight}
+		return 0, &Refusal{Reason: ReasonCooldown, Priority: p, Status: status, Until: until, Weight: weight}
 	}
 	if len(vs) < 4 {
 		return 0, fmt.Errorf("ratelimit: acquire: unexpected reply %v", vs)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,4 +201,76 @@ func TestFallbackToMemory(t *testing.T) {
 	if rf := refusal(err); rf == nil || rf.Used != 11 {
 		t.Errorf("another node after the outage: %v (want the 11 spent, 10 of them while Redis was down)", err)
 	}
+}
+
+// A cooldown this node met while its Redis calls failed (or whose write
+// to Redis failed) holds once Redis answers: the shared path refuses
+// during it, and its next call starts it in Redis, so every node refuses
+// too. Binance lengthens the bans of whoever sends during a 418.
+func TestCooldownKnownHereHoldsOnRedis(t *testing.T) {
+	check := func(t *testing.T, who string, err error, max time.Duration) {
+		t.Helper()
+		rf := refusal(err)
+		if rf == nil || rf.Reason != ratelimit.ReasonCooldown || rf.HTTPStatus() != 418 || time.Until(rf.RetryAt()) > max || time.Until(rf.RetryAt()) < max-3*time.Second {
+			t.Errorf("%s during the 418 cooldown: %v", who, err)
+		}
+	}
+	cooldownTTL := func(t *testing.T, cl valkey.Client, reg *keyspace.Registry) int64 {
+		key, _ := reg.RESTCooldown("egress-1")
+		ttl, _ := cl.Do(context.Background(), cl.B().Pttl().Key(key.Name()).Build()).AsInt64()
+		return ttl
+	}
+	t.Run("Redis unreachable", func(t *testing.T) {
+		r := testenv.Shared(t)
+		cl := r.Client(t)
+		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		var up atomic.Bool
+		a, err := ratelimit.New(ratelimit.Config{Egress: "egress-1", Limit: 100, Keys: reg, CallTimeout: time.Second,
+			Redis: func() valkey.Client {
+				if up.Load() {
+					return cl
+				}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBudget(t, reg, cl, 100, nil)
+		a.Cooldown(sys, 418, 5*time.Second) // known to a alone
+		up.Store(true)
+		_, err = a.Acquire(sys, 1)
+		check(t, "a, Redis back", err, 5*time.Second)
+		if !a.Shared() {
+			t.Error("a did not decide on Redis")
+		}
+		if ttl := cooldownTTL(t, cl, reg); ttl <= 3000 || ttl > 5000 {
+			t.Errorf("rest_cooldown PTTL %d after a's call, want a's cooldown", ttl)
+		}
+		_, err = b.Acquire(sys, 0)
+		check(t, "b", err, 5*time.Second)
+	})
+	t.Run("Redis down", func(t *testing.T) {
+		r := testenv.Start(t)
+		cl := r.Client(t)
+		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		a := newBudget(t, reg, cl, 100, &logBuf{})
+		if _, err := a.Acquire(sys, 1); err != nil {
+			t.Fatal(err)
+		}
+		r.Stop(t)
+		a.Cooldown(sys, 418, 10*time.Second) // its write to Redis fails
+		r.Restart(t)
+		var err error
+		testenv.Eventually(t, 5*time.Second, func() bool {
+			_, err = a.Acquire(sys, 1)
+			return a.Shared()
+		}, "the budget never used Redis again")
+		check(t, "a, Redis back", err, 10*time.Second)
+		if ttl := cooldownTTL(t, cl, reg); ttl <= 3000 || ttl > 10000 {
+			t.Errorf("rest_cooldown PTTL %d after a's call, want a's cooldown", ttl)
+		}
+		b := newBudget(t, reg, cl, 100, nil)
+		_, err = b.Acquire(user, 1)
+		check(t, "b", err, 10*time.Second)
+	})
 }

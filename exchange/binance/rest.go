@@ -61,7 +61,8 @@ type RESTConfig struct {
 	// Budget, when set, is asked before every request and told the weight
 	// and the 429/418 of every answer: the REST weight budget of every
 	// client sharing the egress IP (package ratelimit's, shared through
-	// Redis). Without it the client keeps its own cooldown only.
+	// Redis). With it or without, the client sends nothing during a
+	// cooldown it met itself.
 	Budget Budget
 }
 
@@ -168,8 +169,9 @@ func (r *REST) Weight() int {
 }
 
 // CooldownUntil returns the end of the current 429/418 cooldown this client
-// met, or the zero time when there is none. With a Budget, the budget
-// knows the cooldowns of every client sharing it.
+// met, or the zero time when there is none; the client sends nothing
+// before it. With a Budget, the budget knows the cooldowns of every client
+// sharing it.
 func (r *REST) CooldownUntil() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -371,9 +373,10 @@ func (r *REST) do(ctx context.Context, method, path, rawQuery string, withKey bo
 	return response{body: body, refTime: ref}, nil
 }
 
-// admit asks the budget for weight (or, without one, refuses requests
-// during the client's cooldown) and counts it. It returns the budget's
-// window.
+// admit asks the budget for weight, refuses requests during the client's
+// own cooldown whatever the budget answered (a budget that knows of it
+// refuses first, and counts the refusal), and counts the weight. It
+// returns the budget's window.
 func (r *REST) admit(ctx context.Context, now time.Time, weight int) (int64, error) {
 	var window int64
 	if r.budget != nil {
@@ -385,7 +388,7 @@ func (r *REST) admit(ctx context.Context, now time.Time, weight int) (int64, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.budget == nil && now.Before(r.coolUntil) {
+	if now.Before(r.coolUntil) {
 		return 0, &APIError{
 			HTTPStatus: r.coolStatus,
 			Msg:        "rate limited: cooldown",

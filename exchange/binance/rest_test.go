@@ -350,7 +350,8 @@ var errSentinel = errors.New("sentinel")
 
 // With a Budget the client asks it for each request's weight, tells it the
 // header and the 429s, and turns its refusals into *APIError without
-// sending anything.
+// sending anything; during a cooldown the client met it sends nothing,
+// whatever the budget says.
 func TestRESTBudget(t *testing.T) {
 	status := 200
 	srv := newRESTServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -362,6 +363,8 @@ func TestRESTBudget(t *testing.T) {
 	})
 	b := &fakeBudget{}
 	rc := NewREST(RESTConfig{BaseURL: srv.URL, Budget: b})
+	now := time.Now()
+	rc.now = func() time.Time { return now }
 	ctx := context.Background()
 	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 1000); err != nil {
 		t.Fatal(err)
@@ -370,23 +373,33 @@ func TestRESTBudget(t *testing.T) {
 	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 50); !errors.Is(err, ErrRateLimited) {
 		t.Fatalf("429: %v", err)
 	}
-	// The client's own cooldown defers to the budget: it asks again.
+	// A budget that lets a request through during the client's own
+	// cooldown does not make the client send it.
 	status = 200
+	hits := srv.hits.Load()
+	_, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 50)
+	if ae, ok := errors.AsType[*APIError](err); !ok || !errors.Is(err, ErrRateLimited) || !ae.NotSent || ae.HTTPStatus != 429 || !ae.RetryAt.Equal(now.Add(9*time.Second)) {
+		t.Fatalf("during the client's cooldown, the budget granting: %v (%+v)", err, ae)
+	}
+	if srv.hits.Load() != hits {
+		t.Error("a request was sent during the client's cooldown")
+	}
+	now = now.Add(10 * time.Second)
 	if _, err := rc.Klines(ctx, "BTCUSDT", "1m", 0, 0, 50); err != nil {
-		t.Fatalf("after a 429 the budget let through: %v", err)
+		t.Fatalf("after the cooldown: %v", err)
 	}
 	b.mu.Lock()
 	got := []any{b.acquired, b.observed, b.cooldowns}
 	b.mu.Unlock()
-	want := []any{[]int{5, 1, 1}, [][2]int64{{7, 42}, {7, 42}, {7, 42}}, []string{"429 9s"}}
+	want := []any{[]int{5, 1, 1, 1}, [][2]int64{{7, 42}, {7, 42}, {7, 42}}, []string{"429 9s"}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("budget calls (-want +got):\n%s", d)
 	}
 
 	at := time.Now().Add(time.Minute).Truncate(time.Second)
 	b.refuse = budgetRefusal{at}
-	hits := srv.hits.Load()
-	_, err := rc.Ticker24h(ctx, "BTCUSDT")
+	hits = srv.hits.Load()
+	_, err = rc.Ticker24h(ctx, "BTCUSDT")
 	ae, ok := errors.AsType[*APIError](err)
 	if !ok || !errors.Is(err, ErrRateLimited) || !errors.Is(err, errSentinel) || !ae.NotSent || ae.HTTPStatus != 418 || !ae.RetryAt.Equal(at) {
 		t.Fatalf("refused: %v (%+v)", err, ae)
