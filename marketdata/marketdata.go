@@ -81,6 +81,8 @@ type Config struct {
 	// MaxMarketSymbols bounds the whole-market hashes in memory (4096).
 	MaxMarketSymbols int
 	Logger           *slog.Logger
+	// Integrity configures the reconciliation of klines with REST.
+	Integrity Integrity
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -124,9 +126,9 @@ type Node struct {
 	st   Stats
 	sh   streamHealth
 	lat  latency
-	// backfillMu serialises backfills of one ingest (a reconnect storm
-	// queues at most one more).
-	backfillMu sync.Mutex
+	ist  integrityStats
+	// rbudget bounds the REST weight of reconciliations.
+	rbudget weightBudget
 }
 
 type seriesID struct{ symbol, interval string }

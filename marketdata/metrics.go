@@ -21,6 +21,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms} {
 		ch <- d
 	}
+	for _, d := range integrityDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -45,4 +48,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descWErr, st.WriteErrors.Load(), "error")
 	cnt(descWErr, st.Fenced.Load(), "fenced")
 	cnt(descTerms, st.Terms.Load())
+	c.n.collectIntegrity(ch)
 }
