@@ -78,6 +78,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+	s.chaosRoutes(mux)
 	mux.HandleFunc("POST /sim/listenkey/expire", func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Query().Get("listenKey")
 		if !s.expireKey(key) {
@@ -491,7 +492,12 @@ func (s *Server) handleFault(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.SetFault(Fault{Mode: mode, Duration: d}); err != nil {
+	f, err := s.faultFromQuery(q, mode, d)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, -1102, err.Error())
+		return
+	}
+	if err := s.SetFault(f); err != nil {
 		writeErr(w, http.StatusBadRequest, -1102, err.Error())
 		return
 	}
