@@ -35,8 +35,9 @@ type Chaos struct {
 	DropEvery time.Duration
 	// StallEvery: the connection stalls silently (default 15 s) for
 	// StallFor (default 40 s): it sends nothing, answers no ping and sends
-	// none; what is published meanwhile is lost. One connection at a time
-	// stalls (the others wait their next turn).
+	// none, and no other chaos happens to it; what is published meanwhile
+	// is lost. One connection at a time stalls (the others wait their next
+	// turn).
 	StallEvery time.Duration
 	StallFor   time.Duration
 	// FloodEvery: FloodFrames small frames (default 50,000) are sent within
@@ -45,8 +46,8 @@ type Chaos struct {
 	FloodEvery  time.Duration
 	FloodFrames int
 	FloodWithin time.Duration
-	// BigEvery: a big message (default every 8 s) of BigSizes bytes, in turn
-	// (default 2 MiB and 16 MiB): a valid JSON event of an unknown type.
+	// BigEvery: a big message (default every 8 s) of one of BigSizes bytes,
+	// drawn (default 2 MiB or 16 MiB): a valid JSON event of an unknown type.
 	BigEvery time.Duration
 	BigSizes []int
 	// GarbageEvery: a garbage frame (default every 500 ms): truncated JSON,
@@ -231,7 +232,6 @@ func newChaosRun(cfg Chaos, gen uint64) *chaosRun {
 type connChaos struct {
 	rng  [numSched]*rand.Rand
 	next [numSched]time.Time
-	nBig int
 }
 
 func (r *chaosRun) schedule(c *client, now time.Time) *connChaos {
@@ -292,12 +292,17 @@ func (s *Server) chaosStep(r *chaosRun, now time.Time) {
 			cc = r.schedule(c, now)
 			r.conns[c] = cc
 		}
+		// A stalled connection does nothing at all until its stall ends:
+		// its events are put off.
+		stalled := c.stallGen.Load() == r.gen && now.UnixNano() < c.stallUntil.Load()
 		for k := range numSched {
 			if cc.next[k].IsZero() || now.Before(cc.next[k]) || c.closing.Load() {
 				continue
 			}
 			cc.next[k] = r.after(cc, k, now)
-			s.chaosDo(r, c, cc, k, now)
+			if !stalled {
+				s.chaosDo(r, c, cc, k, now)
+			}
 		}
 	}
 	for c := range r.conns {
@@ -331,8 +336,7 @@ func (s *Server) chaosDo(r *chaosRun, c *client, cc *connChaos, k int, now time.
 		default: // a flood is still going on
 		}
 	case schedBig:
-		size := r.cfg.BigSizes[cc.nBig%len(r.cfg.BigSizes)]
-		cc.nBig++
+		size := r.cfg.BigSizes[rng.IntN(len(r.cfg.BigSizes))]
 		if c.enqueue(bigFrame(c.chaosStream(), comb, size, s.nowMs())) {
 			r.count[chaosBig].Add(1)
 		}
