@@ -28,7 +28,7 @@ type Integrity struct {
 	// series spread evenly over it.
 	VerifyEvery time.Duration
 	// VerifyDepth is how many of a series' newest closed klines a
-	// verification compares (default 98: one request of limit 100,
+	// verification compares (default 99: one request of limit 100,
 	// weight 1).
 	VerifyDepth int
 	// WeightPerMinute bounds the REST request weight reconciliations spend
@@ -47,7 +47,7 @@ func (c Integrity) withDefaults() Integrity {
 		c.VerifyEvery = 5 * time.Minute
 	}
 	if c.VerifyDepth <= 0 {
-		c.VerifyDepth = 98
+		c.VerifyDepth = 99
 	}
 	if c.WeightPerMinute <= 0 {
 		c.WeightPerMinute = 600
@@ -333,6 +333,20 @@ type seriesState struct {
 	quiet          int
 }
 
+// busy reports whether st's reconciliation is pending or running.
+func (st *seriesState) busy() bool { return st.reasons != 0 || st.running }
+
+// track keeps the pending count: was is st.busy() before a change.
+func (ig *integrity) track(st *seriesState, was bool) {
+	if is := st.busy(); is != was {
+		if is {
+			ig.n.ist.pending.Add(1)
+		} else {
+			ig.n.ist.pending.Add(-1)
+		}
+	}
+}
+
 func (st *seriesState) final(bar int64) (finalRec, bool) {
 	if bar < 0 {
 		return finalRec{}, false
@@ -387,6 +401,7 @@ func (n *Node) newIntegrity(b *buffer) *integrity {
 	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}}
 	keep := min(max(n.cfg.Window, cfg.VerifyDepth+2), 1500) + 2
 	now := time.Now()
+	n.ist.pending.Store(0)
 	for _, id := range sortedSeries(n.series) {
 		key := n.series[id]
 		st := &seriesState{id: id, key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
@@ -429,6 +444,10 @@ func (ig *integrity) observe(eventTime int64) {
 // disturbLocked asks for a reconciliation of st from bar from (-1: from
 // the first bar not known good), for reason. The caller holds ig.mu.
 func (ig *integrity) disturbLocked(st *seriesState, reason int, from int64, now time.Time) {
+	if ig.n.rest == nil {
+		return // nothing to reconcile with
+	}
+	defer ig.track(st, st.busy())
 	if from < 0 && st.good >= 0 {
 		from = st.good + 1
 	}

@@ -38,6 +38,7 @@ func (n *Node) reconcileLoop(ctx context.Context, s sink, ig *integrity) error {
 	if n.rest == nil {
 		return nil
 	}
+	defer n.ist.pending.Store(0)
 	t := time.NewTicker(reconcileTick)
 	defer t.Stop()
 	failing := map[*seriesState]error{}
@@ -85,7 +86,6 @@ func (ig *integrity) due(now time.Time) []job {
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
 	var jobs []job
-	busy := 0
 	for _, st := range ig.list {
 		closed := ig.closedBar(st)
 		// Silence: a whole bar has closed after the first one whose final
@@ -102,9 +102,6 @@ func (ig *integrity) due(now time.Time) []job {
 				ig.disturbLocked(st, reasonVerify, max(closed-int64(ig.cfg.VerifyDepth)+1, 0), now)
 			}
 		}
-		if st.reasons != 0 || st.running {
-			busy++
-		}
 		if st.reasons == 0 || st.running || now.Before(st.due) {
 			continue
 		}
@@ -117,12 +114,12 @@ func (ig *integrity) due(now time.Time) []job {
 			// compare (a reconnect that lost nothing).
 			ig.n.ist.skipped.Add(1)
 			st.reasons = 0
+			ig.track(st, true)
 			continue
 		}
 		jobs = append(jobs, job{st: st, reasons: st.reasons, from: from, closed: closed, newest: st.newest, conflicts: st.conflicts})
 		st.running, st.reasons, st.conflicts = true, 0, 0
 	}
-	ig.n.ist.pending.Store(int64(busy))
 	return jobs
 }
 
@@ -300,6 +297,7 @@ func (ig *integrity) finish(j job, res result, err error) {
 	now := time.Now()
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
+	defer ig.track(st, true)
 	st.running = false
 	if err != nil {
 		n.ist.failures.Add(1)
