@@ -492,8 +492,12 @@ func (ig *integrity) admit(key keyspace.Key, k *exchange.Kline, eventTime int64)
 		return true
 	}
 	stats := &ig.n.ist
+	// Invalid too: a bar after the one the exchange's clock is in, a final
+	// sent before its bar closed.
 	bar, ok := st.bars.index(k.OpenTime)
-	if !ok || !validKline(st.bars, bar, k) || (k.Closed && eventTime > 0 && eventTime+1000 < k.CloseTime) {
+	clk := ig.clock.Load()
+	if !ok || !validKline(st.bars, bar, k) || clk > 0 && bar > st.bars.at(clk)+1 ||
+		k.Closed && eventTime > 0 && eventTime+1000 < k.CloseTime {
 		stats.dropped[dropInvalid].Add(1)
 		return false
 	}

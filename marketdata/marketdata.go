@@ -46,8 +46,11 @@
 //
 //   - The first valid final (x:true) of an open time is kept. A later final
 //     that disagrees is a conflict: not written, counted, logged once per
-//     series, and settled by REST, which wins. (Valid: its open time starts
-//     a bar of the series, its close time ends it, low ≤ open, close ≤ high.)
+//     series and term (then hourly, with the count), and settled by REST,
+//     which wins: at once if REST already decided that bar, else by a
+//     reconciliation. (Valid: its open time starts a bar of the series, not
+//     after the exchange clock's next one, its close time ends it, it was
+//     sent after its close, and low ≤ open, close ≤ high.)
 //   - An in-progress update (x:false) is dropped once its bar has a final or
 //     a later bar has begun; a bar whose final never came is written from
 //     REST, so no in-progress version is ever left standing for a closed bar.

@@ -281,7 +281,10 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 		delete(ig.b.klines, st.key)
 		delete(ig.b.oldest, st.key)
 	}
-	if st.good < 0 && j.from < 0 || st.good >= 0 && res.first <= st.good+1 {
+	// Known good now up to the last bar compared, if the comparison began
+	// at the first bar not known good (bars before the window's start, left
+	// out, are trimmed anyway).
+	if st.good < 0 && j.from < 0 || st.good >= 0 && j.from >= 0 && j.from <= st.good+1 {
 		st.good = max(st.good, res.last)
 		st.advance()
 	}
