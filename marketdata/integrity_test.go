@@ -303,3 +303,31 @@ func TestIntegrityReconnect(t *testing.T) {
 	}
 	checkSeries(t, stored())
 }
+
+// TestIntegrityLongOutage: after an outage longer than the window, one
+// reconciliation of the window suffices: the series goes on from there.
+func TestIntegrityLongOutage(t *testing.T) {
+	s := newScripted()
+	n, stored := startScripted(t, s, marketdata.Integrity{VerifyEvery: -1})
+	s.next()
+	settled(t, n)
+	calls := s.restCalls.Load()
+	s.cur.Add(200 * bar)
+	s.reconnect()
+	s.emit(partial(s.cur.Load()))
+	settled(t, n)
+	s.next()
+	s.next()
+	settled(t, n)
+	if got := s.restCalls.Load() - calls; got != 1 {
+		t.Errorf("%d REST calls after the outage, want 1: %+v", got, n.IntegrityStats())
+	}
+	ks := stored()
+	if len(ks) != 50 {
+		t.Fatalf("%d klines stored, want the window (50)", len(ks))
+	}
+	checkSeries(t, ks)
+	for _, k := range ks[:len(ks)-1] {
+		wantTruth(t, stored, k.OpenTime)
+	}
+}
