@@ -112,7 +112,9 @@ func chaosRun(t *testing.T, r *testenv.Redis, seed int64, run time.Duration) {
 			intervals = append(intervals, s.interval)
 		}
 	}
-	n, err := marketdata.New(marketdata.Config{Symbols: symbols, Intervals: intervals, Window: 300, FlushEvery: 50 * time.Millisecond, Logger: log,
+	// The window holds what the run adds (a 1m bar a second), and more.
+	window := min(max(300, int(run.Seconds())+60), 1500)
+	n, err := marketdata.New(marketdata.Config{Symbols: symbols, Intervals: intervals, Window: window, FlushEvery: 50 * time.Millisecond, Logger: log,
 		Integrity: marketdata.Integrity{VerifyEvery: 10 * time.Second}}, reg, c, rest, factory, el)
 	if err != nil {
 		t.Fatal(err)
