@@ -385,7 +385,10 @@ func TestLeaderRemovesBadContent(t *testing.T) {
 		return true
 	}, "the leader left bad content in place")
 	ks, err := nd.n.Reader().Klines(ctx, "BTCUSDT", "1m", 100)
-	if err != nil || len(ks) < 99 {
+	// Until the whole-set check removes them, bad members below the range
+	// a flush writes take window slots: the trim may have dropped as many
+	// of the oldest klines (2 here), never one inside the series.
+	if err != nil || len(ks) < 97 {
 		t.Fatalf("series after repair: %d klines, %v", len(ks), err)
 	}
 	checkSeries(t, ks)

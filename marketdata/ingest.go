@@ -15,7 +15,6 @@ import (
 
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
-	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
 	"github.com/tradecache/tradecache/ratelimit"
@@ -26,6 +25,11 @@ import (
 // symbol, per market symbol (capped).
 type buffer struct {
 	maxMarket int
+
+	// write is held by a flush from taking the buffer to the end of its
+	// writes, and by a reconciliation from its read of the store to the
+	// end of its writes: neither overwrites what the other decided.
+	write sync.Mutex
 
 	mu      sync.Mutex // guards everything below
 	klines  map[keyspace.Key]map[int64]exchange.Kline
@@ -78,7 +82,7 @@ func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline, oldest t
 	}
 }
 
-func (n *Node) onEvent(b *buffer) func(exchange.Event) {
+func (n *Node) onEvent(b *buffer, ig *integrity) func(exchange.Event) {
 	symbols := map[string]bool{}
 	for _, s := range n.cfg.Symbols {
 		symbols[upper(s)] = true
@@ -86,6 +90,7 @@ func (n *Node) onEvent(b *buffer) func(exchange.Event) {
 	return func(ev exchange.Event) {
 		n.st.Events.Add(1)
 		n.sh.lastEvent.Store(n.sh.stamp())
+		ig.observe(ev.EventTime)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch ev.Kind {
@@ -93,6 +98,9 @@ func (n *Node) onEvent(b *buffer) func(exchange.Event) {
 			key, ok := n.series[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
 			if !ok {
 				n.st.Ignored.Add(1)
+				return
+			}
+			if !ig.admit(key, &ev.Kline, ev.EventTime) {
 				return
 			}
 			m := b.klines[key]
@@ -129,19 +137,17 @@ func (b *buffer) putMarket(t exchange.Ticker24h) {
 	}
 }
 
-// ingest streams into s until ctx ends or a write is fenced. Its REST
-// calls (backfill) are the node's own: System priority in the weight
-// budget, never starved by user read-throughs.
+// ingest streams into s until ctx ends or a write is fenced. Its klines
+// are kept equal to REST's by reconciliations (integrity.go, reconcile.go);
+// its REST calls are the node's own: System priority in the weight budget,
+// never starved by user read-throughs.
 func (n *Node) ingest(ctx context.Context, s sink) error {
 	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
 	b := newBuffer(n.cfg.MaxMarketSymbols)
-	backfill := make(chan struct{}, 1)
-	st, err := n.streams(slices.Clone(n.names), n.onEvent(b), func(string) {
+	ig := n.newIntegrity(b)
+	st, err := n.streams(slices.Clone(n.names), n.onEvent(b, ig), func(string) {
 		n.sh.lastConnect.Store(n.sh.stamp())
-		select {
-		case backfill <- struct{}{}:
-		default: // one is queued already
-		}
+		ig.reconnected()
 	})
 	if err != nil {
 		return fmt.Errorf("marketdata: streams: %w", err)
@@ -167,35 +173,21 @@ func (n *Node) ingest(ctx context.Context, s sink) error {
 			}
 		}
 	})
+	g.Go(func() error { return n.reconcileLoop(gctx, s, ig) })
 	g.Go(func() error {
+		// A series whose key the leader replaced (another Redis type) is
+		// reconciled over the whole window.
 		for {
 			select {
 			case <-gctx.Done():
 				return nil
 			case <-n.refillWake:
-				for attempt := 0; ; attempt++ {
-					failed, err := n.refillAll(gctx, s)
-					if err != nil {
-						return err
-					}
-					if failed == 0 || gctx.Err() != nil {
-						break
-					}
-					lifecycle.Sleep(gctx, min(time.Second<<attempt, 30*time.Second))
-				}
-			case <-backfill:
-				// A series whose backfill failed (REST timeout, rate-limit
-				// cooldown, a Redis error) is retried with a capped backoff
-				// until it succeeds: a gap must not wait for the next reconnect.
-				for attempt := 0; ; attempt++ {
-					failed, err := n.backfillAll(gctx, s)
-					if err != nil {
-						return err
-					}
-					if failed == 0 || gctx.Err() != nil {
-						break
-					}
-					lifecycle.Sleep(gctx, min(time.Second<<attempt, 30*time.Second))
+				n.refillMu.Lock()
+				ids := slices.Collect(maps.Keys(n.refills))
+				clear(n.refills)
+				n.refillMu.Unlock()
+				for _, id := range ids {
+					ig.refill(n.series[id])
 				}
 			}
 		}
@@ -212,6 +204,8 @@ var errFenced = errors.New("marketdata: lease lost; writes fenced")
 // flush writes what the buffer holds. A fenced write ends the term; other
 // failures put the klines back for the next flush.
 func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
+	b.write.Lock()
+	defer b.write.Unlock()
 	klines, oldest, tickers, market, books := b.take()
 	n.st.Flushes.Add(1)
 	g, gctx := errgroup.WithContext(ctx)
@@ -313,111 +307,6 @@ func jsonFields[T any](m map[string]T) map[string][]byte {
 	return out
 }
 
-// backfillAll fills every series from REST after a gap, four at a time,
-// and returns how many failed.
-func (n *Node) backfillAll(ctx context.Context, s sink) (failed int, err error) {
-	if n.rest == nil {
-		return 0, nil
-	}
-	n.backfillMu.Lock()
-	defer n.backfillMu.Unlock()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	var fenced bool
-	var failure error
-	var mu sync.Mutex // guards fenced, failed, failure, done
-	done, total := 0, len(n.series)
-	start, klines0 := time.Now(), n.st.BackfillKline.Load()
-	lastReport := start
-	n.cfg.Logger.Info("marketdata: backfilling", "series", total)
-	for id, key := range n.series {
-		g.Go(func() error {
-			err := n.backfill(gctx, s, id, key, false)
-			mu.Lock()
-			done++
-			// Progress, at most every 2 s: a backfill of many series after
-			// a long gap takes a while (REST weight paces it).
-			if time.Since(lastReport) > 2*time.Second && done < total {
-				lastReport = time.Now()
-				n.cfg.Logger.Info("marketdata: backfill progress", "done", done, "series", total)
-			}
-			mu.Unlock()
-			switch {
-			case err == nil:
-			case leader.IsFenced(err):
-				mu.Lock()
-				fenced = true
-				mu.Unlock()
-			case gctx.Err() == nil:
-				n.cfg.Logger.Warn("marketdata: backfill failed; retrying", "symbol", id.symbol, "interval", id.interval, "err", err)
-				mu.Lock()
-				failed++
-				failure = fmt.Errorf("%s %s: %w", id.symbol, id.interval, err)
-				mu.Unlock()
-			}
-			return nil
-		})
-	}
-	g.Wait()
-	n.cfg.Logger.Info("marketdata: backfilled", "series", total, "failed", failed,
-		"klines", n.st.BackfillKline.Load()-klines0, "took", time.Since(start).Round(time.Millisecond))
-	if fenced {
-		n.st.Fenced.Add(1)
-		return failed, errFenced
-	}
-	if ctx.Err() == nil {
-		n.sh.backfilled(failure)
-	}
-	return failed, nil
-}
-
-// backfill writes the closed klines from the newest one held (or the last
-// Window; with scratch, always the last Window) up to now, in pages of at
-// most 1500.
-func (n *Node) backfill(ctx context.Context, s sink, id seriesID, key keyspace.Key, scratch bool) error {
-	var from int64
-	if !scratch {
-		var err error
-		if from, err = s.lastOpen(ctx, key); err != nil {
-			return err
-		}
-	}
-	limit := min(n.cfg.Window, 1500)
-	for page := 0; page < 100; page++ {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ks, err := n.rest.Klines(rctx, id.symbol, id.interval, from, 0, limit)
-		cancel()
-		if err != nil {
-			return err
-		}
-		// A page shorter than limit reaches the present: its last kline is
-		// the open bar, which the stream owns. (The exchange's clock decides
-		// what is closed, not ours: a simulated exchange may run faster.)
-		final := len(ks) < limit || from == 0
-		closed := ks
-		if final && len(ks) > 0 && !ks[len(ks)-1].Closed {
-			closed = ks[:len(ks)-1]
-		}
-		for i := range closed {
-			closed[i].Closed = true
-		}
-		if len(closed) > 0 {
-			rp, err := s.putKlines(ctx, key, closed)
-			if err != nil {
-				return err
-			}
-			n.repaired(key, rp)
-			n.st.BackfillKline.Add(uint64(len(closed)))
-		}
-		if final || len(closed) == 0 {
-			break
-		}
-		from = ks[len(ks)-1].OpenTime + 1
-	}
-	n.st.Backfills.Add(1)
-	return nil
-}
-
 func upper(s string) string {
 	b := []byte(s)
 	for i, c := range b {
@@ -455,8 +344,8 @@ func (n *Node) repaired(key keyspace.Key, rp repair) {
 	}
 }
 
-// requestRefill asks the leader's backfill to fill series id again from
-// REST, the last Window klines.
+// requestRefill asks the leader's reconciliation to fill series id again
+// from REST, the whole window.
 func (n *Node) requestRefill(id seriesID) {
 	n.refillMu.Lock()
 	n.refills[id] = true
@@ -465,37 +354,6 @@ func (n *Node) requestRefill(id seriesID) {
 	case n.refillWake <- struct{}{}:
 	default:
 	}
-}
-
-// refillAll fills the series asked for by requestRefill and returns how
-// many failed (asked for again).
-func (n *Node) refillAll(ctx context.Context, s sink) (failed int, err error) {
-	if n.rest == nil {
-		return 0, nil
-	}
-	n.refillMu.Lock()
-	ids := slices.Collect(maps.Keys(n.refills))
-	clear(n.refills)
-	n.refillMu.Unlock()
-	for _, id := range ids {
-		err := n.backfill(ctx, s, id, n.series[id], true)
-		switch {
-		case err == nil:
-			n.cfg.Logger.Info("marketdata: series filled again after its key was replaced", "symbol", id.symbol, "interval", id.interval)
-		case leader.IsFenced(err):
-			n.st.Fenced.Add(1)
-			return failed, errFenced
-		case ctx.Err() != nil:
-			return failed, nil
-		default:
-			n.cfg.Logger.Warn("marketdata: filling a replaced series failed; retrying", "symbol", id.symbol, "interval", id.interval, "err", err)
-			failed++
-			n.refillMu.Lock()
-			n.refills[id] = true
-			n.refillMu.Unlock()
-		}
-	}
-	return failed, nil
 }
 
 // logThrottle logs a line per key at most once per interval, and says on

@@ -17,10 +17,9 @@
 // TTL. Updates are buffered between flushes and dropped from the buffer once
 // written: only unflushed klines stay in process memory.
 //
-// After any gap — the first connection, a reconnect, a rotation, a failover
-// to a new leader — the leader backfills every series from REST, from the
-// newest kline it holds, so readers never see a missing kline. Backfill
-// writes closed klines only; the open kline comes from the stream.
+// The stream owns the open kline; closed klines are kept equal to REST's
+// (see Kline integrity): after any gap — the start of a term, a reconnect,
+// a failover to a new leader — the missing ones are written from REST.
 //
 // Every node reads through a Reader: klines, book tickers and the
 // whole-market tickers from Redis; ticker_24h:{SYMBOL} and
@@ -83,6 +82,64 @@
 // however the connection looks), and whether backfills from REST keep
 // failing. A node that cannot reach the exchange still leads, or streams
 // standalone, and serves what it holds; its status says it is down.
+//
+// # Kline integrity
+//
+// The streaming node keeps every closed kline equal to the exchange's REST
+// history, whatever its streams do (drop, stall, flood, repeat, replay,
+// send garbage):
+//
+//   - The first valid final (x:true) of an open time is kept. A later final
+//     that disagrees is a conflict: not written, counted, logged once per
+//     series and term (then hourly, with the count), and settled by REST,
+//     which wins: at once if REST already decided that bar, else by a
+//     reconciliation. (Valid: its open time starts a bar of the series, not
+//     after the exchange clock's next one, its close time ends it, it was
+//     sent after its close, and low ≤ open, close ≤ high.)
+//   - An in-progress update (x:false) is dropped once its bar has a final or
+//     a later bar has begun; a bar whose final never came is written from
+//     REST, so no in-progress version is ever left standing for a closed bar.
+//   - After each disturbance the affected series are reconciled: compared
+//     with REST from the first bar not known good (known good: compared with
+//     REST, or a final kept in order after such a bar) to now, and REST's
+//     closed klines written where the store lacks them, holds them in
+//     progress or holds other values; REST's are then the finals kept. The
+//     disturbances: the start of a term (the whole window is compared), a
+//     (re)connection, an open-time gap (an event for a bar while an earlier
+//     one never had its final), a conflict with a final the stream delivered
+//     first, silence (the exchange's clock — the newest event time of any
+//     stream — passed a whole bar beyond the first bar without its final),
+//     and a failed reconciliation (retried after 1, 2, 4… up to 30 s). The
+//     disturbances of a series within Integrity.ReconcileDelay (250 ms), and
+//     while its reconciliation runs, are coalesced into one; a reconnection
+//     after which no bar has closed costs nothing.
+//   - A background verification compares each series' newest
+//     Integrity.VerifyDepth (99) closed klines with REST every
+//     Integrity.VerifyEvery (5 min), the series spread evenly over the
+//     period: it catches what no event revealed (a wrong final that came
+//     first and alone).
+//
+// The guarantee: every closed kline of the stored window that closed at
+// least N = 2 intervals before the exchange's clock equals REST's (the same
+// decimal values, compared as strings without trailing zeros, and
+// x:true), with no gap and no duplicate open time — as long as the node
+// receives some stream event at least once per interval (a silent
+// connection is reset after the client's StaleAfter, 30 s, so this holds
+// for every interval of Binance at real speed), REST answers, and the
+// weight budget allows. A wrong final no event disputes is right again
+// within VerifyEvery (for the newest VerifyDepth klines).
+//
+// Its cost in REST weight (GET /fapi/v1/klines: limit ≤ 100 → 1, ≤ 500 → 2,
+// ≤ 1000 → 5, above → 10): one request per affected series per
+// disturbance, of limit = the closed bars to compare plus one (the open bar,
+// which shows the others closed), at most the window: weight 1 for a
+// reconnection, gap, conflict or silence of up to 99 bars; at a term's
+// start, limit = Window: 5 with the default 1000 (2 for a window of 101 to
+// 500, 10 above 1000); and 1 per series per VerifyEvery.
+// Reconciliations spend at most Integrity.WeightPerMinute (600, a quarter of
+// Binance's 2400 per IP) together; beyond it they wait, and coalesce.
+// IntegrityStats and the Collector's metrics count conflicts, reconciliations
+// by reason, klines compared and repaired, and the weight spent.
 package marketdata
 
 import (
@@ -137,6 +194,8 @@ type Config struct {
 	// what lies above it at once.
 	CheckEvery time.Duration
 	Logger     *slog.Logger
+	// Integrity configures the reconciliation of klines with REST.
+	Integrity Integrity
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -191,10 +250,10 @@ type Node struct {
 	st   Stats
 	sh   streamHealth
 	lat  latency
-	// backfillMu serialises backfills of one ingest (a reconnect storm
-	// queues at most one more).
-	backfillMu sync.Mutex
 	symbolsSF  singleflight.Group // collapses exchangeInfo loads
+	ist  integrityStats
+	// rbudget bounds the REST weight of reconciliations.
+	rbudget weightBudget
 }
 
 type seriesID struct{ symbol, interval string }

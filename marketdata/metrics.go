@@ -22,6 +22,9 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms, descRepairs} {
 		ch <- d
 	}
+	for _, d := range integrityDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -49,4 +52,5 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descRepairs, st.MembersRemoved.Load(), "member_removed")
 	cnt(descRepairs, st.FieldsRemoved.Load(), "field_removed")
 	cnt(descRepairs, st.KeysReplaced.Load(), "key_replaced")
+	c.n.collectIntegrity(ch)
 }

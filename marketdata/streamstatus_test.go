@@ -69,11 +69,12 @@ func TestStreamStatus(t *testing.T) {
 			{900 * ms, marketdata.StreamConnected, "", false},
 			{1100 * ms, marketdata.StreamDown, "no event from the exchange streams for 1.1s", false},
 		}},
-		// Backfill rounds at 0.1 s (after the connection), then retried
-		// 1, 2 and 4 s after each failure: 1.1 s, 3.1 s.
+		// Reconciliations with REST (the first one at 0.25 s: a term's
+		// start waits ReconcileDelay, and the connection joins it), then
+		// retried 1, 2 and 4 s after each failure: 1.25 s, 3.25 s.
 		{"backfill fails, then heals", 100 * ms, time.Minute, 2 * time.Second, []check{
 			{500 * ms, marketdata.StreamConnected, "", true},
-			{1500 * ms, marketdata.StreamConnected, "backfill failing for 1.4s: BTCUSDT 1m: binance: GET /fapi/v1/klines: connection refused", true},
+			{1500 * ms, marketdata.StreamConnected, "backfill failing for 1.25s: BTCUSDT 1m: binance: GET /fapi/v1/klines: connection refused", true},
 			{3500 * ms, marketdata.StreamConnected, "", false},
 		}},
 	}

@@ -16,7 +16,7 @@ import (
 // simCmd runs the simulated Binance USDⓈ-M futures exchange on its own, for
 // nodes (--exchange-rest/--exchange-ws) and for scripting with curl.
 func simCmd(ctx context.Context, e *env, args []string) error {
-	var listen, symbols string
+	var listen, symbols, chaos string
 	var speed float64
 	var seed int64
 	var keyTTL time.Duration
@@ -31,6 +31,7 @@ func simCmd(ctx context.Context, e *env, args []string) error {
 			fs.Func("api-secret", "HMAC secret of the account of the neighbouring --api-key", accts.secret)
 			fs.Func("balance", "starting balance ASSET=AMOUNT of the current account, e.g. USDT=10000 (repeatable)", accts.balance)
 			fs.DurationVar(&keyTTL, "listen-key-ttl", time.Hour, "listenKey lifetime without a keepalive (real time)")
+			fs.StringVar(&chaos, "chaos", "", "every stream fault at once from the start, on a seeded schedule per connection: \"on\" or knobs key=value,… (seed=N, drop=4s, stall=15s, stallFor=40s, flood=10s, floodFrames=50000, floodWithin=1s, big=8s, bigSizes=2097152/16777216, garbage=500ms, replay=2s, resend=1s; off for never)")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
 		return err
@@ -45,7 +46,18 @@ func simCmd(ctx context.Context, e *env, args []string) error {
 			syms = append(syms, s)
 		}
 	}
-	s, err := sim.New(sim.Config{Symbols: syms, Speed: speed, Seed: seed, Accounts: accts.list, ListenKeyTTL: keyTTL})
+	scfg := sim.Config{Symbols: syms, Speed: speed, Seed: seed, Accounts: accts.list, ListenKeyTTL: keyTTL}
+	if chaos != "" {
+		if chaos == "on" {
+			chaos = ""
+		}
+		c, err := sim.ParseChaos(chaos, sim.Chaos{Seed: seed})
+		if err != nil {
+			return fmt.Errorf("%w: sim: --chaos: %w", errUsage, err)
+		}
+		scfg.Chaos = &c
+	}
+	s, err := sim.New(scfg)
 	if err != nil {
 		return fmt.Errorf("%w: sim: %w", errUsage, err)
 	}
@@ -55,6 +67,10 @@ func simCmd(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(stdout, "simulated Binance USDⓈ-M futures on %s: REST http://%[2]s/fapi/v1/…, streams ws://%[2]s/market/stream and ws://%[2]s/public/stream; speed %gx, symbols %v\n",
 		ln.Addr(), ln.Addr(), speed, syms)
+	if scfg.Chaos != nil {
+		fmt.Fprintf(stdout, "chaos: every stream fault at once, seed %d (GET http://%s/sim/chaos; POST /sim/fault?mode=none stops it); ground truth GET http://%[2]s/sim/truth/klines\n",
+			scfg.Chaos.Seed, ln.Addr())
+	}
 	if n := len(accts.list); n > 0 {
 		fmt.Fprintf(stdout, "%d account(s): signed REST /fapi/v3/account, /fapi/v3/positionRisk, /fapi/v1/order (MARKET), /fapi/v1/listenKey; user data ws://%s/private/ws?listenKey=…; signed timestamps use the real clock\n",
 			n, ln.Addr())

@@ -50,8 +50,37 @@
 // client that does not keep up is closed (1008) and nobody else waits.
 //
 // Faults for tests (SetFault, or POST /sim/fault?mode=…&duration=…): drop,
-// stall, malformed, oversized and unknown; see FaultMode. They apply to
-// /private connections too. GET /sim/stats returns Stats.
+// stall, malformed, oversized, unknown and chaos; see FaultMode. They apply
+// to /private connections too. GET /sim/stats returns Stats.
+//
+// # Chaos and the ground truth
+//
+// FaultChaos is every fault at once, per connection, on a schedule drawn
+// from a seed and the connection's number (connections are numbered in the
+// order they are accepted), so a seed replays the same faults on the same
+// connections: drops of every kind (close 1001, close 1008, TCP reset, FIN
+// without a close frame), a silent stall of one connection at a time
+// (nothing sent, no ping answered; what is published meanwhile is lost),
+// floods of small frames (50,000 within a second), 2 MiB and 16 MiB
+// messages, garbage frames, a closed bar's final replayed with other prices
+// (a conflict), and in-progress updates of closed bars re-sent after their
+// final. Each knob is a mean time between two events on one connection
+// (exponential), in real time; see Chaos for the knobs and their defaults.
+// Config.Chaos puts it in force from New; POST /sim/fault?mode=chaos
+// starts it with the knobs in the query over Config.Chaos's (seed=N,
+// drop=4s, stall=15s, stallFor=40s, flood=10s, floodFrames=50000,
+// floodWithin=1s, big=8s, bigSizes=2097152/16777216, garbage=500ms,
+// replay=2s, resend=1s; "off" for never), with duration= as for any fault;
+// tradecache sim --chaos seed=N,… takes the same knobs. GET /sim/chaos
+// reports whether it is in force, its knobs and what it did (ChaosStats).
+// REST is never disturbed.
+//
+// The ground truth, whatever the fault: TrueKlines, or GET
+// /sim/truth/klines?symbol=&interval=&startTime=&endTime= (no weight),
+// returns every final kline with an open time in the range that has
+// closed by the sim clock, as JSON objects with Binance's single-letter
+// kline fields (x always true): what REST answers and what the stream's
+// final update of the bar said.
 //
 // # Accounts
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,11 @@ const (
 	// FaultUnknown adds unknown fields to every stream payload and follows
 	// each with an event of an unknown "e" type.
 	FaultUnknown FaultMode = "unknown"
+	// FaultChaos is every fault at once, per connection, on a seeded
+	// schedule: drops of every kind, silent stalls, floods, big messages,
+	// garbage, replayed finals with other prices and in-progress updates
+	// re-sent after the final. See Chaos.
+	FaultChaos FaultMode = "chaos"
 )
 
 // OversizedBytes is the size of FaultOversized's frame: above the 4 MiB
@@ -40,9 +46,11 @@ const OversizedBytes = 5 << 20
 
 // Fault is a fault and how long it lasts; Duration 0 means until the next
 // SetFault (drop and oversized then act once, on the connections open now).
+// Chaos sets FaultChaos's knobs (nil: Config.Chaos's, or the defaults).
 type Fault struct {
 	Mode     FaultMode
 	Duration time.Duration
+	Chaos    *Chaos
 }
 
 type faultState struct {
@@ -50,11 +58,17 @@ type faultState struct {
 	mode  FaultMode
 	until time.Time // real time; zero: until replaced
 	gen   uint64
+	// chaos is the FaultChaos in force (nil: none); lastChaos the last one.
+	chaos, lastChaos *chaosRun
+	// conns numbers connections in the order they are accepted (chaos
+	// schedules are drawn from it).
+	conns atomic.Uint64
 }
 
 type faultSnap struct {
-	mode FaultMode
-	gen  uint64
+	mode  FaultMode
+	gen   uint64
+	chaos *chaosRun
 }
 
 // snapshot returns the fault in force now.
@@ -62,18 +76,18 @@ func (f *faultState) snapshot() faultSnap {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.mode != "" && f.mode != FaultNone && !f.until.IsZero() && !time.Now().Before(f.until) {
-		f.mode, f.until = FaultNone, time.Time{}
+		f.mode, f.until, f.chaos = FaultNone, time.Time{}, nil
 	}
-	return faultSnap{mode: f.mode, gen: f.gen}
+	return faultSnap{mode: f.mode, gen: f.gen, chaos: f.chaos}
 }
 
 // ParseFaultMode parses a mode name of POST /sim/fault.
 func ParseFaultMode(s string) (FaultMode, error) {
 	switch m := FaultMode(s); m {
-	case FaultNone, FaultDrop, FaultStall, FaultMalformed, FaultOversized, FaultUnknown:
+	case FaultNone, FaultDrop, FaultStall, FaultMalformed, FaultOversized, FaultUnknown, FaultChaos:
 		return m, nil
 	}
-	return "", fmt.Errorf("sim: unknown fault mode %q (want none|drop|stall|malformed|oversized|unknown)", s)
+	return "", fmt.Errorf("sim: unknown fault mode %q (want none|drop|stall|malformed|oversized|unknown|chaos)", s)
 }
 
 // SetFault switches the stream side's fault, replacing the one in force.
@@ -90,7 +104,18 @@ func (s *Server) SetFault(f Fault) error {
 	s.fault.mu.Lock()
 	s.fault.gen++
 	gen := s.fault.gen
-	s.fault.mode, s.fault.until = f.Mode, time.Time{}
+	s.fault.mode, s.fault.until, s.fault.chaos = f.Mode, time.Time{}, nil
+	if f.Mode == FaultChaos {
+		c := f.Chaos
+		if c == nil {
+			c = s.cfg.Chaos
+		}
+		if c == nil {
+			c = &Chaos{}
+		}
+		s.fault.chaos = newChaosRun(*c, gen)
+		s.fault.lastChaos = s.fault.chaos
+	}
 	if f.Duration > 0 {
 		s.fault.until = time.Now().Add(f.Duration)
 	} else if f.Mode == FaultDrop || f.Mode == FaultOversized {

@@ -82,6 +82,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, s.RESTStats())
 	})
 	mux.HandleFunc("POST /sim/ratelimit", s.handleRESTRefusal)
+	s.chaosRoutes(mux)
 	mux.HandleFunc("POST /sim/listenkey/expire", func(w http.ResponseWriter, r *http.Request) {
 		key := r.URL.Query().Get("listenKey")
 		if !s.expireKey(key) {
@@ -498,7 +499,12 @@ func (s *Server) handleFault(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.SetFault(Fault{Mode: mode, Duration: d}); err != nil {
+	f, err := s.faultFromQuery(q, mode, d)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, -1102, err.Error())
+		return
+	}
+	if err := s.SetFault(f); err != nil {
 		writeErr(w, http.StatusBadRequest, -1102, err.Error())
 		return
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	// ListenKeyTTL is how long a listenKey lives without a keepalive, in
 	// real time (default 60 min).
 	ListenKeyTTL time.Duration
+
+	// Chaos, when set, puts FaultChaos in force from New with these knobs;
+	// they are also POST /sim/fault?mode=chaos's defaults.
+	Chaos *Chaos
 }
 
 func (c *Config) setDefaults() {
@@ -191,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 	s.keys.init()
 	s.hub.init()
 	s.weights.used = map[string]int{}
+	s.initChaos()
 	s.handler = s.routes()
 	return s, nil
 }
@@ -224,6 +229,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer at.Stop()
 	bt := time.NewTicker(s.cfg.BookTickerEvery)
 	defer bt.Stop()
+	var chaos sync.WaitGroup
+	defer chaos.Wait()
+	chaos.Go(func() { s.driveChaos(ctx) })
 	prev := s.nowMs()
 	for {
 		select {

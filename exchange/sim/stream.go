@@ -83,6 +83,11 @@ type klineOut struct {
 
 func (sy *symbol) klineAt(iv interval, open, now int64) klineOut {
 	b, closed := sy.kline(iv, open, now)
+	return sy.klineOf(iv, open, b, closed)
+}
+
+// klineOf is bar b of iv opening at open.
+func (sy *symbol) klineOf(iv interval, open int64, b bar, closed bool) klineOut {
 	return klineOut{
 		Kline: exchange.Kline{
 			Symbol:        sy.name,

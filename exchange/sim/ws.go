@@ -229,6 +229,13 @@ type client struct {
 	nBad     atomic.Uint64 // malformed frames sent
 	wg       sync.WaitGroup
 
+	// Chaos (chaos.go): the connection's number, its stall (until, in
+	// unix ns, of the chaos generation stallGen), work for its writer.
+	seq        uint64
+	stallUntil atomic.Int64
+	stallGen   atomic.Uint64
+	chaosQ     chan chaosAct
+
 	// events filters user data per listenKey (/private/ws?listenKey=…&
 	// events=…); set before the client is shared, then read-only.
 	events map[string]map[string]bool
@@ -250,6 +257,8 @@ func newClient(s *Server, conn *websocket.Conn, rt route, combined bool) *client
 		q:        make(chan []byte, s.cfg.WriteQueue),
 		closeReq: make(chan closeReq, 1),
 		subSet:   map[string]struct{}{},
+		seq:      s.fault.conns.Add(1),
+		chaosQ:   make(chan chaosAct, 1),
 	}
 	c.combined.Store(combined)
 	return c
@@ -320,7 +329,7 @@ func (c *client) deliver(m *outMsg, f faultSnap) {
 
 // reply queues a control answer; a stalled server answers nothing.
 func (c *client) reply(b []byte) {
-	if c.s.fault.snapshot().mode == FaultStall {
+	if f := c.s.fault.snapshot(); f.mode == FaultStall || c.stalled(f) {
 		return
 	}
 	c.enqueue(b)
@@ -369,7 +378,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, rt route, combi
 				c.requestClose(websocket.StatusPolicyViolation, "Too many requests", true)
 				return false
 			}
-			return s.fault.snapshot().mode != FaultStall
+			f := s.fault.snapshot()
+			return f.mode != FaultStall && !c.stalled(f)
 		},
 	})
 	if err != nil {
@@ -442,8 +452,13 @@ func (c *client) writeLoop(ctx context.Context) {
 				_ = c.conn.CloseNow()
 				return
 			}
+		case a := <-c.chaosQ:
+			if !c.chaosFlood(ctx, a) {
+				_ = c.conn.CloseNow()
+				return
+			}
 		case <-ping.C:
-			if c.s.fault.snapshot().mode == FaultStall || !pinging.CompareAndSwap(false, true) {
+			if f := c.s.fault.snapshot(); f.mode == FaultStall || c.stalled(f) || !pinging.CompareAndSwap(false, true) {
 				continue
 			}
 			c.wg.Go(func() {
@@ -475,9 +490,9 @@ func (c *client) writeLoop(ctx context.Context) {
 	}
 }
 
-// write writes one frame; a stalled server writes nothing.
+// write writes one frame; a stalled server (or connection) writes nothing.
 func (c *client) write(ctx context.Context, b []byte) bool {
-	if c.s.fault.snapshot().mode == FaultStall {
+	if f := c.s.fault.snapshot(); f.mode == FaultStall || c.stalled(f) {
 		return true
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
