@@ -246,12 +246,12 @@ type Node struct {
 	skips   *skipMemo          // oversized kline members reads pass around
 	flights singleflight.Group // kline reads in flight
 
-	mode atomic.Int32
-	st   Stats
-	sh   streamHealth
-	lat  latency
-	symbolsSF  singleflight.Group // collapses exchangeInfo loads
-	ist  integrityStats
+	mode      atomic.Int32
+	st        Stats
+	sh        streamHealth
+	lat       latency
+	symbolsSF singleflight.Group // collapses exchangeInfo loads
+	ist       integrityStats
 	// rbudget bounds the REST weight of reconciliations.
 	rbudget weightBudget
 }
