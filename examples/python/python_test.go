@@ -98,20 +98,25 @@ func TestPythonReadsEveryKind(t *testing.T) {
 		return get("/api/v1/positions", &ps) == nil && len(ps) == 1
 	}, "the fill never reached the positions")
 
-	all := "positions,balance,kline,ticker_24h,market_ticker_24h,book_ticker,symbol_info,listen_key,market_ws_leader,account_leader,leader_epoch,exchange_info,unknown_symbol,account_assets"
+	// unknown_symbol is written only after a reload of exchangeInfo that
+	// still lacks a symbol: read_keys.py checks its format when present.
+	all := "positions,balance,kline,ticker_24h,market_ticker_24h,book_ticker,symbol_info,listen_key,market_ws_leader,account_leader,leader_epoch,exchange_info,account_assets"
 	var stdout, stderr strings.Builder
 	var runErr error
-	testenv.Eventually(t, 10*time.Second, func() bool {
+	// A kind still being written (the whole-market tickers come every few
+	// seconds) is retried for 15 s; a drifted format fails at once.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		stdout.Reset()
 		stderr.Reset()
 		cmd := exec.CommandContext(ctx, py, "read_keys.py", "--require", all)
 		cmd.Env = append(os.Environ(), "REDIS_URL="+r.URL())
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		runErr = cmd.Run()
-		// A kind still being written (the whole-market tickers come every
-		// few seconds) is retried; a drifted format fails at once.
-		return runErr == nil || strings.Contains(stderr.String(), "drift:") && !strings.Contains(stderr.String(), ": no key matching")
-	}, "read_keys.py: %v\n%s%s", runErr, stdout.String(), stderr.String())
+		missing := strings.Contains(stderr.String(), ": no key matching")
+		if runErr == nil || !missing || time.Now().After(deadline) {
+			break
+		}
+	}
 	if runErr != nil {
 		t.Fatalf("read_keys.py: %v\n%s%s", runErr, stdout.String(), stderr.String())
 	}

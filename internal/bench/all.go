@@ -84,7 +84,7 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 		return rep, err
 	}
 	add("", r)
-	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: d(10 * time.Second), Log: o.Log})
+	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: max(d(10*time.Second), time.Second), Log: o.Log})
 	if err != nil {
 		return rep, err
 	}
