@@ -106,41 +106,26 @@ def kind_ticker_24h(r, key):
     check_fields(key, load(key, read_string(r, key)), TICKER_FIELDS)
 
 
-def kind_market_ticker_24h(r, key):
-    h = r.hgetall(key)
-    if not h:
-        raise Drift(f"{key}: empty hash")
-    for sym, v in h.items():
-        t = load(key, v)
-        check_fields(key, t, TICKER_FIELDS)
-        if t["symbol"] != sym:
-            raise Drift(f"{key}: field {sym} holds {t['symbol']}")
+def symbol_hash(fields):
+    """A reader of a hash of symbol → JSON object whose "symbol" is the field."""
+    def read(r, key):
+        h = r.hgetall(key)
+        if not h:
+            raise Drift(f"{key}: empty hash")
+        for sym, v in h.items():
+            obj = load(key, v)
+            check_fields(key, obj, fields)
+            if obj["symbol"] != sym:
+                raise Drift(f"{key}: field {sym} holds {obj['symbol']}")
+    return read
 
 
-def kind_book_ticker(r, key):
-    h = r.hgetall(key)
-    if not h:
-        raise Drift(f"{key}: empty hash")
-    for sym, v in h.items():
-        b = load(key, v)
-        check_fields(key, b, BOOK_FIELDS)
-        if b["symbol"] != sym:
-            raise Drift(f"{key}: field {sym} holds {b['symbol']}")
+kind_market_ticker_24h = symbol_hash(TICKER_FIELDS)
+kind_book_ticker = symbol_hash(BOOK_FIELDS)
 
 
 def kind_symbol_info(r, key):
     check_fields(key, load(key, read_string(r, key)), SYMBOL_FIELDS)
-
-
-def kind_exchange_info(r, key):
-    h = r.hgetall(key)
-    if not h:
-        raise Drift(f"{key}: empty hash")
-    for sym, v in h.items():
-        e = load(key, v)
-        check_fields(key, e, SYMBOL_FIELDS)
-        if e["symbol"] != sym:
-            raise Drift(f"{key}: field {sym} holds {e['symbol']}")
 
 
 def kind_unknown_symbol(r, key):
@@ -182,7 +167,7 @@ KINDS = {
     "market_ws_leader": ("market_ws_leader", "string", kind_lease),
     "account_leader": ("account_leader:*", "string", kind_lease),
     "leader_epoch": ("leader_epoch:*", "string", kind_leader_epoch),
-    "exchange_info": ("exchange_info", "hash", kind_exchange_info),
+    "exchange_info": ("exchange_info", "hash", symbol_hash(SYMBOL_FIELDS)),
     "unknown_symbol": ("unknown_symbol:*", "string", kind_unknown_symbol),
     "account_assets": ("account_assets:*", "string", kind_account_assets),
 }

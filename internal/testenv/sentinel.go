@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,32 +88,14 @@ sentinel parallel-syncs %s 1
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, conf, "--sentinel")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start sentinel: %w", err)
+	cmd, err := launchProcess(bin, []string{conf, "--sentinel"}, "sentinel", s.Addr(), "", logPath)
+	if err != nil {
+		return err
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logPath)
-			return fmt.Errorf("sentinel on port %d exited at start: %s", s.Port, lastLines(string(log), 5))
-		default:
-		}
-		if ping(s.Addr(), "") == nil {
-			s.mu.Lock()
-			s.cmd = cmd
-			s.mu.Unlock()
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Kill()
-	<-exited
-	return fmt.Errorf("sentinel on port %d did not answer PING within 10s", s.Port)
+	s.mu.Lock()
+	s.cmd = cmd
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *Sentinel) kill() {

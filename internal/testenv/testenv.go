@@ -135,11 +135,24 @@ func (r *Redis) launch(bin string) error {
 		host, port, _ := net.SplitHostPort(r.ReplicaOf)
 		args = append(args, "--replicaof", host, port)
 	}
+	cmd, err := launchProcess(bin, args, "redis-server", r.Addr(), r.Password, logPath)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cmd = cmd
+	r.mu.Unlock()
+	return nil
+}
+
+// launchProcess starts bin with args, dying with the test binary, and
+// waits until it answers PING at addr; name and logPath explain a failure.
+func launchProcess(bin string, args []string, name, addr, password, logPath string) (*exec.Cmd, error) {
 	cmd := exec.Command(bin, args...)
 	// Die with the test binary, even when it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -148,20 +161,17 @@ func (r *Redis) launch(bin string) error {
 		select {
 		case <-exited:
 			log, _ := os.ReadFile(logPath)
-			return fmt.Errorf("redis-server on port %d exited at start: %s", r.Port, lastLines(string(log), 5))
+			return nil, fmt.Errorf("%s on %s exited at start: %s", name, addr, lastLines(string(log), 5))
 		default:
 		}
-		if ping(r.Addr(), r.Password) == nil {
-			r.mu.Lock()
-			r.cmd = cmd
-			r.mu.Unlock()
-			return nil
+		if ping(addr, password) == nil {
+			return cmd, nil
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	cmd.Process.Kill()
 	<-exited
-	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", r.Port)
+	return nil, fmt.Errorf("%s on %s did not answer PING within 10s", name, addr)
 }
 
 // ping sends PING (after AUTH when password is set) and expects +PONG.
