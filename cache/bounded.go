@@ -81,7 +81,7 @@ func maxValue(key keyspace.Key) int {
 // already classified (errOutage for an outage; never errMiss).
 func (c *Cache) getRedis(ctx context.Context, cl valkey.Client, key keyspace.Key, ttl bool) ([]byte, found, int, error) {
 	limit := maxValue(key)
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	cctx, cancel := c.deadline.call(ctx)
 	defer cancel()
 	get := cl.B().Getrange().Key(key.Name()).Start(0).End(int64(limit)).Build()
 	var v []byte

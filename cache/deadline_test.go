@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestDeadlinesCall(t *testing.T) {
+	d := newDeadlines(250 * time.Millisecond)
+	within := func(t *testing.T, ctx context.Context, start time.Time) {
+		t.Helper()
+		dl, ok := ctx.Deadline()
+		if !ok {
+			t.Fatal("no deadline")
+		}
+		if lo, hi := start.Add(d.timeout-d.step), time.Now().Add(d.timeout); dl.Before(lo) || dl.After(hi) {
+			t.Fatalf("deadline %v from the call, want within [%v, %v]", dl.Sub(start), d.timeout-d.step, d.timeout)
+		}
+	}
+
+	t.Run("background shares", func(t *testing.T) {
+		start := time.Now()
+		a, cancelA := d.call(context.Background())
+		b, cancelB := d.call(context.WithoutCancel(context.Background()))
+		cancelA()
+		cancelB()
+		within(t, a, start)
+		within(t, b, start)
+		if a.Err() != nil {
+			t.Fatal("a call's cancel ended the shared context")
+		}
+		if allocs := testing.AllocsPerRun(100, func() {
+			_, cancel := d.call(context.Background())
+			cancel()
+		}); allocs > 0 {
+			t.Errorf("%v allocations per call", allocs)
+		}
+	})
+
+	t.Run("shared context expires", func(t *testing.T) {
+		short := newDeadlines(64 * time.Millisecond)
+		ctx, cancel := short.call(context.Background())
+		defer cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			t.Fatal("the shared context did not end at its deadline")
+		}
+		if ctx.Err() != context.DeadlineExceeded {
+			t.Fatalf("err = %v", ctx.Err())
+		}
+		next, cancel2 := short.call(context.Background())
+		defer cancel2()
+		if next.Err() != nil {
+			t.Fatal("a new call got an expired context")
+		}
+	})
+
+	t.Run("caller's earlier deadline", func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		ctx, cancel2 := d.call(parent)
+		defer cancel2()
+		if ctx != parent {
+			t.Fatal("want the caller's own context")
+		}
+	})
+
+	t.Run("cancellable caller", func(t *testing.T) {
+		parent, cancel := context.WithCancel(context.Background())
+		start := time.Now()
+		ctx, cancel2 := d.call(parent)
+		defer cancel2()
+		within(t, ctx, start)
+		cancel()
+		if ctx.Err() != context.Canceled {
+			t.Fatalf("caller's cancel: err = %v", ctx.Err())
+		}
+	})
+
+	t.Run("tiny timeout", func(t *testing.T) {
+		tiny := newDeadlines(time.Millisecond)
+		start := time.Now()
+		ctx, cancel := tiny.call(context.Background())
+		defer cancel()
+		dl, _ := ctx.Deadline()
+		if dl.Before(start.Add(time.Millisecond)) || dl.After(time.Now().Add(time.Millisecond)) {
+			t.Fatalf("deadline %v", dl.Sub(start))
+		}
+	})
+}
