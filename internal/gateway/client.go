@@ -42,6 +42,22 @@ type wsTransport struct {
 func (t *wsTransport) Cork()         { t.cork.Cork() }
 func (t *wsTransport) Uncork() error { return t.cork.Uncork() }
 
+// Write sends a text message as one frame straight into the cork buffer
+// (corkConn.appendText), bypassing coder's per-message write path; other
+// messages go through coder.
+func (t *wsTransport) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	if typ == websocket.MessageText {
+		return t.cork.appendText(p)
+	}
+	return t.Conn.Write(ctx, typ, p)
+}
+
+// Close starts the close handshake; no data frame is sent after it.
+func (t *wsTransport) Close(code websocket.StatusCode, reason string) error {
+	t.cork.closeData()
+	return t.Conn.Close(code, reason)
+}
+
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }
 
 func (t *wsTransport) Abort() error {
@@ -360,11 +376,13 @@ func (c *client) writeLoop() {
 	}
 }
 
-// writeBatch writes batch as one system call under a TCP write deadline
-// of WriteTimeout. The deadline is renewed when an eighth of it has passed
-// (every write gets at least 7/8 of WriteTimeout) and cleared when the
-// writer goes quiet, not per batch: setting it is not free. A deadline hit
-// is a slow consumer.
+// writeBatch writes batch as one system call (more past corkMax bytes)
+// under a TCP write deadline of WriteTimeout. The deadline is renewed when
+// an eighth of it has passed (every write gets at least 7/8 of
+// WriteTimeout), checked before each system call the batch can make (at
+// the start, every corkMax bytes, and at the end), and cleared when the
+// writer goes quiet: neither setting it nor reading the clock per message
+// is free. A deadline hit is a slow consumer.
 func (c *client) writeBatch(batch []*message) bool {
 	wt := c.g.cfg.WriteTimeout
 	renew := func() {
@@ -375,8 +393,13 @@ func (c *client) writeBatch(batch []*message) bool {
 	}
 	c.tr.Cork()
 	var err error
+	renew()
+	buffered := 0
 	for _, m := range batch {
-		renew()
+		if buffered += len(m.raw) + 10; buffered > corkMax {
+			renew() // this frame may flush the buffer
+			buffered = len(m.raw) + 10
+		}
 		if err = c.tr.Write(context.Background(), websocket.MessageText, m.raw); err != nil {
 			break
 		}
