@@ -16,6 +16,7 @@ func (n *nopConn) Read(context.Context) (websocket.MessageType, []byte, error) {
 	<-n.closed
 	return 0, nil, context.Canceled
 }
+func (n *nopConn) WaitReadable()                                              {}
 func (n *nopConn) Write(context.Context, websocket.MessageType, []byte) error { return nil }
 func (n *nopConn) Ping(context.Context) error                                 { return nil }
 func (n *nopConn) Close(websocket.StatusCode, string) error {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -16,6 +17,12 @@ import (
 // plus the hijacked net.Conn beneath it (tests substitute a fake).
 type transport interface {
 	Read(ctx context.Context) (websocket.MessageType, []byte, error)
+	// WaitReadable returns when Read may have something to read (or fail
+	// at once): it waits on the socket with a shallow stack, so that an
+	// idle connection's reader goroutine is parked with little stack in use
+	// and the garbage collector shrinks its stack (8 KiB after handling a
+	// message) to the 2 KiB minimum. It may return early.
+	WaitReadable()
 	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
 	Ping(ctx context.Context) error
 	Close(code websocket.StatusCode, reason string) error
@@ -37,6 +44,27 @@ type wsTransport struct {
 	*websocket.Conn
 	nc   net.Conn  // the TCP connection
 	cork *corkConn // between coder and nc
+	br   *bufio.Reader
+	// hidden: coder holds bytes the client sent with its upgrade request
+	// in a reader of its own until its first read, out of sight of br and
+	// of the socket.
+	hidden bool
+}
+
+// Read reads a message through coder.
+func (t *wsTransport) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	typ, b, err := t.Conn.Read(ctx)
+	t.hidden = false // coder's first read took them into br
+	return typ, b, err
+}
+
+// WaitReadable waits until the socket has bytes to read, unless some are
+// buffered already.
+func (t *wsTransport) WaitReadable() {
+	if t.hidden || t.br.Buffered() > 0 {
+		return
+	}
+	waitReadable(t.nc)
 }
 
 func (t *wsTransport) Cork()         { t.cork.Cork() }
@@ -190,6 +218,7 @@ func (c *client) promote(sl *slot) bool {
 // over MessageLimit makes Read fail (coder closes with 1009).
 func (c *client) readLoop() {
 	for {
+		c.tr.WaitReadable()
 		typ, b, err := c.tr.Read(context.Background())
 		if err != nil {
 			return

@@ -276,7 +276,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered: 403 for an Origin, 4xx for a bad handshake.
 	}
 	conn.SetReadLimit(g.cfg.MessageLimit)
-	c.tr = &wsTransport{Conn: conn, nc: hw.nc, cork: hw.cork}
+	c.tr = &wsTransport{Conn: conn, nc: hw.nc, cork: hw.cork, br: hw.br, hidden: hw.leftover}
 	// Serve from a goroutine of our own and return: net/http then drops
 	// its connection state (request, 8 KiB of buffers, a deep stack), which
 	// would otherwise be most of an idle connection's memory. Run waits for
@@ -475,6 +475,10 @@ type hijackWriter struct {
 	pool *sync.Pool
 	nc   net.Conn
 	cork *corkConn
+	br   *bufio.Reader // the reader handed to coder
+	// leftover: the client sent bytes after its upgrade request, which
+	// coder keeps aside until its first read.
+	leftover bool
 }
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -500,6 +504,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// heap of an idle connection. Bytes the client sent right after its
 	// handshake are carried over (kept in the original reader if many).
 	r := brw.Reader
+	h.leftover = r.Buffered() > 0
 	if n := r.Buffered(); n <= connBufSize {
 		b, _ := r.Peek(n)
 		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), h.cork), connBufSize)
@@ -507,6 +512,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// connection after taking what r has buffered.
 		_, _ = r.Peek(n)
 	}
+	h.br = r
 	return h.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(h.cork, connBufSize)), nil
 }
 
