@@ -129,6 +129,7 @@ func benchFanoutCmd(ctx context.Context, e *env, args []string) error {
 			fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured run")
 			fs.BoolVar(&inProcess, "in-process", false, "run the clients in the gateway's process (its CPU and memory figures then hold both ends)")
 			fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway's process during the run to this file")
+			fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the gateway's process to this file once the clients are connected and idle")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {

@@ -34,6 +34,10 @@ type FanoutOptions struct {
 	// run (this process: the gateway, and the clients when they share it)
 	// is written to.
 	CPUProfile string
+	// MemProfile, when set, is the file a heap profile of this process is
+	// written to once the clients are connected and idle: what an idle
+	// connection holds.
+	MemProfile string
 	// Log receives a line describing the run; nil discards.
 	Log io.Writer
 }
@@ -196,6 +200,11 @@ func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
 	m1 := settledMem()
 	res.HeapPerConn = float64(int64(m1.HeapInuse)-int64(m0.HeapInuse)) / float64(clients)
 	res.StackPerConn = float64(int64(m1.StackInuse)-int64(m0.StackInuse)) / float64(clients)
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			return res, err
+		}
+	}
 
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
@@ -257,6 +266,18 @@ func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
 	st := g.Stats()
 	res.Dropped, res.Slow = st.Dropped, st.SlowDisconnects
 	return res, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // settledMem reads the memory statistics after garbage collection, once
