@@ -34,6 +34,8 @@ func benchCacheCmd(ctx context.Context, e *env, args []string) error {
 			fs.IntVar(&o.Keys, "keys", 10000, "distinct keys")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 			fs.BoolVar(&o.Compare, "compare", true, "also run redis-benchmark (when on the PATH) and print the ratio")
+			fs.IntVar(&o.CompareClients, "compare-clients", 0, "redis-benchmark's connections (-c); 0: --concurrency")
+			fs.IntVar(&o.ComparePipeline, "compare-pipeline", 1, "redis-benchmark's pipeline depth (-P)")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
 		return err
