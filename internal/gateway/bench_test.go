@@ -58,7 +58,7 @@ func BenchmarkPublish(b *testing.B) {
 			pattern = "live.kline"
 		}
 		c.subs.Store(newMatcher([]string{pattern, "x.y"}))
-		go func() { defer sl.release(); g.serveClient(c, sl) }()
+		go g.serveClient(c, sl)
 	}
 	for g.Stats().Clients != 1000 {
 		time.Sleep(time.Millisecond)

@@ -101,6 +101,35 @@ func appendTextFrame(b, p []byte) []byte {
 	return append(b, p...)
 }
 
+// WebSocket opcodes the gateway writes itself.
+const (
+	opPing = 0x9
+	opPong = 0xa
+)
+
+// writeControl sends a control frame (payload ≤ 125 bytes): into the
+// buffer while corked (the writer's Uncork sends it), else at once. After
+// a close frame it returns net.ErrClosed. Not corked, it may block while
+// the peer does not read, as long as the writer's deadline or, past it,
+// the idle timeout's close lets it.
+func (c *corkConn) writeControl(op byte, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dataClosed {
+		return net.ErrClosed
+	}
+	frame := append([]byte{0x80 | op, byte(len(p))}, p...)
+	if c.corked {
+		if c.buf == nil {
+			c.buf = c.pool.Get().(*[]byte)
+		}
+		*c.buf = append(*c.buf, frame...)
+		return nil
+	}
+	_, err := c.Conn.Write(frame)
+	return err
+}
+
 // closeData makes appendText refuse from now on: the close handshake is
 // starting.
 func (c *corkConn) closeData() {

@@ -216,10 +216,7 @@ func (s *sim) connect(f *fakeConn, authed bool) {
 	if f.answer {
 		f.pong = c.seen
 	}
-	go func() {
-		defer sl.release()
-		s.g.serveClient(c, sl)
-	}()
+	go s.g.serveClient(c, sl)
 	synctest.Wait()
 }
 
