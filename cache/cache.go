@@ -232,9 +232,10 @@ type Cache struct {
 	causeMu sync.Mutex // guards logged
 	logged  string     // the cause last logged; "" since Redis last answered a connect
 
-	bad      *reporter  // unusable values met in Redis
-	deadline *deadlines // the Redis calls' deadlines
-	st       counters
+	bad       *reporter  // unusable values met in Redis
+	deadline  *deadlines // the Redis calls' deadlines
+	limitText limitText  // GETRANGE's end, by value limit
+	st        counters
 }
 
 type counters struct {

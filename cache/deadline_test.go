@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -89,4 +90,23 @@ func TestDeadlinesCall(t *testing.T) {
 			t.Fatalf("deadline %v", dl.Sub(start))
 		}
 	})
+}
+
+func TestLimitText(t *testing.T) {
+	var l limitText
+	for i := range maxLimitTexts + 10 {
+		n := 1000 + i
+		if got := l.get(n); got != strconv.Itoa(n) {
+			t.Fatalf("get(%d) = %q", n, got)
+		}
+		if got := l.get(n); got != strconv.Itoa(n) {
+			t.Fatalf("get(%d) again = %q", n, got)
+		}
+	}
+	if m := l.m.Load(); len(*m) != maxLimitTexts {
+		t.Fatalf("%d texts cached, want the bound %d", len(*m), maxLimitTexts)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { l.get(1000) }); allocs != 0 {
+		t.Errorf("%v allocations for a cached limit", allocs)
+	}
 }
