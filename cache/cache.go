@@ -138,11 +138,11 @@ type Config struct {
 	// Redis is the Redis/Valkey client configuration; nil runs on the memory
 	// tier alone (the embedded default). Build it with RedisOptions.
 	Redis *valkey.ClientOption
-	// CallTimeout is the deadline of every Redis call (default 250 ms). A
-	// caller whose context cannot be cancelled shares a deadline with the
-	// calls started around the same time: each gets at least CallTimeout
-	// less the larger of CallTimeout/32 and 1 ms, never more than
-	// CallTimeout.
+	// CallTimeout is the deadline of every Redis call (default 250 ms).
+	// Calls whose contexts share a Done channel (a long-lived context, or
+	// Background) and start around the same time share one deadline: each
+	// gets at least CallTimeout less the larger of CallTimeout/32 and 1 ms,
+	// never more than CallTimeout.
 	CallTimeout time.Duration
 	// FailureThreshold is the number of consecutive connection failures
 	// that switches to the memory tier (default 3).

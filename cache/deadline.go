@@ -10,11 +10,14 @@ import (
 // deadlines gives Redis calls their deadline (Config.CallTimeout) without
 // a context and a timer per call. context.WithTimeout allocates a context,
 // starts a timer and, once valkey-go waits on it, a Done channel: at 1,024
-// concurrent callers that was a fifth of the process's CPU (BenchmarkRedisGet,
-// CPU profile). A caller whose context can never be cancelled shares one
-// context per step instead: every call started within a step gets that
-// step's context, whose deadline lies between CallTimeout−step and
-// CallTimeout after the call's start, never later.
+// concurrent callers that was a fifth of the process's CPU
+// (BenchmarkRedisGet, CPU profile). Calls of callers that share a Done
+// channel (one long-lived context, or none: Background) share one context
+// per step instead: every such call started within a step gets that
+// step's context, derived from the caller's, whose deadline lies between
+// CallTimeout−step and CallTimeout after the call's start, never later.
+// One group of callers holds the shared context at a time; others get a
+// context of their own, as before.
 type deadlines struct {
 	timeout time.Duration
 	step    time.Duration // at least 1 ms, at most timeout/32
@@ -24,9 +27,11 @@ type deadlines struct {
 }
 
 // sharedDeadline is a context expiring at deadline, shared by the calls of
-// one step. Its own timer cancels it at the deadline; cancel is kept only
-// so that the context is released like any other, never called early.
+// one step whose contexts have the Done channel done. It ends with their
+// context or at its deadline (its own timer cancels it); cancel is kept
+// only so that the context is released like any other, never called early.
 type sharedDeadline struct {
+	done     <-chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
 	deadline time.Time
@@ -44,33 +49,41 @@ func (d *deadlines) call(ctx context.Context) (context.Context, context.CancelFu
 		// A timeout this short gets a context of its own.
 		return context.WithTimeout(ctx, d.timeout)
 	}
-	now := time.Now()
-	due := now.Add(d.timeout)
-	if ctx.Done() == nil {
-		// Never cancelled (Background, WithoutCancel): only the call
-		// timeout ends the call. Values are not used by the Redis client.
-		return d.shared(due), noCancel
+	due := time.Now().Add(d.timeout)
+	done := ctx.Done()
+	if done != nil {
+		if dl, ok := ctx.Deadline(); ok && !dl.After(due) {
+			// The caller's own deadline comes first: it bounds the call.
+			return ctx, noCancel
+		}
 	}
-	if dl, ok := ctx.Deadline(); ok && !dl.After(due) {
-		// The caller's own deadline comes first: it bounds the call.
-		return ctx, noCancel
-	}
-	return context.WithDeadline(ctx, due)
-}
-
-// shared returns a context expiring between due−step and due.
-func (d *deadlines) shared(due time.Time) context.Context {
-	if s := d.cur.Load(); s != nil && !s.deadline.After(due) && s.deadline.After(due.Add(-d.step)) {
-		return s.ctx
+	s := d.cur.Load()
+	if s != nil && d.fits(s, due) {
+		if s.done == done {
+			return s.ctx, noCancel
+		}
+		// Other callers hold this step's shared context.
+		return context.WithDeadline(ctx, due)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s := d.cur.Load(); s != nil && !s.deadline.After(due) && s.deadline.After(due.Add(-d.step)) {
-		return s.ctx
+	if s := d.cur.Load(); s != nil && d.fits(s, due) {
+		if s.done == done {
+			return s.ctx, noCancel
+		}
+		return context.WithDeadline(ctx, due)
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), due)
-	d.cur.Store(&sharedDeadline{ctx: ctx, cancel: cancel, deadline: due})
-	return ctx
+	// Derived from the caller's context: it ends with it (all the callers
+	// sharing it share its Done channel), and keeps its values.
+	sctx, cancel := context.WithDeadline(ctx, due)
+	d.cur.Store(&sharedDeadline{done: done, ctx: sctx, cancel: cancel, deadline: due})
+	return sctx, noCancel
+}
+
+// fits reports whether s's deadline suits a call due at due: not later,
+// and less than a step earlier.
+func (d *deadlines) fits(s *sharedDeadline, due time.Time) bool {
+	return !s.deadline.After(due) && s.deadline.After(due.Add(-d.step))
 }
 
 func noCancel() {}

@@ -68,15 +68,41 @@ func TestDeadlinesCall(t *testing.T) {
 		}
 	})
 
-	t.Run("cancellable caller", func(t *testing.T) {
+	t.Run("cancellable callers share per Done channel", func(t *testing.T) {
+		d := newDeadlines(250 * time.Millisecond)
 		parent, cancel := context.WithCancel(context.Background())
+		type key struct{}
+		child := context.WithValue(parent, key{}, 1) // same Done channel
 		start := time.Now()
-		ctx, cancel2 := d.call(parent)
-		defer cancel2()
-		within(t, ctx, start)
+		a, cancelA := d.call(parent)
+		b, cancelB := d.call(child)
+		cancelA()
+		cancelB()
+		within(t, a, start)
+		if a != b {
+			t.Fatal("calls whose contexts share a Done channel got different contexts")
+		}
+		if allocs := testing.AllocsPerRun(100, func() {
+			_, cancel := d.call(child)
+			cancel()
+		}); allocs > 0 {
+			t.Errorf("%v allocations per call", allocs)
+		}
+		// Another caller's context meanwhile: one of its own, ending with it.
+		other, cancelOther := context.WithCancel(context.Background())
+		o, cancelO := d.call(other)
+		defer cancelO()
+		within(t, o, start)
+		if o == a {
+			t.Fatal("a caller with another Done channel got the shared context")
+		}
+		cancelOther()
+		if o.Err() != context.Canceled || a.Err() != nil {
+			t.Fatalf("other's cancel: its call %v, the shared one %v", o.Err(), a.Err())
+		}
 		cancel()
-		if ctx.Err() != context.Canceled {
-			t.Fatalf("caller's cancel: err = %v", ctx.Err())
+		if a.Err() != context.Canceled {
+			t.Fatalf("the callers' cancel: shared context err = %v", a.Err())
 		}
 	})
 
