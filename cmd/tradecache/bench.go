@@ -36,6 +36,7 @@ func benchCacheCmd(ctx context.Context, e *env, args []string) error {
 			fs.BoolVar(&o.Compare, "compare", true, "also run redis-benchmark (when on the PATH) and print the ratio")
 			fs.IntVar(&o.CompareClients, "compare-clients", 0, "redis-benchmark's connections (-c); 0: --concurrency")
 			fs.IntVar(&o.ComparePipeline, "compare-pipeline", 1, "redis-benchmark's pipeline depth (-P)")
+			fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the get phase to this file")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
 		return err
