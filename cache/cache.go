@@ -139,6 +139,10 @@ type Config struct {
 	// tier alone (the embedded default). Build it with RedisOptions.
 	Redis *valkey.ClientOption
 	// CallTimeout is the deadline of every Redis call (default 250 ms).
+	// Calls whose contexts share a Done channel (a long-lived context, or
+	// Background) and start around the same time share one deadline: each
+	// gets at least CallTimeout less the larger of CallTimeout/32 and 1 ms,
+	// never more than CallTimeout.
 	CallTimeout time.Duration
 	// FailureThreshold is the number of consecutive connection failures
 	// that switches to the memory tier (default 3).
@@ -228,8 +232,10 @@ type Cache struct {
 	causeMu sync.Mutex // guards logged
 	logged  string     // the cause last logged; "" since Redis last answered a connect
 
-	bad *reporter // unusable values met in Redis
-	st  counters
+	bad       *reporter  // unusable values met in Redis
+	deadline  *deadlines // the Redis calls' deadlines
+	limitText limitText  // GETRANGE's end, by value limit
+	st        counters
 }
 
 type counters struct {
@@ -248,10 +254,11 @@ func New(cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	return &Cache{
-		cfg:  cfg,
-		mem:  newMemTier(cfg.MemoryEntries, cfg.MemoryTTL),
-		kick: make(chan struct{}, 1),
-		bad:  newReporter(cfg.ReportEvery),
+		cfg:      cfg,
+		mem:      newMemTier(cfg.MemoryEntries, cfg.MemoryTTL),
+		kick:     make(chan struct{}, 1),
+		bad:      newReporter(cfg.ReportEvery),
+		deadline: newDeadlines(cfg.CallTimeout),
 	}, nil
 }
 
@@ -361,7 +368,7 @@ func (c *Cache) Set(ctx context.Context, key keyspace.Key, value []byte) error {
 		if c.joinPending(key, value, false) {
 			return nil
 		}
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		cctx, cancel := c.deadline.call(ctx)
 		err := cl.Do(cctx, cl.B().Set().Key(key.Name()).Value(valkey.BinaryString(value)).Px(key.TTL()).Build()).Error()
 		cancel()
 		switch err := c.classify(ctx, err); {
@@ -391,7 +398,7 @@ func (c *Cache) Delete(ctx context.Context, key keyspace.Key) error {
 		if c.joinPending(key, nil, true) {
 			return nil
 		}
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+		cctx, cancel := c.deadline.call(ctx)
 		err := cl.Do(cctx, cl.B().Del().Key(key.Name()).Build()).Error()
 		cancel()
 		switch err := c.classify(ctx, err); {

@@ -512,6 +512,32 @@ func TestRedisOptions(t *testing.T) {
 	}
 }
 
+func TestRedisOptionsPipelining(t *testing.T) {
+	for _, tt := range []struct {
+		url       string
+		multiplex int
+		delay     time.Duration
+	}{
+		{"redis://h:6379", -1, cache.DefaultMaxFlushDelay}, // one connection
+		{"redis://h:6379?pipeline_multiplex=0", -1, cache.DefaultMaxFlushDelay},
+		{"redis://h:6379?pipeline_multiplex=2&max_flush_delay=0", 2, 0},
+		{"redis://h:6379?max_flush_delay=200us", -1, 200 * time.Microsecond},
+	} {
+		opt, err := cache.RedisOptions(tt.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		if opt.PipelineMultiplex != tt.multiplex || opt.MaxFlushDelay != tt.delay {
+			t.Errorf("%s: PipelineMultiplex %d, MaxFlushDelay %v; want %d, %v", tt.url, opt.PipelineMultiplex, opt.MaxFlushDelay, tt.multiplex, tt.delay)
+		}
+	}
+	for _, bad := range []string{"redis://h:6379?pipeline_multiplex=9", "redis://h:6379?pipeline_multiplex=-1", "redis://h:6379?pipeline_multiplex=x"} {
+		if _, err := cache.RedisOptions(bad); err == nil || !strings.Contains(err.Error(), "pipeline_multiplex") {
+			t.Errorf("%s: err = %v", bad, err)
+		}
+	}
+}
+
 // TestRedisOptionsErrorsHideThePassword: whatever is wrong with a URL, the
 // error names the problem and never the password (url.Parse's own errors
 // quote the whole URL).

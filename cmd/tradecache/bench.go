@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ func benchCacheCmd(ctx context.Context, e *env, args []string) error {
 			fs.IntVar(&o.Keys, "keys", 10000, "distinct keys")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 			fs.BoolVar(&o.Compare, "compare", true, "also run redis-benchmark (when on the PATH) and print the ratio")
+			fs.IntVar(&o.CompareClients, "compare-clients", 0, "redis-benchmark's connections (-c); 0: --concurrency")
+			fs.IntVar(&o.ComparePipeline, "compare-pipeline", 1, "redis-benchmark's pipeline depth (-P)")
+			fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the get phase to this file")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
 		return err
@@ -119,13 +123,16 @@ func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 
 func benchFanoutCmd(ctx context.Context, e *env, args []string) error {
 	o := bench.FanoutOptions{Log: e.stderr}
-	var asJSON bool
-	cmd := config.Command{Name: "bench fanout", Summary: "Runs a /ws gateway on loopback with real WebSocket clients and measures messages/s delivered and latency.",
+	var asJSON, inProcess bool
+	cmd := config.Command{Name: "bench fanout", Summary: "Runs a /ws gateway on loopback with WebSocket clients in a process of their own and measures messages/s delivered, latency, and the gateway process's CPU and memory per idle connection.",
 		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&o.Clients, "clients", 1000, "WebSocket clients on loopback")
 			fs.IntVar(&o.Size, "size", 200, "event size in bytes")
-			fs.IntVar(&o.Rate, "rate", 200, "events published per second (each reaches every client)")
+			fs.IntVar(&o.Rate, "rate", 1000, "events published per second (each reaches every client)")
 			fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured run")
+			fs.BoolVar(&inProcess, "in-process", false, "run the clients in the gateway's process (its CPU and memory figures then hold both ends)")
+			fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the gateway's process during the run to this file")
+			fs.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the gateway's process to this file once the clients are connected and idle")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
@@ -134,11 +141,39 @@ func benchFanoutCmd(ctx context.Context, e *env, args []string) error {
 	if o.Clients < 1 || o.Size < 1 || o.Rate < 1 || o.Duration <= 0 {
 		return fmt.Errorf("%w: bench fanout: --clients, --size, --rate ≥ 1 and --duration > 0", errUsage)
 	}
+	if !inProcess {
+		var err error
+		if o.ClientCommand, err = fanoutClientCommand(); err != nil {
+			return err
+		}
+	}
 	rep, err := bench.Fanout(ctx, o)
 	if err != nil {
 		return err
 	}
 	return rep.Write(e.stdout, asJSON)
+}
+
+// fanoutClientCommand is the command line of bench fanout's client
+// process: this executable's hidden bench fanout-clients.
+func fanoutClientCommand() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench fanout: cannot find this executable to start the client process (--in-process runs without one): %w", err)
+	}
+	return []string{exe, "bench", "fanout-clients"}, nil
+}
+
+// benchFanoutClientsCmd is the client process of bench fanout: Fanout
+// starts it with its settings in the environment and reads its stdout.
+func benchFanoutClientsCmd(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 || !bench.IsFanoutClients(e.getenv) {
+		return fmt.Errorf("%w: bench fanout-clients is started by bench fanout, not by hand", errUsage)
+	}
+	if code := bench.FanoutClientsMain(ctx, os.Stdin, e.stdout, e.getenv); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
 
 func benchAllCmd(ctx context.Context, e *env, args []string) error {
@@ -174,6 +209,9 @@ func benchAllCmd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	o.Cache, o.KeyPrefix = cc, b.keys.Prefix
+	if o.FanoutClientCommand, err = fanoutClientCommand(); err != nil {
+		return err
+	}
 	rep, err := bench.All(ctx, o)
 	if err != nil {
 		return err

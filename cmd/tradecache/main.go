@@ -95,6 +95,14 @@ func commands() []command {
 	}
 }
 
+// hiddenCommands are run by dispatch but not listed: processes that
+// tradecache starts itself.
+func hiddenCommands() []command {
+	return []command{
+		{"bench fanout-clients", "", "the client process of bench fanout (started by it, settings in its environment)", benchFanoutClientsCmd},
+	}
+}
+
 // usage lists the commands whose path starts with prefix ("" = all).
 func usage(w io.Writer, prefix string) {
 	if prefix == "" {
@@ -152,6 +160,11 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	for _, c := range cmds {
 		if c.path == args[0] {
 			return c.run(ctx, e, args[1:])
+		}
+	}
+	for _, c := range hiddenCommands() {
+		if len(args) > 1 && c.path == args[0]+" "+args[1] {
+			return c.run(ctx, e, args[2:])
 		}
 	}
 	group := false

@@ -16,12 +16,20 @@ import (
 	"time"
 
 	"github.com/tradecache/tradecache/filecache"
+	"github.com/tradecache/tradecache/internal/bench"
 	"github.com/tradecache/tradecache/internal/config"
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the tests, or, started by bench fanout (in a test) as its
+// client process, this executable's bench fanout-clients.
+func TestMain(m *testing.M) {
+	if bench.IsFanoutClients(os.Getenv) {
+		os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	testenv.Main(m)
+}
 
 func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
@@ -231,6 +239,34 @@ func TestBenchCacheOutput(t *testing.T) {
 	code, out, _ = runCmd(t, nil, "bench", "cache", "--duration", "100ms", "--json")
 	if code != 0 || !strings.Contains(out, `"cache.get.memory": {`) {
 		t.Fatalf("bench cache --json on memory = %d %s", code, out)
+	}
+}
+
+// bench fanout runs its clients in a process of its own: this executable
+// (here the test binary, whose TestMain then runs bench fanout-clients).
+func TestBenchFanoutClientProcess(t *testing.T) {
+	code, out, errOut := runCmd(t, nil, "bench", "fanout", "--clients", "10", "--rate", "100", "--duration", "200ms")
+	if code != 0 {
+		t.Fatalf("bench fanout: %d %s", code, errOut)
+	}
+	for _, f := range []string{"fanout.client_process 1 bool", "fanout.delivered_ratio 1 ratio", "fanout.clients_cpu "} {
+		if !strings.Contains(out, f) {
+			t.Errorf("no %q in:\n%s", f, out)
+		}
+	}
+	if !strings.Contains(errOut, "10 clients (in a process of their own)") {
+		t.Errorf("log = %q", errOut)
+	}
+	code, out, _ = runCmd(t, nil, "bench", "fanout", "--clients", "3", "--rate", "100", "--duration", "100ms", "--in-process")
+	if code != 0 || !strings.Contains(out, "fanout.client_process 0 bool") {
+		t.Fatalf("bench fanout --in-process = %d %s", code, out)
+	}
+	// Not by hand, and not listed.
+	if code, _, errOut := runCmd(t, nil, "bench", "fanout-clients"); code != 2 || !strings.Contains(errOut, "started by bench fanout") {
+		t.Errorf("bench fanout-clients by hand = %d %q", code, errOut)
+	}
+	if _, out, _ := runCmd(t, nil, "bench", "-h"); strings.Contains(out, "fanout-clients") {
+		t.Errorf("bench -h lists the hidden command:\n%s", out)
 	}
 }
 

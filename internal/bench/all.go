@@ -24,7 +24,10 @@ type AllOptions struct {
 	Cache     cache.Config // on Redis: Cache.Redis must be set
 	KeyPrefix string
 	Scale     float64 // multiplies every duration and the file cache's largest size
-	Log       io.Writer
+	// FanoutClientCommand runs the fan-out bench's clients in a process
+	// of their own (FanoutOptions.ClientCommand); nil: in this one.
+	FanoutClientCommand []string
+	Log                 io.Writer
 }
 
 // All runs every bench in one sitting, each with its reference beside it,
@@ -33,7 +36,7 @@ type AllOptions struct {
 //	cache.c64.*    the tiered cache at 64 callers; redis-benchmark -c 64 -P 1 beside it
 //	cache.c1024.*  at 1,024 callers; redis-benchmark -c 64 -P 16 beside it
 //	filecache.*    sets and hits at 1k, 10k and 100k entries
-//	fanout.*       1,000 /ws clients of 200-byte events
+//	fanout.*       1,000 /ws clients of 200-byte events, 1,000 events/s (1M messages/s)
 //	ingest.*       exchange streams → leader → Redis
 func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	if o.Cache.Redis == nil {
@@ -79,7 +82,8 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 		return rep, err
 	}
 	add("", r)
-	r, err = Fanout(ctx, FanoutOptions{Clients: max(int(1000*math.Min(o.Scale, 1)), 20), Size: 200, Rate: 200, Duration: d(5 * time.Second), Log: o.Log})
+	r, err = Fanout(ctx, FanoutOptions{Clients: max(int(1000*math.Min(o.Scale, 1)), 20), Size: 200, Rate: 1000, Duration: d(5 * time.Second),
+		ClientCommand: o.FanoutClientCommand, Log: o.Log})
 	if err != nil {
 		return rep, err
 	}

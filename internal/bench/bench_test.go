@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -8,7 +10,14 @@ import (
 	"github.com/tradecache/tradecache/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the package's tests, or, started by a fan-out test as its
+// client process (FanoutOptions.ClientCommand), the clients.
+func TestMain(m *testing.M) {
+	if IsFanoutClients(os.Getenv) {
+		os.Exit(FanoutClientsMain(context.Background(), os.Stdin, os.Stdout, os.Getenv))
+	}
+	testenv.Main(m)
+}
 
 // figures indexes a report by figure name.
 func figures(rep benchfmt.Report) map[string]benchfmt.Figure {

@@ -9,8 +9,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -45,13 +47,17 @@ type CacheOptions struct {
 	// CompareClients and ComparePipeline are redis-benchmark's -c and -P:
 	// 0 means Concurrency and 1 (no pipelining).
 	CompareClients, ComparePipeline int
+	// CPUProfile, when set, is the file a CPU profile of the get phase is
+	// written to.
+	CPUProfile string
 	// Log receives progress lines; nil discards.
 	Log io.Writer
 }
 
 // Cache measures Set then Get through the tiered cache, from Concurrency
-// goroutines for Duration each, and reports ops/s and latency as
-// cache.<op>.<tier>[.p50|.p99], with bench.* figures describing the run.
+// goroutines for Duration each, and reports ops/s, latency and this
+// process's CPU time per call as cache.<op>.<tier>[.p50|.p99|.cpu_per_op],
+// with bench.* figures describing the run.
 // Keys are a "bench" kind with a 10-minute TTL, so a run leaves nothing
 // behind for long. With Compare on Redis it adds redis-benchmark.<op>
 // figures and cache.<op>.redis.ratio; when the comparison cannot run, it
@@ -98,6 +104,14 @@ func Cache(ctx context.Context, o CacheOptions) (benchfmt.Report, error) {
 
 	var rps = map[string]float64{}
 	for _, op := range []string{"set", "get"} {
+		if op == "get" && o.CPUProfile != "" {
+			stop, err := startCPUProfile(o.CPUProfile)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+		}
+		cpu0 := processCPU()
 		ops, h, errs := hammer(ctx, o.Concurrency, o.Duration, func(r *rand.Rand) error {
 			k := keys[r.IntN(len(keys))]
 			if op == "set" {
@@ -109,10 +123,17 @@ func Cache(ctx context.Context, o CacheOptions) (benchfmt.Report, error) {
 		if errs > 0 {
 			return nil, fmt.Errorf("bench cache: %d %s calls failed", errs, op)
 		}
+		cpu := processCPU() - cpu0
 		name := "cache." + op + "." + tier
 		rps[op] = ops
 		rep.Add(name, benchfmt.Round(ops, 4), "ops/s")
 		rep.AddLatency(name, h)
+		if n := h.Count(); n > 0 {
+			// This process's CPU per call (callers, client library, the
+			// bench's own clock reads): steadier than ops/s on a shared
+			// machine, where ops/s also measures what others leave us.
+			rep.Add(name+".cpu_per_op", benchfmt.Round(float64(cpu.Nanoseconds())/float64(n), 3), "ns")
+		}
 	}
 	if tc.Tier().String() != tier {
 		return nil, fmt.Errorf("bench cache: the cache left the %s tier during the run", tier)
@@ -123,6 +144,19 @@ func Cache(ctx context.Context, o CacheOptions) (benchfmt.Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// startCPUProfile starts a CPU profile into path; stop ends it.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // hammer runs f from n goroutines for d and returns ops/s, the merged

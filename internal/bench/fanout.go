@@ -7,14 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/internal/benchfmt"
@@ -27,19 +24,38 @@ type FanoutOptions struct {
 	Size     int           // bytes per event envelope (≥ 97)
 	Rate     int           // events published per second, each to every client (≥ 1)
 	Duration time.Duration // publishing time
+	// ClientCommand, when set, is the command line of a program that runs
+	// FanoutClientsMain (`tradecache bench fanout-clients`, or a test
+	// binary that does in its TestMain): the clients then run in that
+	// process, so the bench's CPU and memory figures are the gateway's
+	// alone. Nil: the clients share this process.
+	ClientCommand []string
+	// CPUProfile, when set, is the file a CPU profile of the publishing
+	// run (this process: the gateway, and the clients when they share it)
+	// is written to.
+	CPUProfile string
+	// MemProfile, when set, is the file a heap profile of this process is
+	// written to once the clients are connected and idle: what an idle
+	// connection holds.
+	MemProfile string
 	// Log receives a line describing the run; nil discards.
 	Log io.Writer
 }
 
-// Fanout runs a real gateway on loopback, connects Clients real WebSocket
-// clients (coder/websocket, Bearer auth, subscribed to "bench.*"),
-// measures the idle memory per connection, then publishes Rate events per
-// second of Size bytes each for Duration from an in-process publisher, and
-// measures delivered frames per second and the publish → receipt latency.
-// The clients share the process (and its CPUs) with the gateway. It
-// reports the fanout.* figures.
+// Fanout runs a real gateway on loopback, connects Clients WebSocket
+// clients (Bearer auth, subscribed to "bench.*"; lean ones that parse
+// frames straight from a read buffer, as a load generator should), in
+// this process or in a client process (ClientCommand), measures the idle
+// memory per connection, then publishes Rate events per second of Size
+// bytes each for Duration from an in-process publisher, and measures
+// delivered frames per second, the publish → receipt latency and the CPU
+// time of each process. It reports the fanout.* figures.
 func Fanout(ctx context.Context, o FanoutOptions) (benchfmt.Report, error) {
-	fmt.Fprintf(logTo(o.Log), "bench fanout: %d clients, %d-byte events, %d events/s (%d messages/s), %v\n", o.Clients, o.Size, o.Rate, o.Clients*o.Rate, o.Duration)
+	where := "in this process"
+	if len(o.ClientCommand) > 0 {
+		where = "in a process of their own"
+	}
+	fmt.Fprintf(logTo(o.Log), "bench fanout: %d clients (%s), %d-byte events, %d events/s (%d messages/s), %v\n", o.Clients, where, o.Size, o.Rate, o.Clients*o.Rate, o.Duration)
 	r, err := fanout(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("bench fanout: %w", err)
@@ -50,6 +66,7 @@ func Fanout(ctx context.Context, o FanoutOptions) (benchfmt.Report, error) {
 // fanoutResult is what fanout measured.
 type fanoutResult struct {
 	Clients   int
+	Separate  bool          // the clients ran in a process of their own
 	Size      int           // bytes per event envelope
 	Rate      int           // events published per second
 	Duration  time.Duration // publishing time
@@ -60,16 +77,19 @@ type fanoutResult struct {
 	P50, P99  time.Duration // publish → receipt, over every delivered frame
 	Max       time.Duration
 	// HeapPerConn and StackPerConn are the HeapInuse and StackInuse growth
-	// per idle, subscribed connection, after GC. The clients run in the same
-	// process, so the heap figure holds both ends (server and client); idle
-	// clients run no goroutine, so the stack figure is the server's.
+	// per idle, subscribed connection, after GC, in this process: the
+	// gateway's alone when the clients are Separate, else both ends'.
 	HeapPerConn  float64
 	StackPerConn float64
-	// CPU is the process's CPU time (both ends) per second of wall time
-	// while publishing and draining: 1.0 is one core busy.
-	CPU     float64
-	Dropped uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
-	Slow    uint64 // gateway Stats: slow-consumer disconnects
+	// CPU is this process's CPU time per second of wall time while
+	// publishing and draining (1.0 is one core busy): the gateway and the
+	// publisher, plus the clients unless Separate. ClientsCPU is the client
+	// process's over the same time (0 unless Separate).
+	CPU, ClientsCPU float64
+	// CPUPerMsg is this process's CPU time per delivered message.
+	CPUPerMsg time.Duration
+	Dropped   uint64 // gateway Stats: coalesced (bench events are not market data: expect 0)
+	Slow      uint64 // gateway Stats: slow-consumer disconnects
 }
 
 // report returns the figures in the `tradecache bench` format.
@@ -84,6 +104,11 @@ func (r fanoutResult) report() benchfmt.Report {
 	rep.Add("fanout.latency.p99", float64(r.P99.Nanoseconds())/1e3, "us")
 	rep.Add("fanout.latency.max", float64(r.Max.Nanoseconds())/1e3, "us")
 	rep.Add("fanout.cpu", r.CPU, "cores")
+	rep.Add("fanout.cpu_per_msg", float64(r.CPUPerMsg.Nanoseconds()), "ns")
+	if r.Separate {
+		rep.Add("fanout.clients_cpu", r.ClientsCPU, "cores")
+	}
+	rep.Add("fanout.client_process", map[bool]float64{false: 0, true: 1}[r.Separate], "bool")
 	rep.Add("fanout.idle_conn.heap", r.HeapPerConn, "bytes")
 	rep.Add("fanout.idle_conn.stack", r.StackPerConn, "bytes")
 	rep.Add("fanout.slow_disconnects", float64(r.Slow), "clients")
@@ -148,84 +173,50 @@ func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
 	defer srv.Close()
 	url := "ws://" + ln.Addr().String() + "/ws"
 
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
+	m0 := settledMem()
 	g0 := runtime.NumGoroutine()
 
-	conns := make([]*websocket.Conn, clients)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				_ = c.CloseNow()
-			}
-		}
-	}()
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.SetLimit(32)
-	hdr := http.Header{"Authorization": {"Bearer " + tok}}
-	for i := range conns {
-		eg.Go(func() error {
-			c, err := fanoutDial(ectx, url, hdr, size)
-			conns[i] = c
-			return err
-		})
+	var cs clientSet
+	perConn := 1 // goroutines per idle connection in this process: the gateway's reader
+	if len(o.ClientCommand) > 0 {
+		res.Separate = true
+		cs, err = startClients(ctx, o.ClientCommand, url, tok, clients, size)
+	} else {
+		perConn = 2 // and the client's
+		cs, err = dialClients(ctx, url, tok, clients, size)
 	}
-	if err := eg.Wait(); err != nil {
+	if err != nil {
 		return res, err
 	}
-	for deadline := time.Now().Add(idleWait); runtime.NumGoroutine() > g0+clients && time.Now().Before(deadline); {
+	stopped := false
+	defer func() {
+		if !stopped {
+			_, _, _ = cs.stop()
+		}
+	}()
+	for deadline := time.Now().Add(idleWait); runtime.NumGoroutine() > g0+perConn*clients && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m1)
+	m1 := settledMem()
 	res.HeapPerConn = float64(int64(m1.HeapInuse)-int64(m0.HeapInuse)) / float64(clients)
 	res.StackPerConn = float64(int64(m1.StackInuse)-int64(m0.StackInuse)) / float64(clients)
-
-	// Readers: one per client, each with its own histogram and count.
-	type reader struct {
-		hist benchfmt.Hist
-		n    atomic.Uint64
-	}
-	readers := make([]*reader, clients)
-	var rwg sync.WaitGroup
-	for i, c := range conns {
-		r := &reader{}
-		readers[i] = r
-		rwg.Go(func() {
-			buf := make([]byte, size+64)
-			for {
-				typ, rd, err := c.Reader(context.Background())
-				if err != nil {
-					return
-				}
-				n, err := readAll(rd, buf)
-				if err != nil {
-					return
-				}
-				now := time.Now()
-				if typ != websocket.MessageText || n < fanoutMinSize {
-					continue
-				}
-				ts, err := strconv.ParseInt(string(buf[len(fanoutPrefix):len(fanoutPrefix)+19]), 10, 64)
-				if err != nil {
-					continue
-				}
-				r.hist.Record(now.Sub(time.Unix(0, ts)))
-				r.n.Add(1)
-			}
-		})
-	}
-	delivered := func() uint64 {
-		var n uint64
-		for _, r := range readers {
-			n += r.n.Load()
+	if o.MemProfile != "" {
+		if err := writeHeapProfile(o.MemProfile); err != nil {
+			return res, err
 		}
-		return n
 	}
 
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return res, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0, start := processCPU(), time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	var published uint64
@@ -242,26 +233,34 @@ func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
 	res.Published = published
 	res.Expected = published * uint64(clients)
 	drain := time.Now().Add(5 * time.Second)
-	last, lastAt := delivered(), time.Now()
+	last, lastAt := cs.delivered(), time.Now()
 	for last < res.Expected && time.Now().Before(drain) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
-		if n := delivered(); n != last {
+		if n := cs.delivered(); n != last {
 			last, lastAt = n, time.Now()
 		}
 	}
-	res.Delivered = last
-	res.MsgsPerS = float64(last) / lastAt.Sub(start).Seconds()
-	res.CPU = (processCPU() - cpu0).Seconds() / time.Since(start).Seconds()
-
-	cancel() // gateway closes every client with 1001; readers end
-	<-runDone
-	for _, c := range conns {
-		_ = c.CloseNow()
+	cpu := processCPU() - cpu0
+	wall := time.Since(start)
+	if o.CPUProfile != "" {
+		pprof.StopCPUProfile()
 	}
-	rwg.Wait()
-	var h benchfmt.Hist
-	for _, r := range readers {
-		h.Merge(&r.hist)
+
+	cancel() // gateway closes every client with 1001
+	<-runDone
+	stopped = true
+	h, clientsCPU, err := cs.stop()
+	if err != nil {
+		return res, err
+	}
+	res.Delivered = max(last, cs.delivered())
+	res.MsgsPerS = float64(last) / lastAt.Sub(start).Seconds()
+	res.CPU = cpu.Seconds() / wall.Seconds()
+	if res.Delivered > 0 {
+		res.CPUPerMsg = cpu / time.Duration(res.Delivered)
+	}
+	if res.Separate {
+		res.ClientsCPU = clientsCPU.Seconds() / wall.Seconds()
 	}
 	res.P50, res.P99, res.Max = h.Quantile(0.50), h.Quantile(0.99), h.Max()
 	st := g.Stats()
@@ -269,37 +268,34 @@ func fanout(ctx context.Context, o FanoutOptions) (fanoutResult, error) {
 	return res, nil
 }
 
-func fanoutDial(ctx context.Context, url string, hdr http.Header, size int) (*websocket.Conn, error) {
-	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: hdr})
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
+		return err
 	}
-	c.SetReadLimit(int64(size) + 4096)
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","events":["bench.*"]}`)); err != nil {
-		return c, fmt.Errorf("subscribe: %w", err)
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
 	}
-	if _, _, err := c.Read(ctx); err != nil {
-		return c, fmt.Errorf("subscribe reply: %w", err)
-	}
-	return c, nil
+	return f.Close()
 }
 
-// readAll reads one message into buf, discarding what does not fit.
-func readAll(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for {
-		k, err := r.Read(buf[n:])
-		n += k
-		switch {
-		case err == io.EOF:
-			return n, nil
-		case err != nil:
-			return n, err
-		case n == len(buf):
-			_, err := io.Copy(io.Discard, r)
-			return n, err
+// settledMem reads the memory statistics after garbage collection, once
+// the heap and stacks have stopped shrinking (goroutines of what ran
+// before, ending, free theirs), for up to a second.
+func settledMem() runtime.MemStats {
+	var prev, m runtime.MemStats
+	for i := 0; i < 50; i++ {
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		if i > 0 && m.HeapInuse+64<<10 >= prev.HeapInuse && m.StackInuse >= prev.StackInuse {
+			break
 		}
+		prev = m
+		time.Sleep(20 * time.Millisecond)
 	}
+	return m
 }
 
 func fanoutEvent(size int) bus.Event {

@@ -23,6 +23,31 @@ func TestFanoutSmoke(t *testing.T) {
 	}
 }
 
+func TestFanoutClientProcess(t *testing.T) {
+	// This test binary is the client process: TestMain runs the clients.
+	res, err := fanout(context.Background(), FanoutOptions{Clients: 20, Size: 200, Rate: 500, Duration: 300 * time.Millisecond,
+		ClientCommand: []string{os.Args[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Separate || res.Published == 0 || res.Delivered != res.Expected || res.Slow != 0 {
+		t.Fatalf("%+v", res)
+	}
+	if res.P99 <= 0 || res.P50 > res.P99 || res.HeapPerConn <= 0 || res.StackPerConn < 0 || res.ClientsCPU <= 0 {
+		t.Fatalf("figures %+v", res)
+	}
+	rep := res.report()
+	requireFigures(t, rep, true, "fanout.clients_cpu", "fanout.client_process", "fanout.cpu_per_msg")
+}
+
+func TestFanoutClientProcessFails(t *testing.T) {
+	_, err := fanout(context.Background(), FanoutOptions{Clients: 2, Size: 200, Rate: 10, Duration: 100 * time.Millisecond,
+		ClientCommand: []string{"/bin/false"}})
+	if err == nil || !strings.Contains(err.Error(), "client process") {
+		t.Fatalf("err = %v, want the client process's failure", err)
+	}
+}
+
 func TestFanoutReport(t *testing.T) {
 	var log bytes.Buffer
 	rep, err := Fanout(context.Background(), FanoutOptions{Clients: 5, Size: 120, Rate: 200, Duration: 100 * time.Millisecond, Log: &log})
@@ -32,7 +57,7 @@ func TestFanoutReport(t *testing.T) {
 	requireFigures(t, rep, true, "fanout.clients", "fanout.event_size", "fanout.rate", "fanout.delivered",
 		"fanout.delivered_ratio", "fanout.latency.p50", "fanout.latency.p99", "fanout.latency.max")
 	requireFigures(t, rep, false, "fanout.cpu", "fanout.idle_conn.heap", "fanout.idle_conn.stack", "fanout.slow_disconnects")
-	if !strings.Contains(log.String(), "5 clients, 120-byte events, 200 events/s (1000 messages/s)") {
+	if !strings.Contains(log.String(), "5 clients (in this process), 120-byte events, 200 events/s (1000 messages/s)") {
 		t.Errorf("log = %q", log.String())
 	}
 }

@@ -87,6 +87,41 @@ func (h *Hist) Quantile(q float64) time.Duration {
 	return h.max
 }
 
+// histJSON is Hist on the wire: the non-empty buckets only.
+type histJSON struct {
+	N       uint64            `json:"n"`
+	Max     int64             `json:"max_ns"`
+	Buckets map[string]uint64 `json:"buckets"` // bucket index → count
+}
+
+// MarshalJSON encodes h for another process (a bench's clients) to merge.
+func (h *Hist) MarshalJSON() ([]byte, error) {
+	j := histJSON{N: h.n, Max: int64(h.max), Buckets: map[string]uint64{}}
+	for i, c := range h.counts {
+		if c != 0 {
+			j.Buckets[strconv.Itoa(i)] = c
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encoded.
+func (h *Hist) UnmarshalJSON(b []byte) error {
+	var j histJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*h = Hist{n: j.N, max: time.Duration(j.Max)}
+	for k, c := range j.Buckets {
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 || i >= len(h.counts) {
+			return fmt.Errorf("benchfmt: histogram bucket %q out of range", k)
+		}
+		h.counts[i] = c
+	}
+	return nil
+}
+
 // Figure is one reported number.
 type Figure struct {
 	Name  string

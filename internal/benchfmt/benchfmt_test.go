@@ -2,6 +2,7 @@ package benchfmt_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -50,5 +51,26 @@ func TestReportFormat(t *testing.T) {
 	r.Write(&buf, true)
 	if !bytes.Contains(buf.Bytes(), []byte(`"cache.get.redis": {`)) {
 		t.Errorf("json = %s", buf.String())
+	}
+}
+
+func TestHistJSON(t *testing.T) {
+	var h benchfmt.Hist
+	for _, d := range []time.Duration{0, 5, 100, 1000, 123456, 7 * time.Second} {
+		h.Record(d)
+	}
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g benchfmt.Hist
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g != h {
+		t.Fatalf("round trip changed the histogram: %s", b)
+	}
+	if err := json.Unmarshal([]byte(`{"n":1,"buckets":{"9999":1}}`), &g); err == nil {
+		t.Fatal("a bucket out of range was accepted")
 	}
 }

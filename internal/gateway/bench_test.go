@@ -16,6 +16,7 @@ func (n *nopConn) Read(context.Context) (websocket.MessageType, []byte, error) {
 	<-n.closed
 	return 0, nil, context.Canceled
 }
+func (n *nopConn) WaitReadable()                                              {}
 func (n *nopConn) Write(context.Context, websocket.MessageType, []byte) error { return nil }
 func (n *nopConn) Ping(context.Context) error                                 { return nil }
 func (n *nopConn) Close(websocket.StatusCode, string) error {
@@ -57,7 +58,7 @@ func BenchmarkPublish(b *testing.B) {
 			pattern = "live.kline"
 		}
 		c.subs.Store(newMatcher([]string{pattern, "x.y"}))
-		go func() { defer sl.release(); g.serveClient(c, sl) }()
+		go g.serveClient(c, sl)
 	}
 	for g.Stats().Clients != 1000 {
 		time.Sleep(time.Millisecond)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -16,6 +17,12 @@ import (
 // plus the hijacked net.Conn beneath it (tests substitute a fake).
 type transport interface {
 	Read(ctx context.Context) (websocket.MessageType, []byte, error)
+	// WaitReadable returns when Read may have something to read (or fail
+	// at once): it waits on the socket with a shallow stack, so that an
+	// idle connection's reader goroutine is parked with little stack in use
+	// and the garbage collector shrinks its stack (8 KiB after handling a
+	// message) to the 2 KiB minimum. It may return early.
+	WaitReadable()
 	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
 	Ping(ctx context.Context) error
 	Close(code websocket.StatusCode, reason string) error
@@ -37,10 +44,128 @@ type wsTransport struct {
 	*websocket.Conn
 	nc   net.Conn  // the TCP connection
 	cork *corkConn // between coder and nc
+	br   *bufio.Reader
+	// hidden: coder holds bytes the client sent with its upgrade request
+	// in a reader of its own until its first read, out of sight of br and
+	// of the socket. Only the reader goroutine uses it.
+	hidden bool
+	onPong func() // a pong arrived (the client's seen)
+
+	// brMu keeps WaitReadable off br while coder's close handshake reads
+	// it (Close holds it throughout); coder's own reads take coder's lock.
+	brMu    sync.Mutex
+	closing bool // guarded by brMu: Close was called
+
+	pongMu sync.Mutex
+	pongCh chan struct{} // closed by the next pong; nil when no ping waits
+}
+
+// Read reads a message through coder.
+func (t *wsTransport) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	typ, b, err := t.Conn.Read(ctx)
+	t.hidden = false // coder's first read took them into br
+	return typ, b, err
+}
+
+// WaitReadable waits until a frame other than a pong can be read: it waits
+// for the socket to be readable, then takes the pongs that arrived (the
+// answers to our pings) off the buffer itself, so that an idle client's
+// reader never parks inside coder's Read, whose stack is several times
+// deeper. Anything else (a message, a ping, a close, a part of a frame) is
+// left to coder's Read.
+func (t *wsTransport) WaitReadable() {
+	for !t.hidden {
+		t.brMu.Lock()
+		buffered := t.br.Buffered()
+		t.brMu.Unlock()
+		if buffered == 0 {
+			waitReadable(t.nc)
+		}
+		t.brMu.Lock()
+		ok := !t.closing && t.skipPong()
+		t.brMu.Unlock()
+		if !ok {
+			return
+		}
+	}
+}
+
+// skipPong fills br once if it is empty, and discards a whole pong frame
+// at its head; false when there is none.
+func (t *wsTransport) skipPong() bool {
+	if t.br.Buffered() == 0 {
+		if _, err := t.br.Peek(1); err != nil {
+			return false // Read reports it
+		}
+	}
+	b, _ := t.br.Peek(t.br.Buffered())
+	// A client's frames are masked: 2-byte header, 4-byte key, payload.
+	if len(b) < 2 || b[0] != 0x80|opPong || b[1]&0x80 == 0 {
+		return false
+	}
+	n := int(b[1] & 0x7f)
+	if n > 125 || len(b) < 6+n {
+		return false
+	}
+	_, _ = t.br.Discard(6 + n)
+	t.gotPong()
+	return true
+}
+
+// Ping sends a ping and waits for a pong (any pong: the client is alive),
+// whether WaitReadable or coder's Read (OnPongReceived) takes it. The
+// ping frame goes through the cork, after any frame being written.
+func (t *wsTransport) Ping(ctx context.Context) error {
+	ch := make(chan struct{})
+	t.pongMu.Lock()
+	t.pongCh = ch
+	t.pongMu.Unlock()
+	if err := t.cork.writeControl(opPing, nil); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// gotPong notes a pong: the client is seen, and a ping waiting is answered.
+func (t *wsTransport) gotPong() {
+	if t.onPong != nil {
+		t.onPong()
+	}
+	t.pongMu.Lock()
+	if t.pongCh != nil {
+		close(t.pongCh)
+		t.pongCh = nil
+	}
+	t.pongMu.Unlock()
 }
 
 func (t *wsTransport) Cork()         { t.cork.Cork() }
 func (t *wsTransport) Uncork() error { return t.cork.Uncork() }
+
+// Write sends a text message as one frame straight into the cork buffer
+// (corkConn.appendText), bypassing coder's per-message write path; other
+// messages go through coder.
+func (t *wsTransport) Write(ctx context.Context, typ websocket.MessageType, p []byte) error {
+	if typ == websocket.MessageText {
+		return t.cork.appendText(p)
+	}
+	return t.Conn.Write(ctx, typ, p)
+}
+
+// Close runs the close handshake; no data frame is sent after it, and
+// WaitReadable keeps off the reader meanwhile.
+func (t *wsTransport) Close(code websocket.StatusCode, reason string) error {
+	t.cork.closeData()
+	t.brMu.Lock()
+	defer t.brMu.Unlock()
+	t.closing = true
+	return t.Conn.Close(code, reason)
+}
 
 func (t *wsTransport) SetWriteDeadline(d time.Time) error { return t.nc.SetWriteDeadline(d) }
 
@@ -113,26 +238,53 @@ func (g *Gateway) newClient() *client {
 
 func (c *client) seen() { c.lastSeen.Store(time.Now().UnixNano()) }
 
-// serveClient runs a connected client until it is closed. It is the
-// reader: it returns after the writer, pinger and closer have. A client
-// admitted pending becomes a client of MaxClients once it authenticates;
-// if MaxClients is reached by then, it is closed with 1013.
+// serveClient runs a connected client until it is closed, then releases
+// sl. Its goroutine is the first reader; reading goes on in goroutines of
+// its own, one at a time (readClient). A client admitted pending becomes
+// a client of MaxClients once it authenticates; if MaxClients is reached
+// by then, it is closed with 1013.
 func (g *Gateway) serveClient(c *client, sl *slot) {
 	if !g.register(c) {
 		c.closeWith(websocket.StatusGoingAway, "server shutting down", nil)
 		<-c.closed
 		c.wg.Wait()
+		sl.release()
 		return
 	}
-	defer g.unregister(c)
 	if (!sl.pending || c.authenticate()) && c.promote(sl) {
 		c.seen()
 		c.authed.Store(true)
-		c.readLoop()
+		go g.readClient(c, sl)
+		return
 	}
+	g.endClient(c, sl)
+}
+
+// readClient reads and answers one client message, then hands the reading
+// on to a new goroutine and returns; when the connection fails it ends the
+// client. Handling a message (coder's Read, a JSON decode) grows a
+// goroutine's stack to 8 KiB, which the garbage collector can halve but
+// not bring back to 2 KiB while the goroutine waits (it must be using under
+// a quarter of it, counting the runtime's reserve): a fresh goroutine
+// waiting in WaitReadable stays at 2 KiB, a third of an idle connection's
+// memory less. A message costs a goroutine start (about a microsecond);
+// clients send few.
+func (g *Gateway) readClient(c *client, sl *slot) {
+	if c.readOne() {
+		go g.readClient(c, sl)
+		return
+	}
+	g.endClient(c, sl)
+}
+
+// endClient closes c (if it is not already closing), waits for its other
+// goroutines (writer, pinger, closer), unregisters it and releases sl.
+func (g *Gateway) endClient(c *client, sl *slot) {
 	c.closeWith(websocket.StatusNormalClosure, "", nil)
 	<-c.closed
 	c.wg.Wait()
+	g.unregister(c)
+	sl.release()
 }
 
 // authenticate reads the first message, which must be a valid auth, within
@@ -170,21 +322,22 @@ func (c *client) promote(sl *slot) bool {
 	return false
 }
 
-// readLoop answers client messages until the connection fails. A message
-// over MessageLimit makes Read fail (coder closes with 1009).
-func (c *client) readLoop() {
-	for {
-		typ, b, err := c.tr.Read(context.Background())
-		if err != nil {
-			return
-		}
-		c.seen()
-		if typ != websocket.MessageText {
-			c.enqueue(&message{raw: errorReply(errBinary)})
-			continue
-		}
-		c.enqueue(&message{raw: c.handle(b)})
+// readOne waits for a client message and answers it; false when the
+// connection failed. A message over MessageLimit makes Read fail (coder
+// closes with 1009).
+func (c *client) readOne() bool {
+	c.tr.WaitReadable()
+	typ, b, err := c.tr.Read(context.Background())
+	if err != nil {
+		return false
 	}
+	c.seen()
+	if typ != websocket.MessageText {
+		c.enqueue(&message{raw: errorReply(errBinary)})
+		return true
+	}
+	c.enqueue(&message{raw: c.handle(b)})
+	return true
 }
 
 // handle applies one client message and returns the reply. The new set is
@@ -360,11 +513,13 @@ func (c *client) writeLoop() {
 	}
 }
 
-// writeBatch writes batch as one system call under a TCP write deadline
-// of WriteTimeout. The deadline is renewed when an eighth of it has passed
-// (every write gets at least 7/8 of WriteTimeout) and cleared when the
-// writer goes quiet, not per batch: setting it is not free. A deadline hit
-// is a slow consumer.
+// writeBatch writes batch as one system call (more past corkMax bytes)
+// under a TCP write deadline of WriteTimeout. The deadline is renewed when
+// an eighth of it has passed (every write gets at least 7/8 of
+// WriteTimeout), checked before each system call the batch can make (at
+// the start, every corkMax bytes, and at the end), and cleared when the
+// writer goes quiet: neither setting it nor reading the clock per message
+// is free. A deadline hit is a slow consumer.
 func (c *client) writeBatch(batch []*message) bool {
 	wt := c.g.cfg.WriteTimeout
 	renew := func() {
@@ -375,8 +530,13 @@ func (c *client) writeBatch(batch []*message) bool {
 	}
 	c.tr.Cork()
 	var err error
+	renew()
+	buffered := 0
 	for _, m := range batch {
-		renew()
+		if buffered += len(m.raw) + 10; buffered > corkMax {
+			renew() // this frame may flush the buffer
+			buffered = len(m.raw) + 10
+		}
 		if err = c.tr.Write(context.Background(), websocket.MessageText, m.raw); err != nil {
 			break
 		}
@@ -400,7 +560,7 @@ func (c *client) writeBatch(batch []*message) bool {
 }
 
 // ping sends a ping from a goroutine of its own, which lives until the
-// pong or timeout. The pong itself is noted by OnPongReceived (seen).
+// pong or timeout. The pong itself is noted by the transport (seen).
 func (c *client) ping(timeout time.Duration) {
 	c.mu.Lock()
 	if c.dead {

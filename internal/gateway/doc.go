@@ -87,24 +87,33 @@
 // Writes to a busy client are paced to one batch per FlushInterval (20 ms)
 // and sent with one system call (corkConn), the first event after a quiet
 // interval at once; on loopback the send call is most of the cost of a
-// frame. An idle connection holds one goroutine (its reader), 512-byte read
-// and write buffers and no writer: `tradecache bench fanout` (bench.Fanout,
-// in internal/bench) measures these figures.
+// frame. The writer frames messages itself, straight into that batch,
+// rather than through coder's Write. An idle connection holds one
+// goroutine (its reader, waiting for the socket to be readable on a 2 KiB
+// stack: it takes the pongs that answer our pings off the socket itself,
+// and hands reading on to a fresh goroutine after each message it
+// handles, since handling one grows a stack for good), a 512-byte read
+// buffer, a 256-byte write buffer for coder's control frames, and no
+// writer: `tradecache bench fanout` (bench.Fanout, in internal/bench)
+// measures these figures, the gateway's process apart from its clients'.
 //
 // # Goroutines and locks
 //
 // Run owns the subscription (the bus calls publish, the fan-out, from one
 // goroutine) and the sweeper (pings, idle timeouts). Each connection has a
-// reader goroutine (auth, then client messages; it waits for the others
-// before it ends), a writer while it has something to write (it exits after
-// writerLinger with nothing), a pinger while a ping awaits its pong, and a
-// closer while the close handshake runs.
+// reader goroutine (auth, then client messages, one goroutine after
+// another; the last waits for the others before it ends), a writer while
+// it has something to write (it exits after writerLinger with nothing), a
+// pinger while a ping awaits its pong, and a closer while the close
+// handshake runs.
 //
 // Gateway.mu guards the registry; the fan-out and the sweeper read an
 // immutable snapshot of it instead. client.mu guards a client's queue and
 // its closing state, held for a few instructions by the fan-out, the
 // writer and closers, never across I/O. No goroutine holds both. corkConn.mu
-// is taken inside coder's own frame lock, around the batched write. A
-// client's subscription set is an immutable matcher behind an atomic
-// pointer, replaced by its reader.
+// serialises the writer's frames, the pings and coder's control frames
+// (taken inside coder's own frame lock), around the batched write.
+// wsTransport.brMu keeps the waiting reader off the read buffer while the
+// close handshake reads it. A client's subscription set is an immutable
+// matcher behind an atomic pointer, replaced by its reader.
 package gateway

@@ -267,24 +267,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	c := g.newClient()
 	hw := &hijackWriter{ResponseWriter: w, pool: g.corkPool}
+	tr := &wsTransport{onPong: c.seen}
 	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		OriginPatterns: g.cfg.Origins,
-		OnPongReceived: func(context.Context, []byte) { c.seen() },
+		OnPongReceived: func(context.Context, []byte) { tr.gotPong() },
 	})
 	if err != nil {
 		sl.release()
 		return // Accept has answered: 403 for an Origin, 4xx for a bad handshake.
 	}
 	conn.SetReadLimit(g.cfg.MessageLimit)
-	c.tr = &wsTransport{Conn: conn, nc: hw.nc, cork: hw.cork}
+	tr.Conn, tr.nc, tr.cork, tr.br, tr.hidden = conn, hw.nc, hw.cork, hw.br, hw.leftover
+	c.tr = tr
 	// Serve from a goroutine of our own and return: net/http then drops
 	// its connection state (request, 8 KiB of buffers, a deep stack), which
 	// would otherwise be most of an idle connection's memory. Run waits for
-	// this goroutine (admit/release).
-	go func() {
-		defer sl.release()
-		g.serveClient(c, sl)
-	}()
+	// the client's goroutines (admit/release).
+	go g.serveClient(c, sl)
 }
 
 // slot is an admitted connection's place in the gateway's bounds: pending
@@ -475,6 +474,10 @@ type hijackWriter struct {
 	pool *sync.Pool
 	nc   net.Conn
 	cork *corkConn
+	br   *bufio.Reader // the reader handed to coder
+	// leftover: the client sent bytes after its upgrade request, which
+	// coder keeps aside until its first read.
+	leftover bool
 }
 
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -500,6 +503,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// heap of an idle connection. Bytes the client sent right after its
 	// handshake are carried over (kept in the original reader if many).
 	r := brw.Reader
+	h.leftover = r.Buffered() > 0
 	if n := r.Buffered(); n <= connBufSize {
 		b, _ := r.Peek(n)
 		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), h.cork), connBufSize)
@@ -507,10 +511,17 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// connection after taking what r has buffered.
 		_, _ = r.Peek(n)
 	}
-	return h.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(h.cork, connBufSize)), nil
+	h.br = r
+	return h.cork, bufio.NewReadWriter(r, bufio.NewWriterSize(h.cork, coderWriteBufSize)), nil
 }
 
-// connBufSize sizes a connection's read and write buffers.
+// connBufSize sizes a connection's read buffer.
 const connBufSize = 512
+
+// coderWriteBufSize sizes coder's write buffer. Messages bypass it
+// (corkConn.appendText); only coder's control frames (pong, close: at
+// most 127 bytes) pass through it, each flushed whole in one write, which
+// corkConn relies on to keep frames apart.
+const coderWriteBufSize = 256
 
 func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1200,3 +1200,82 @@ func TestFramesPipelinedWithHandshake(t *testing.T) {
 		})
 	}
 }
+
+// A client that answers pings but sends nothing else stays connected: its
+// pongs are taken off the socket while the reader waits (WaitReadable),
+// not inside coder's Read, and a message after them is still read.
+func TestPongsWhileWaiting(t *testing.T) {
+	e := start(t, Config{PingInterval: 50 * time.Millisecond, IdleTimeout: 400 * time.Millisecond})
+	nc, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET /ws HTTP/1.1\r\nHost: " + e.srv.Listener.Addr().String() +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer " + testToken + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	pong := func(payload []byte) []byte { // masked, as a client sends it
+		f := append([]byte{0x8a, 0x80 | byte(len(payload))}, 9, 8, 7, 6)
+		for i, b := range payload {
+			f = append(f, b^[]byte{9, 8, 7, 6}[i%4])
+		}
+		return f
+	}
+	pings := 0
+	deadline := time.Now().Add(3 * 400 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			t.Fatalf("after %d pings: %v", pings, err)
+		}
+		payload := make([]byte, hdr[1]&0x7f)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] != 0x89 {
+			t.Fatalf("frame %#x %q, want a ping", hdr[0], payload)
+		}
+		pings++
+		if _, err := nc.Write(pong(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pings < 5 {
+		t.Fatalf("%d pings in 1.2 s at a 50 ms interval", pings)
+	}
+	if st := e.g.Stats(); st.IdleDisconnects != 0 || st.Clients != 1 {
+		t.Fatalf("stats %+v: the answering client was closed", st)
+	}
+	// A pong and a message in one packet: the pong is taken, the message read.
+	sub, _ := json.Marshal(clientMessage{Type: typeSubscribe, Events: []string{"x"}})
+	if _, err := nc.Write(append(pong(nil), clientFrame(string(sub))...)); err != nil {
+		t.Fatal(err)
+	}
+	want := string(subscribedReply(newMatcher([]string{"x"})))
+	for {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			t.Fatal(err)
+		}
+		payload := make([]byte, hdr[1]&0x7f)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0] == 0x89 {
+			_, _ = nc.Write(pong(payload))
+			continue
+		}
+		if hdr[0] != 0x81 || string(payload) != want {
+			t.Fatalf("frame %#x %s, want text %s", hdr[0], payload, want)
+		}
+		break
+	}
+}

@@ -54,6 +54,8 @@ func (f *fakeConn) Read(context.Context) (websocket.MessageType, []byte, error) 
 	}
 }
 
+func (f *fakeConn) WaitReadable() {}
+
 func (f *fakeConn) Write(_ context.Context, _ websocket.MessageType, p []byte) error {
 	f.mu.Lock()
 	stall, gate, dl := f.stall, f.gate, f.deadline
@@ -214,10 +216,7 @@ func (s *sim) connect(f *fakeConn, authed bool) {
 	if f.answer {
 		f.pong = c.seen
 	}
-	go func() {
-		defer sl.release()
-		s.g.serveClient(c, sl)
-	}()
+	go s.g.serveClient(c, sl)
 	synctest.Wait()
 }
 
