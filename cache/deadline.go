@@ -73,8 +73,10 @@ func (d *deadlines) call(ctx context.Context) (context.Context, context.CancelFu
 		}
 		return context.WithDeadline(ctx, due)
 	}
-	// Derived from the caller's context: it ends with it (all the callers
-	// sharing it share its Done channel), and keeps its values.
+	// Derived from this caller's context: it ends with it, as do the
+	// contexts of every caller that will share it (they share its Done
+	// channel). They get this caller's values, which the Redis client does
+	// not read (the cache sets no hooks).
 	sctx, cancel := context.WithDeadline(ctx, due)
 	d.cur.Store(&sharedDeadline{done: done, ctx: sctx, cancel: cancel, deadline: due})
 	return sctx, noCancel

@@ -20,13 +20,16 @@ func TestAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := All(context.Background(), AllOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t), Scale: 0.02})
+	// The fan-out's clients in a process of their own: this test binary
+	// (TestMain).
+	rep, err := All(context.Background(), AllOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t), Scale: 0.02,
+		FanoutClientCommand: []string{os.Args[0]}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	requireFigures(t, rep, true, "machine.cpus", "cache.c64.get.redis", "cache.c1024.get.redis", "cache.c64.redis-benchmark.get",
 		"cache.c1024.redis-benchmark.get", "cache.c1024.get.redis.ratio", "filecache.1000.get_hit", "filecache.10000.set",
-		"fanout.delivered", "ingest.events")
+		"fanout.delivered", "fanout.client_process", "ingest.events")
 	if _, err := All(context.Background(), AllOptions{}); err == nil {
 		t.Error("All without Redis: no error")
 	}
