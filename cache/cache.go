@@ -169,6 +169,11 @@ type Config struct {
 	// ReportEvery is how often the same unusable value in Redis (one key,
 	// one reason) is logged at most (default 1 min); every one is counted.
 	ReportEvery time.Duration
+	// RefuseCluster, when set, refuses a Redis Cluster at Connect with
+	// this reason. The cache's own commands touch one key each and work
+	// on a cluster; a node whose leaders run scripts over keys that do not
+	// share a slot (keys not named for a cluster) sets it.
+	RefuseCluster string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -678,12 +683,9 @@ func (c *Cache) Connect(ctx context.Context) error {
 		if err != nil {
 			return c.connectFailed(ctx, fmt.Errorf("cache: connect: %w", err))
 		}
-		if cl.Mode() == valkey.ClientModeCluster {
-			// Fenced writes run the lease key and the data key in one
-			// script; on a cluster they live on different shards and
-			// valkey-go refuses (panics on) such a command. Refuse clearly.
+		if cl.Mode() == valkey.ClientModeCluster && c.cfg.RefuseCluster != "" {
 			cl.Close()
-			return c.connectFailed(ctx, errors.New("cache: connect: Redis Cluster is not supported yet (fenced writes need the lease and the data on one shard): use a single Redis/Valkey or Sentinel"))
+			return c.connectFailed(ctx, fmt.Errorf("cache: connect: this Redis is a cluster: %s", c.cfg.RefuseCluster))
 		}
 		p = &cl
 		c.client.Store(p)

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // registry returns a keyspace with a unique prefix and a test kind.
 func registry(t *testing.T, ttl time.Duration) *keyspace.Registry {
 	t.Helper()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	if err := reg.Register(keyspace.Kind{Name: "item", Pattern: "item:{id}", TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ type node struct {
 }
 
 func keys(t *testing.T, ttl time.Duration) (*keyspace.Registry, keyspace.Key, keyspace.Key) {
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: ttl}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: ttl}}))
 	lease := reg.MarketWSLeader()
 	epoch, err := reg.LeaderEpoch(lease)
 	if err != nil {

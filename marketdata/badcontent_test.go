@@ -174,7 +174,7 @@ func gather(t *testing.T, cs ...prometheus.Collector) *prometheus.Registry {
 // read is counted.
 func TestOversizedKlineMemberIsNeverFetched(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	rest, streams := simExchange(t)
 	nd := startSimNode(t, r, reg, rest, streams, false)
 	rc := r.Client(t)
@@ -279,7 +279,7 @@ func TestKlineReadersSkipBadMembers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 			nd := startSimNode(t, r, reg, rest, streams, false)
 			key, _ := reg.Kline("BTCUSDT", "1m")
 			ks := plantSeries(t, rc, key, open, 10)
@@ -310,7 +310,7 @@ func TestKlineReadersOfAWrongTypeKey(t *testing.T) {
 	rest, streams := simExchange(t)
 	rc := r.Client(t)
 	ctx := context.Background()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	nd := startSimNode(t, r, reg, rest, streams, false)
 	for _, sym := range []string{"BTCUSDT", "ETHUSDT"} { // configured, not configured
 		key, _ := reg.Kline(sym, "1m")
@@ -341,7 +341,7 @@ func TestKlineReadersOfAWrongTypeKey(t *testing.T) {
 // — is removed by the leader's fenced writes; the series stays whole.
 func TestLeaderRemovesBadContent(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	rest, streams := simExchange(t)
 	nd := startSimNode(t, r, reg, rest, streams, true)
 	rc := r.Client(t)
@@ -409,7 +409,7 @@ func TestLeaderRemovesBadContent(t *testing.T) {
 // stays (and readers skip it).
 func TestDeposedLeaderRemovesNothing(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 3 * time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 3 * time.Second}}))
 	rest, streams := simExchange(t)
 	nd := startSimNode(t, r, reg, rest, streams, true)
 	rc := r.Client(t)
@@ -446,7 +446,7 @@ func TestDeposedLeaderRemovesNothing(t *testing.T) {
 // every time, reported in one log line, and never logged as a failed write.
 func TestLeaderReplacesAWrongTypeKey(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	rest, streams := simExchange(t)
 	nd := startSimNode(t, r, reg, rest, streams, true)
 	rc := r.Client(t)
@@ -512,7 +512,7 @@ func TestReadThroughHealsBadContent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 			nd := startSimNode(t, r, reg, rest, streams, false)
 			key, _ := reg.Key(tt.kind, "ETHUSDT")
 			plant := rc.B().Set().Key(key.Name()).Value(tt.value).Build()
@@ -560,7 +560,7 @@ func TestHashReadersSkipBadFields(t *testing.T) {
 	rest, streams := simExchange(t)
 	rc := r.Client(t)
 	ctx := context.Background()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	nd := startSimNode(t, r, reg, rest, streams, false)
 	books, tickers := reg.BookTicker(), reg.MarketTicker24h()
 	big := `{"symbol":"ETHUSDT","x":"` + strings.Repeat("X", 5000) + `"}`
@@ -601,7 +601,7 @@ func TestHashReadersSkipBadFields(t *testing.T) {
 // so the whole window) and the garbage is removed.
 func TestBackfillPassesOverABadNewestMember(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	rest, streams := simExchange(t)
 	rc := r.Client(t)
 	ctx := context.Background()

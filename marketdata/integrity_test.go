@@ -120,7 +120,7 @@ func (s *scripted) next() int64 {
 func startScripted(t *testing.T, s *scripted, ic marketdata.Integrity) (*marketdata.Node, func() []exchange.Kline) {
 	t.Helper()
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	opt, _ := cache.RedisOptions(r.URL())
 	c, err := cache.New(cache.Config{Redis: opt})
 	if err != nil {

@@ -126,6 +126,10 @@ func (ig *integrity) due(now time.Time) []job {
 // run runs jobs, Concurrency at a time, and records their outcomes. It
 // returns errFenced when a write was fenced.
 func (ig *integrity) run(ctx context.Context, s sink, jobs []job, failing map[*seriesState]error) error {
+	if err := leaseHeld(ctx, s); leader.IsFenced(err) {
+		ig.n.st.Fenced.Add(1)
+		return errFenced
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ig.cfg.Concurrency)
 	var mu sync.Mutex // guards fenced, failing, starts, written

@@ -83,7 +83,16 @@ type Keys struct {
 	// MaxValue caps every value read from Redis, in bytes, over each
 	// kind's own limit; 0 = keyspace.DefaultMaxValue (1 MiB).
 	MaxValue int
+	// Naming is NamingSeed (the default) or NamingCluster: keys with
+	// Redis Cluster hash tags (keyspace.Config.HashTags).
+	Naming string
 }
+
+// Key namings.
+const (
+	NamingSeed    = "seed"
+	NamingCluster = "cluster"
+)
 
 // Registry returns the key registry of k.
 func (k Keys) Registry() (*keyspace.Registry, error) {
@@ -92,7 +101,12 @@ func (k Keys) Registry() (*keyspace.Registry, error) {
 		ttl[keyspace.KindMarketWSLeader] = k.LeaseTTL
 		ttl[keyspace.KindAccountLeader] = k.LeaseTTL
 	}
-	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl, MaxValue: k.MaxValue})
+	switch k.Naming {
+	case "", NamingSeed, NamingCluster:
+	default:
+		return nil, fmt.Errorf("node: key naming %q: want %s or %s", k.Naming, NamingSeed, NamingCluster)
+	}
+	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl, MaxValue: k.MaxValue, HashTags: k.Naming == NamingCluster})
 }
 
 // Exchange says which exchange the node streams from, and how much REST

@@ -132,6 +132,7 @@ func runDemo(t *testing.T, id string, r node.Redis) (*testenv.Buffer, func() err
 	t.Helper()
 	out := &testenv.Buffer{}
 	n, err := node.New(node.Config{NodeID: id, Demo: true, Stdout: out, Redis: r,
+		Keys:   node.Keys{Naming: testenv.KeyNaming()},
 		HTTP:   node.HTTP{Listen: "127.0.0.1:0"},
 		Market: node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}}})
 	if err != nil {
