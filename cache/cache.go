@@ -692,7 +692,7 @@ func (c *Cache) Connect(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	if err := (*p).Do(cctx, (*p).B().Ping().Build()).Error(); err != nil {
+	if err := probe(cctx, *p); err != nil {
 		return c.connectFailed(ctx, fmt.Errorf("cache: connect: ping: %w", err))
 	}
 	c.setTier(TierMemory, TierRedis, "redis answered")
@@ -774,13 +774,32 @@ func (c *Cache) ping(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
 	t0 := time.Now()
-	err := cl.Do(cctx, cl.B().Ping().Build()).Error()
+	err := probe(cctx, cl)
 	if err == nil {
 		c.pingRTT.Store(int64(time.Since(t0)))
 	}
 	if err != nil && ctx.Err() == nil {
 		c.classify(ctx, err)
 	}
+}
+
+// probe checks that Redis serves: a PING; on a cluster, every node says
+// the cluster is ok, so a cluster coming back node by node is not taken
+// for up while part of its slots still fail (CLUSTERDOWN).
+func probe(ctx context.Context, cl valkey.Client) error {
+	if cl.Mode() != valkey.ClientModeCluster {
+		return cl.Do(ctx, cl.B().Ping().Build()).Error()
+	}
+	for addr, n := range cl.Nodes() {
+		info, err := n.Do(ctx, n.B().ClusterInfo().Build()).ToString()
+		if err != nil {
+			return fmt.Errorf("cluster node %s: %w", addr, err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("cluster node %s: cluster state is not ok", addr)
+		}
+	}
+	return nil
 }
 
 // RedisLatency is the round trip of the last health PING (every
