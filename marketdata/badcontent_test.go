@@ -107,7 +107,7 @@ func startSimNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, rest *
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: "n1", RetryEvery: 50 * time.Millisecond, Logger: log})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: "n1", RetryEvery: 50 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

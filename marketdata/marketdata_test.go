@@ -138,7 +138,7 @@ func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeEx
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: id, RetryEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
