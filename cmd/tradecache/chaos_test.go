@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/internal/keyaudit"
 	"github.com/tradecache/tradecache/internal/testenv"
 )
@@ -25,14 +26,18 @@ import (
 const ChaosDurationEnv = "TRADECACHE_CHAOS_DURATION"
 
 // TestChaosSoak: three nodes (real processes) on a three-master Redis
-// Cluster stream from a simulator whose streams drop, stall, flood and
-// send garbage the whole time, while the suite SIGKILLs and restarts
-// nodes, SIGSTOPs them past their lease, and kills and restarts Redis
-// masters. One node, the witness, is never touched. When the faults stop
-// and the system has settled: no key without TTL on any master; every
-// node serves each series' closed klines exactly as the simulator's truth
-// (none missing, none duplicated, none with other values); the witness's
-// RSS and goroutines have not grown beyond noise. It prints a summary.
+// Cluster with a replica per master stream from a simulator whose streams
+// drop, stall, flood and send garbage the whole time, and hold its
+// account, which trades all along; meanwhile the suite SIGKILLs and
+// restarts nodes, SIGSTOPs them past their lease, kills masters (their
+// replicas take over; the dead come back as replicas) and makes
+// coordinated failovers. One node, the witness, is never touched. When
+// the faults stop and the system has settled: no key without TTL on any
+// master; every node serves each series' closed klines exactly as the
+// simulator's truth (none missing, none duplicated, none with other
+// values) and the positions every fill made (no account update lost);
+// the witness's RSS and goroutines have not grown beyond noise. It prints
+// a summary.
 func TestChaosSoak(t *testing.T) {
 	dur := time.Minute
 	if s := os.Getenv(ChaosDurationEnv); s != "" {
@@ -42,17 +47,19 @@ func TestChaosSoak(t *testing.T) {
 		}
 		dur = d
 	}
-	r := testenv.StartCluster(t)
+	r := testenv.StartCluster(t, testenv.ClusterReplicas())
 	symbols := []string{"BTCUSDT", "ETHUSDT"}
 	// Stalls and floods on a seeded schedule per connection; 16 MB frames
 	// left out of the short form to spare a 2-core CI machine.
 	sim := spawn(t, "sim", "sim", "--listen", "127.0.0.1:0", "--speed", "60", "--symbols", strings.Join(symbols, ","),
-		"--chaos", "seed=11,drop=5s,stall=20s,stallFor=8s,flood=15s,floodFrames=20000,big=30s,bigSizes=2097152,garbage=1s")
+		"--chaos", "seed=11,drop=5s,stall=20s,stallFor=8s,flood=15s,floodFrames=20000,big=30s,bigSizes=2097152,garbage=1s",
+		"--api-key", e2eKey, "--api-secret", e2eSecret, "--balance", "USDT=100000")
 	ws := "ws" + sim.url[len("http"):]
 	node := func(id string) *proc {
 		return spawn(t, id, "serve", "--listen", "127.0.0.1:0", "--redis", r.URL(), "--key-naming", "cluster",
 			"--node-id", id, "--exchange-rest", sim.url, "--exchange-ws", ws, "--symbols", strings.Join(symbols, ","),
-			"--intervals", "1m", "--lease-ttl", "3s", "--window", "1000", "--ws-token", clusterToken)
+			"--intervals", "1m", "--lease-ttl", "3s", "--window", "1000", "--ws-token", clusterToken,
+			"--api-key", e2eKey, "--api-secret", e2eSecret)
 	}
 	nodes := []*proc{node("witness"), node("n1"), node("n2")}
 	testenv.Eventually(t, 20*time.Second, func() bool {
@@ -64,9 +71,24 @@ func TestChaosSoak(t *testing.T) {
 
 	counts := map[string]int{}
 	rng := rand.New(rand.NewPCG(11, 0))
-	for end := time.Now().Add(dur); time.Now().Before(end); {
+	client := binance.NewREST(binance.RESTConfig{BaseURL: sim.url, APIKey: e2eKey, APISecret: e2eSecret})
+	held := map[string]int{} // thousandths, as every fill should leave the positions
+	trade := func() {
+		sym, qty := symbols[rng.IntN(len(symbols))], 10*(1+rng.IntN(9)) // over the 20 USDT minimum notional
+		side := "BUY"
+		if rng.IntN(2) == 0 {
+			side, qty = "SELL", -qty
+		}
+		if _, err := client.PlaceOrder(context.Background(), binance.OrderRequest{Symbol: sym, Side: side, Type: "MARKET", Quantity: fmt.Sprintf("0.%03d", max(qty, -qty))}); err != nil {
+			t.Fatalf("order: %v", err)
+		}
+		held[sym] += qty
+		counts["orders filled"]++
+	}
+	for step, end := 0, time.Now().Add(dur); time.Now().Before(end); step++ {
+		trade()
 		i := 1 + rng.IntN(2) // never the witness
-		switch rng.IntN(3) {
+		switch step % 4 {    // every fault in turn
 		case 0:
 			nodes[i].cmd.Process.Signal(syscall.SIGKILL)
 			nodes[i].cmd.Wait()
@@ -79,12 +101,18 @@ func TestChaosSoak(t *testing.T) {
 			nodes[i].cmd.Process.Signal(syscall.SIGCONT)
 			counts["node SIGSTOP 5 s"]++
 		case 2:
-			m := r.Node(rng.IntN(testenv.ClusterMasters))
+			// The replica takes over after the 2 s node timeout; the dead
+			// master comes back empty and resyncs as a replica.
+			m := r.Master(t, rng.IntN(testenv.ClusterMasters))
 			m.Stop(t)
-			time.Sleep(2 * time.Second)
+			time.Sleep(4 * time.Second)
 			m.Restart(t)
-			counts["redis master kill + restart (empty)"]++
+			counts["redis master SIGKILL (replica promoted) + restart"]++
+		case 3:
+			r.Failover(t, rng.IntN(testenv.ClusterMasters))
+			counts["redis CLUSTER FAILOVER"]++
 		}
+		trade()
 		time.Sleep(2 * time.Second)
 	}
 	// Settle: the exchange behaves, every node is on Redis, and a leader
@@ -117,6 +145,22 @@ func TestChaosSoak(t *testing.T) {
 		return len(bad) == 0
 	}, "klines differ from the truth: %v", &bad)
 
+	// Every fill reached every node's positions.
+	want := map[string]string{}
+	for sym, q := range held {
+		if q != 0 {
+			want[sym] = fmt.Sprintf("%.3f", float64(q)/1000)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		for _, p := range nodes {
+			if fmt.Sprint(positionsOf(t, p)) != fmt.Sprint(want) {
+				return false
+			}
+		}
+		return true
+	}, "positions differ from the fills' %v", want)
+
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	audit, err := keyaudit.Audit(ctx, r.Client(t), keyaudit.Options{})
@@ -138,9 +182,10 @@ func TestChaosSoak(t *testing.T) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "chaos for\t%v (exchange: drops, stalls, floods, 2 MB frames, garbage)\n", dur)
-	for _, k := range []string{"node SIGKILL + restart", "node SIGSTOP 5 s", "redis master kill + restart (empty)"} {
+	for _, k := range []string{"node SIGKILL + restart", "node SIGSTOP 5 s", "redis master SIGKILL (replica promoted) + restart", "redis CLUSTER FAILOVER", "orders filled"} {
 		fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
 	}
+	fmt.Fprintf(tw, "positions equal to the fills\t%d nodes\n", len(nodes))
 	fmt.Fprintf(tw, "keys without TTL (every master)\t%d of %d\n", audit.NoTTLCount, audit.Keys)
 	fmt.Fprintf(tw, "series equal to the truth\t%d of %d (nodes × symbols)\n", len(nodes)*len(symbols)-len(bad), len(nodes)*len(symbols))
 	fmt.Fprintf(tw, "witness RSS\t%d MB → %d MB\n", rss0>>20, rss1>>20)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,6 +53,10 @@ func KeyNaming() string {
 	return "seed"
 }
 
+// ClusterReplicas gives each master of a cluster a replica, so a master
+// that dies fails over (after the 2 s node timeout) and Failover works.
+func ClusterReplicas() Option { return func(r *Redis) { r.withRepl = true } }
+
 func isReplica(opts []Option) bool {
 	var r Redis
 	for _, o := range opts {
@@ -91,8 +96,7 @@ func startCluster(dir string, opts ...Option) (*Redis, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	for i := 0; i < ClusterMasters; i++ {
-		var n *Redis
+	launch := func() (*Redis, error) {
 		var lastErr error
 		for attempt := 0; attempt < 5; attempt++ {
 			port, err := freePort()
@@ -103,16 +107,27 @@ func startCluster(dir string, opts ...Option) (*Redis, error) {
 			if err != nil {
 				return nil, err
 			}
-			n = &Redis{Port: port, busPort: bus, dir: dir, Password: c.Password}
+			n := &Redis{Port: port, busPort: bus, dir: dir, Password: c.Password}
 			if lastErr = n.launch(bin); lastErr == nil {
-				break
+				return n, nil
 			}
 		}
-		if lastErr != nil {
+		return nil, lastErr
+	}
+	for i := 0; i < ClusterMasters; i++ {
+		n, err := launch()
+		if err != nil {
 			c.kill()
-			return nil, fmt.Errorf("cluster node %d: %w", i, lastErr)
+			return nil, fmt.Errorf("cluster node %d: %w", i, err)
 		}
 		c.nodes = append(c.nodes, n)
+		if c.withRepl {
+			if n, err = launch(); err != nil {
+				c.kill()
+				return nil, fmt.Errorf("cluster replica %d: %w", i, err)
+			}
+			c.replicas = append(c.replicas, n)
+		}
 	}
 	c.Port = c.nodes[0].Port
 	if err := c.form(); err != nil {
@@ -121,6 +136,9 @@ func startCluster(dir string, opts ...Option) (*Redis, error) {
 	}
 	return c, nil
 }
+
+// all is every node of a cluster, masters and replicas.
+func (r *Redis) all() []*Redis { return append(slices.Clone(r.nodes), r.replicas...) }
 
 // clusterArgs are a cluster node's settings: its own nodes.conf and bus
 // port, and a short node timeout so a dead master is noticed in tests.
@@ -164,27 +182,147 @@ func (r *Redis) form() error {
 			return fmt.Errorf("cluster: form on %s: %w", n.Addr(), err)
 		}
 	}
-	return r.waitOK(ctx)
+	if err := waitOK(ctx, r.nodes); err != nil || r.replicas == nil {
+		return err
+	}
+	// Each replica meets the cluster, then replicates its master.
+	for i, rep := range r.replicas {
+		m, err := r.nodes[i].single()
+		if err != nil {
+			return err
+		}
+		id, err := m.Do(ctx, m.B().ClusterMyid().Build()).ToString()
+		m.Close()
+		if err != nil {
+			return fmt.Errorf("cluster: id of %s: %w", r.nodes[i].Addr(), err)
+		}
+		cl, err := rep.single()
+		if err != nil {
+			return err
+		}
+		first := r.nodes[0]
+		err = cl.Do(ctx, cl.B().Arbitrary("CLUSTER", "MEET").Args("127.0.0.1", strconv.Itoa(first.Port), strconv.Itoa(first.busPort)).Build()).Error()
+		for err == nil {
+			// REPLICATE needs the master known to the replica first.
+			if err = cl.Do(ctx, cl.B().ClusterReplicate().NodeId(id).Build()).Error(); err == nil || ctx.Err() != nil {
+				break
+			}
+			err = nil
+			time.Sleep(20 * time.Millisecond)
+		}
+		cl.Close()
+		if err != nil {
+			return fmt.Errorf("cluster: replica %s of %s: %w", rep.Addr(), r.nodes[i].Addr(), err)
+		}
+	}
+	if err := r.waitOK(ctx); err != nil {
+		return err
+	}
+	for _, rep := range r.replicas {
+		if err := rep.waitSynced(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitSynced waits until a replica's link to its master is up.
+func (r *Redis) waitSynced(ctx context.Context) error {
+	cl, err := r.single()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		info, err := cl.Do(ctx, cl.B().Info().Section("replication").Build()).ToString()
+		if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("cluster: replica %s never synced: %v", r.Addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Failover makes the replica of shard i its master with CLUSTER FAILOVER
+// (a coordinated failover: the master stops taking writes, the replica
+// catches up, then takes over), whichever of the two is master now, and
+// waits until the cluster is ok. It needs ClusterReplicas.
+func (r *Redis) Failover(tb testing.TB, i int) {
+	tb.Helper()
+	if r.replicas == nil {
+		tb.Fatal("testenv: Failover needs a cluster with ClusterReplicas")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, n := range []*Redis{r.nodes[i], r.replicas[i]} {
+		cl, err := n.single()
+		if err != nil {
+			tb.Fatalf("testenv: %v", err)
+		}
+		role, err := cl.Do(ctx, cl.B().Role().Build()).ToArray()
+		if err == nil && len(role) > 0 {
+			if s, _ := role[0].ToString(); s == "slave" {
+				// A manual failover needs the replica in sync; one that
+				// times out (5 s in Redis) is asked again.
+				err = n.waitSynced(ctx)
+				asked := time.Time{}
+				for err == nil {
+					if time.Since(asked) > 3*time.Second {
+						if err = cl.Do(ctx, cl.B().ClusterFailover().Build()).Error(); err != nil {
+							break
+						}
+						asked = time.Now()
+					}
+					if role, rerr := cl.Do(ctx, cl.B().Role().Build()).ToArray(); rerr == nil && len(role) > 0 {
+						if s, _ := role[0].ToString(); s == "master" {
+							break
+						}
+					}
+					err = ctx.Err()
+					time.Sleep(20 * time.Millisecond)
+				}
+				cl.Close()
+				if err != nil {
+					tb.Fatalf("testenv: failover to %s: %v", n.Addr(), err)
+				}
+				if err := r.waitOK(ctx); err != nil {
+					tb.Fatalf("testenv: %v", err)
+				}
+				return
+			}
+		}
+		cl.Close()
+	}
+	tb.Fatalf("testenv: shard %d has no live replica to fail over to", i)
 }
 
 // waitOK waits until every node says cluster_state:ok and knows every
 // other node.
-func (r *Redis) waitOK(ctx context.Context) error {
-	for _, n := range r.nodes {
+func (r *Redis) waitOK(ctx context.Context) error { return waitOK(ctx, r.all()) }
+
+// waitOK waits until each of nodes says cluster_state:ok and knows them
+// all.
+func waitOK(ctx context.Context, nodes []*Redis) error {
+	for _, n := range nodes {
 		cl, err := n.single()
 		if err != nil {
 			return err
 		}
-		var info string
+		var info, last string
 		for {
 			info, err = cl.Do(ctx, cl.B().ClusterInfo().Build()).ToString()
+			if err == nil {
+				last = info
+			}
 			if err == nil && strings.Contains(info, "cluster_state:ok") &&
-				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(r.nodes))) {
+				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(nodes))) {
 				break
 			}
 			if ctx.Err() != nil {
 				cl.Close()
-				return fmt.Errorf("cluster: %s never became ok: %v %s", n.Addr(), err, lastLines(info, 3))
+				return fmt.Errorf("cluster: %s never became ok: %v %s", n.Addr(), err, strings.Join(strings.Fields(last), " "))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -205,7 +343,7 @@ func (r *Redis) single() (valkey.Client, error) {
 // restartCluster starts every node again on its ports with its nodes.conf:
 // the same cluster, every slot where it was, no keys.
 func (r *Redis) restartCluster(bin string) error {
-	for _, n := range r.nodes {
+	for _, n := range r.all() {
 		var lastErr error
 		for attempt := 0; attempt < 50; attempt++ { // the port may linger briefly
 			if lastErr = n.launch(bin); lastErr == nil {
@@ -222,5 +360,42 @@ func (r *Redis) restartCluster(bin string) error {
 	return r.waitOK(ctx)
 }
 
-// Node is the i-th master of a cluster, to kill or pause one shard alone.
+// Node is the i-th master of a cluster at start, to kill or pause one
+// shard alone; Replica the one replicating it at start (ClusterReplicas).
+// After a failover their roles may have swapped.
 func (r *Redis) Node(i int) *Redis { return r.nodes[i] }
+
+// Replica is the i-th replica of a cluster at start.
+func (r *Redis) Replica(i int) *Redis { return r.replicas[i] }
+
+// Master is whichever of shard i's two nodes (ClusterReplicas) is its
+// master now, or Node(i) without replicas.
+func (r *Redis) Master(tb testing.TB, i int) *Redis {
+	tb.Helper()
+	if r.replicas == nil {
+		return r.nodes[i]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		for _, n := range []*Redis{r.nodes[i], r.replicas[i]} {
+			if !n.running() {
+				continue
+			}
+			cl, err := n.single()
+			if err != nil {
+				continue
+			}
+			role, err := cl.Do(ctx, cl.B().Role().Build()).ToArray()
+			cl.Close()
+			if err == nil && len(role) > 0 {
+				if s, _ := role[0].ToString(); s == "master" {
+					return n
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("testenv: shard %d has no master", i)
+	return nil
+}

@@ -45,8 +45,10 @@ type Redis struct {
 	ReplicaOf string // host:port of the master this server replicates; empty: a master
 	dir       string
 
-	nodes   []*Redis // the masters of a cluster; nil for one server
-	busPort int      // a cluster node's cluster bus port; 0: not a cluster node
+	nodes    []*Redis // the masters of a cluster at start; nil for one server
+	replicas []*Redis // replicas[i] replicates nodes[i] at start (ClusterReplicas)
+	busPort  int      // a cluster node's cluster bus port; 0: not a cluster node
+	withRepl bool     // ClusterReplicas was given
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
@@ -269,7 +271,7 @@ func (r *Redis) running() bool {
 
 func (r *Redis) kill() {
 	if r.nodes != nil {
-		for _, n := range r.nodes {
+		for _, n := range r.all() {
 			n.kill()
 		}
 		return
@@ -329,7 +331,7 @@ func (r *Redis) Resume(tb testing.TB) { r.signal(tb, syscall.SIGCONT) }
 func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
 	tb.Helper()
 	if r.nodes != nil {
-		for _, n := range r.nodes {
+		for _, n := range r.all() {
 			n.signal(tb, s)
 		}
 		return

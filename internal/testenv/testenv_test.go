@@ -114,3 +114,32 @@ func TestCluster(t *testing.T) {
 	r.Node(1).Restart(t)
 	testenv.Eventually(t, 10*time.Second, func() bool { return set("a") == nil && set("b") == nil && set("c") == nil }, "no write after one master's restart")
 }
+
+// TestClusterFailover: with replicas, CLUSTER FAILOVER swaps a shard's
+// master and replica and keeps its keys; a killed master's replica takes
+// over by itself.
+func TestClusterFailover(t *testing.T) {
+	r := testenv.StartCluster(t, testenv.ClusterReplicas())
+	c := r.Client(t)
+	ctx := context.Background()
+	set := func(k string) error {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return c.Do(ctx, c.B().Set().Key(k).Value("v").ExSeconds(60).Build()).Error()
+	}
+	if err := set("b"); err != nil { // slot 3300: shard 0
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // replicated
+	r.Failover(t, 0)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		v, err := c.Do(ctx, c.B().Get().Key("b").Build()).ToString()
+		return err == nil && v == "v"
+	}, "key lost or unreachable after CLUSTER FAILOVER")
+	// Kill the shard's master now (the replica at start): its replica (the
+	// master at start) is promoted after the node timeout.
+	r.Replica(0).Stop(t)
+	testenv.Eventually(t, 15*time.Second, func() bool { return set("b") == nil }, "no write after the master died")
+	r.Replica(0).Restart(t)
+	r.Failover(t, 0) // back, once the restarted node has synced
+}
