@@ -562,6 +562,8 @@ func (c *Cache) noteFailure(err error) {
 	case !changed:
 	case connectionFailure(err):
 		c.cfg.Logger.Debug("cache: redis unreachable", "err", cause)
+	case errors.Is(err, errClusterRefused):
+		c.cfg.Logger.Warn("cache: redis not used", "err", cause)
 	default:
 		c.cfg.Logger.Warn("cache: redis refused this client: check the Redis URL's user, password, database and TLS", "err", cause)
 	}
@@ -685,7 +687,7 @@ func (c *Cache) Connect(ctx context.Context) error {
 		}
 		if cl.Mode() == valkey.ClientModeCluster && c.cfg.RefuseCluster != "" {
 			cl.Close()
-			return c.connectFailed(ctx, fmt.Errorf("cache: connect: this Redis is a cluster: %s", c.cfg.RefuseCluster))
+			return c.connectFailed(ctx, fmt.Errorf("cache: connect: %w: %s", errClusterRefused, c.cfg.RefuseCluster))
 		}
 		p = &cl
 		c.client.Store(p)
@@ -698,6 +700,9 @@ func (c *Cache) Connect(ctx context.Context) error {
 	c.setTier(TierMemory, TierRedis, "redis answered")
 	return nil
 }
+
+// errClusterRefused is a Redis Cluster refused by Config.RefuseCluster.
+var errClusterRefused = errors.New("this Redis is a cluster")
 
 // connectFailed notes err unless the caller gave up, and returns it.
 func (c *Cache) connectFailed(ctx context.Context, err error) error {

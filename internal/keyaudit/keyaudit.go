@@ -91,7 +91,7 @@ func Audit(ctx context.Context, client valkey.Client, opt Options) (Report, erro
 	}
 	rep := Report{Spread: make([]int, len(Buckets))}
 	fams := map[string]*Family{}
-	masters, err := primaries(ctx, client, opt.Timeout)
+	masters, err := Masters(ctx, client, opt.Timeout)
 	if err != nil {
 		return rep, err
 	}
@@ -217,10 +217,10 @@ func FirstSegment(key string) string {
 	return key
 }
 
-// primaries returns one client per primary: every master of a cluster
-// (a replica holds copies of its master's keys, which would count twice),
-// or the client itself.
-func primaries(ctx context.Context, c valkey.Client, timeout time.Duration) (map[string]valkey.Client, error) {
+// Masters returns one client per primary: every master of a cluster (a
+// replica holds copies of its master's keys, which would count twice), or
+// the client itself. A scan of every key scans each of them.
+func Masters(ctx context.Context, c valkey.Client, timeout time.Duration) (map[string]valkey.Client, error) {
 	nodes := c.Nodes()
 	if len(nodes) <= 1 {
 		return map[string]valkey.Client{"redis": c}, nil
