@@ -181,6 +181,10 @@ type result struct {
 // progress, or another final. REST's finals are then the kept ones: no
 // stream final can replace them, and buffered updates that disagree are
 // dropped.
+// maxRepublish bounds the repaired klines one reconciliation publishes as
+// events.
+const maxRepublish = 100
+
 func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, error) {
 	n, st := ig.n, j.st
 	res := result{first: 0, last: -1}
@@ -269,6 +273,14 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 			return res, err
 		}
 		ig.n.repaired(st.key, rp)
+		if j.reasons&reasonStart == 0 {
+			// Readers that follow the events (a live Store) get the
+			// repaired finals too: the newest maxRepublish of them. A
+			// term's first backfill is not news: they read it at start.
+			for _, k := range writes[max(0, len(writes)-maxRepublish):] {
+				n.publish("kline", k)
+			}
+		}
 	}
 
 	// REST's finals are kept from now on; what the buffer holds against
