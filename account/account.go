@@ -12,7 +12,10 @@
 //     listenKeyExpired;
 //   - seeds positions and balances from REST (signed /fapi/v3/account and
 //     /fapi/v3/positionRisk) at every (re)connection, and again every
-//     Reseed (2 min), so the keys (TTL 300 s) never expire under readers;
+//     Reseed (2 min), so the keys (TTL 300 s) never expire under readers,
+//     and once Redis answers again after failing: a master that failed
+//     over may have lost writes it acknowledged (replication is
+//     asynchronous), and no later delta would tell;
 //   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
 //     side) — the event is a delta, a symbol it does not mention is left
 //     as it was, and a position keeps the positionRisk fields the stream
@@ -130,6 +133,9 @@ type Stats struct {
 	Fenced      atomic.Uint64
 	KeyRenewals atomic.Uint64 // listenKeys created after an expiry or -1125
 	Unknown     atomic.Uint64 // position deltas that found no usable stored positions (a REST seed follows)
+	// RedisReseeds counts REST seeds made because Redis had failed (a
+	// failover may have lost acknowledged writes).
+	RedisReseeds atomic.Uint64
 }
 
 // New returns a Node; it does no I/O. elector is nil without Redis.
@@ -289,8 +295,21 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 	defer keep.Stop()
 	reseed := time.NewTicker(n.cfg.Reseed)
 	defer reseed.Stop()
+	// Redis failures since the last look; a seed follows once they stop.
+	health := time.NewTicker(redisCheck)
+	defer health.Stop()
+	redisErrs, failed := n.cache.Stats().RedisErrors, false
 	for {
 		select {
+		case <-health.C:
+			switch e := n.cache.Stats().RedisErrors; {
+			case e != redisErrs:
+				redisErrs, failed = e, true
+			case failed && n.cache.Redis() != nil:
+				failed = false
+				n.st.RedisReseeds.Add(1)
+				seed()
+			}
 		case err := <-done:
 			if ctx.Err() != nil {
 				return nil
@@ -325,6 +344,10 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 		}
 	}
 }
+
+// redisCheck is how often the holder looks for Redis failures (to seed
+// from REST once they stop).
+const redisCheck = 2 * time.Second
 
 // listenKey returns the account's shared listenKey, creating one when
 // none is cached.

@@ -817,3 +817,27 @@ func TestReadsStoreNothingWhileTheStreamIsHeld(t *testing.T) {
 		t.Errorf("a read replaced the bad balance with %q", v)
 	}
 }
+
+// TestReseedAfterRedisFailed: a write Redis acknowledged and then lost (a
+// master failing over before it replicated) leaves the positions stale
+// with nothing to tell; once Redis answers again after failing, the holder
+// seeds from REST, long before the periodic re-seed.
+func TestReseedAfterRedisFailed(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
+	f := newFake()
+	a := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
+	// The lost write: positions as they were before a fill.
+	rc := r.Client(t)
+	ctx := context.Background()
+	rc.Do(ctx, rc.B().Set().Key(reg.Positions().Name()).Value("[]").Px(5*time.Minute).Build())
+	// Redis fails for less than the lease: the term goes on.
+	r.Pause(t)
+	time.Sleep(400 * time.Millisecond)
+	r.Resume(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "positions not re-read from REST after Redis failed")
+	if n := a.n.Stats().RedisReseeds.Load(); n == 0 {
+		t.Error("no seed counted for the Redis failure")
+	}
+}

@@ -575,6 +575,9 @@ func (c *Cache) noteFailure(err error) {
 // permissions, a wrong database), a failed TLS handshake or a name that
 // does not resolve.
 func connectionFailure(err error) bool {
+	if errors.Is(err, errClusterNotOK) {
+		return true // a cluster failing over or coming back heals by itself
+	}
 	if _, ok := valkey.IsValkeyErr(err); ok {
 		return false
 	}
@@ -701,6 +704,10 @@ func (c *Cache) Connect(ctx context.Context) error {
 	return nil
 }
 
+// errClusterNotOK is a cluster node that says the cluster is not ok
+// (CLUSTER INFO): part of the slots have no master that answers.
+var errClusterNotOK = errors.New("cluster state is not ok")
+
 // errClusterRefused is a Redis Cluster refused by Config.RefuseCluster.
 var errClusterRefused = errors.New("this Redis is a cluster")
 
@@ -797,11 +804,18 @@ func probe(ctx context.Context, cl valkey.Client) error {
 	}
 	for addr, n := range cl.Nodes() {
 		info, err := n.Do(ctx, n.B().ClusterInfo().Build()).ToString()
+		if ve, ok := valkey.IsValkeyErr(err); ok && strings.HasPrefix(ve.Error(), "NOPERM") {
+			// A user without cluster|info: a PING of every node it is.
+			if err := n.Do(ctx, n.B().Ping().Build()).Error(); err != nil {
+				return fmt.Errorf("cluster node %s: %w", addr, err)
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("cluster node %s: %w", addr, err)
 		}
 		if !strings.Contains(info, "cluster_state:ok") {
-			return fmt.Errorf("cluster node %s: cluster state is not ok", addr)
+			return fmt.Errorf("cluster node %s: %w", addr, errClusterNotOK)
 		}
 	}
 	return nil

@@ -401,7 +401,7 @@ func (r *Registry) Register(k Kind) error {
 		return fmt.Errorf("keyspace: register: kind %q already registered", k.Name)
 	}
 	for _, other := range r.kinds {
-		if samePattern(other.segs, segs) {
+		if samePattern(other.segs, segs) || samePattern(clusterSegs(other), clusterSegs(c)) {
 			return fmt.Errorf("keyspace: register %q: pattern %q collides with kind %q (%q)", k.Name, k.Pattern, other.Name, other.Pattern)
 		}
 	}
@@ -524,10 +524,10 @@ func (r *Registry) Parse(name string) (kind string, parts []string, err error) {
 		c := r.kinds[n]
 		segs := all
 		if r.hashTags && c.slotSeg < 0 {
-			// The word tag in front: the kind's, or any for a kind that
-			// takes another key's (leader_epoch).
+			// The word tag in front: the kind's, or any for the epoch
+			// counter, which takes its lease's.
 			tag, ok := untag(segs[0])
-			if !ok || (tag != c.tag && c.Slot != "") {
+			if !ok || (tag != c.tag && c.Name != KindLeaderEpoch) {
 				continue
 			}
 			segs = segs[1:]
@@ -699,6 +699,22 @@ func compilePattern(p string) ([]segment, error) {
 		segs = append(segs, segment{lit: s})
 	}
 	return segs, nil
+}
+
+// clusterSegs is the pattern of c's keys under cluster naming: with the
+// word tag in front as a literal (the epoch counter's as a placeholder:
+// it takes its lease's), or the slot placeholder as it stands (its braces
+// are a literal's business only when two kinds could clash, which needs
+// the same shape anyway).
+func clusterSegs(c *compiled) []segment {
+	if c.slotSeg >= 0 {
+		return c.segs
+	}
+	front := segment{lit: "{" + c.tag + "}"}
+	if c.Name == KindLeaderEpoch {
+		front = segment{param: "tag"}
+	}
+	return append([]segment{front}, c.segs...)
 }
 
 // samePattern reports whether two patterns could build the same key.

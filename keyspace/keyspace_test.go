@@ -379,6 +379,14 @@ func TestClusterNaming(t *testing.T) {
 	if err := r.Register(keyspace.Kind{Name: "bad", Pattern: "bad:{x}", Slot: "{y}", TTL: time.Minute}); err == nil {
 		t.Error("a slot naming no placeholder accepted")
 	}
+	// Only the epoch counter takes another tag than its own.
+	if kind, _, err := r.Parse("prod:{market}:signal:BTCUSDT"); err == nil {
+		t.Errorf("a custom kind parsed under another kind's tag: %q", kind)
+	}
+	// A kind that would build the epoch counter's cluster names collides.
+	if err := r.Register(keyspace.Kind{Name: "fake", Pattern: "{a}:leader_epoch:{b}", Slot: "{a}", TTL: time.Minute}); err == nil {
+		t.Error("a kind colliding with leader_epoch under cluster naming accepted")
+	}
 }
 
 // globMatch is Redis's glob for the patterns keyspace writes: '*' matches

@@ -41,6 +41,14 @@
 // still holds its token (Fence.Held), which a single Redis does inside
 // every script.
 //
+// Slot fences compare epochs, so there an epoch must never go back: it is
+// at least Redis's clock in milliseconds when the lease is acquired, so a
+// counter lost with a master (an increment not replicated, a restart
+// without persistence, an eviction) does not hand out an epoch older than
+// one a fence holds. (A new master whose clock lags the old one's hands
+// out epochs that fences refuse for as long as the lag: each refusal ends
+// the term, and a later acquisition passes them.)
+//
 // What that guarantees: once a later leader has written a slot, no write
 // of an earlier term lands in it, atomically per slot. What it does not:
 // between a lease takeover and the new leader's first write to a slot, a
@@ -57,9 +65,10 @@
 // acquires the lease on the promoted replica; one quicker than the lease
 // lets the leader renew the copy the replica holds and keep its term. The
 // epoch is then only as monotonic as replication made it: a lost increment
-// is handed out again. The token stays unique all the same — each
-// acquisition draws a random nonce into it — so no write fenced by a
-// lost term's token can pass the check of a later one.
+// is handed out again (except under cluster naming, see above). The token
+// stays unique all the same — each acquisition draws a random nonce into
+// it — so no write fenced by a lost term's token can pass the check of a
+// later one.
 //
 // On a clean shutdown the leader releases the lease (delete if it still
 // holds its token), so a follower takes over within its next attempt
@@ -220,9 +229,21 @@ func (e *Elector) Leading() (bool, Term) {
 	return e.leading, e.term
 }
 
+// acquireScript: with ARGV[5] == '1' (per-slot fences) the epoch is at
+// least Redis's clock in milliseconds, so it never goes back, even when
+// the counter was lost (a failover that lost an increment, a restart
+// without persistence, an eviction): slot fences compare epochs.
 var acquireScript = valkey.NewLuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local epoch = redis.call('INCR', KEYS[2])
+if ARGV[5] == '1' then
+  local t = redis.call('TIME')
+  local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if epoch < floor then
+    epoch = floor
+    redis.call('SET', KEYS[2], epoch)
+  end
+end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local token = cjson.encode({node = ARGV[1], epoch = epoch, nonce = ARGV[4]})
 redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
@@ -284,8 +305,12 @@ func (e *Elector) tryAcquire(ctx context.Context) (Term, time.Time, bool) {
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
 	defer cancel()
+	slotted := "0"
+	if e.cfg.Keys != nil && e.cfg.Keys.HashTags() {
+		slotted = "1"
+	}
 	token, err := acquireScript.Exec(cctx, cl, []string{e.cfg.Lease.Name(), e.cfg.Epoch.Name()},
-		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL()), nonce()}).ToString()
+		[]string{e.cfg.NodeID, ms(ttl), ms(e.cfg.Epoch.TTL()), nonce(), slotted}).ToString()
 	if err != nil {
 		if !valkey.IsValkeyNil(err) && ctx.Err() == nil && err.Error() != e.lastErr {
 			// Once per distinct error: a node that can never lead says why.

@@ -234,7 +234,6 @@ func TestSlotFencesOnCluster(t *testing.T) {
 	}
 	stopA() // releases the lease
 	b, stopB := elect("b")
-	defer stopB()
 	if b.Epoch <= a.Epoch {
 		t.Fatalf("epochs %d then %d", a.Epoch, b.Epoch)
 	}
@@ -264,8 +263,23 @@ func TestSlotFencesOnCluster(t *testing.T) {
 	if err := put(a, eth, "a2"); !leader.IsFenced(err) {
 		t.Errorf("first term after the second wrote: %v", err)
 	}
+	// The counter lost (a master restarted without persistence): the next
+	// epoch still passes every fence, never an older one.
+	stopB()
+	rc.Do(ctx, rc.B().Del().Key(epoch.Name()).Build())
+	c2, stopC := elect("c")
+	defer stopC()
+	if c2.Epoch <= b.Epoch {
+		t.Fatalf("epoch after the counter was lost: %d, the last term's %d", c2.Epoch, b.Epoch)
+	}
+	if err := put(c2, btc, "c1"); err != nil {
+		t.Fatalf("the next term after the counter was lost: %v", err)
+	}
+	if err := put(b, btc, "b2"); !leader.IsFenced(err) {
+		t.Errorf("the deposed term after the counter was lost: %v", err)
+	}
 	// The lease's own slot: checked against the lease.
-	if k, _, _ := b.Fence.For(reg.BookTicker()); k != lease.Name() {
+	if k, _, _ := c2.Fence.For(reg.BookTicker()); k != lease.Name() {
 		t.Errorf("fence of a {market} key: %q, want the lease", k)
 	}
 	if err := put(a, reg.BookTicker(), "a"); !leader.IsFenced(err) {

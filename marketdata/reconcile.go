@@ -126,10 +126,6 @@ func (ig *integrity) due(now time.Time) []job {
 // run runs jobs, Concurrency at a time, and records their outcomes. It
 // returns errFenced when a write was fenced.
 func (ig *integrity) run(ctx context.Context, s sink, jobs []job, failing map[*seriesState]error) error {
-	if err := leaseHeld(ctx, s); leader.IsFenced(err) {
-		ig.n.st.Fenced.Add(1)
-		return errFenced
-	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ig.cfg.Concurrency)
 	var mu sync.Mutex // guards fenced, failing, starts, written
@@ -268,6 +264,12 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 		writes = append(writes, *k)
 	}
 	if len(writes) > 0 {
+		// On a cluster the lease is checked right before the write (the
+		// REST call above may have waited on the weight budget); a check
+		// that fails for another reason retries the reconciliation.
+		if err := leaseHeld(ctx, s); err != nil {
+			return res, err
+		}
 		rp, err := s.putKlines(ctx, st.key, writes)
 		if err != nil {
 			return res, err

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,11 +62,15 @@ func TestChaosSoak(t *testing.T) {
 			"--intervals", "1m", "--lease-ttl", "3s", "--window", "1000", "--ws-token", clusterToken,
 			"--api-key", e2eKey, "--api-secret", e2eSecret)
 	}
-	nodes := []*proc{node("witness"), node("n1"), node("n2")}
+	// The witness leads from the start, so its figures at the end compare
+	// with a leader's (a follower holds less).
+	nodes := []*proc{node("witness")}
 	testenv.Eventually(t, 20*time.Second, func() bool {
 		h, err := nodeHealth(nodes[0])
-		return err == nil && h.CacheTier == "redis"
-	}, "the witness never reached the cluster")
+		return err == nil && h.CacheTier == "redis" && h.Leader
+	}, "the witness never led on the cluster")
+	nodes = append(nodes, node("n1"), node("n2"))
+	all := slices.Clone(nodes)  // every process started, for their logs
 	time.Sleep(5 * time.Second) // warm up: backfill, first flushes
 	rss0, gr0 := processFigures(t, nodes[0])
 
@@ -94,6 +99,7 @@ func TestChaosSoak(t *testing.T) {
 			nodes[i].cmd.Wait()
 			time.Sleep(time.Second)
 			nodes[i] = node(nodes[i].name)
+			all = append(all, nodes[i])
 			counts["node SIGKILL + restart"]++
 		case 1:
 			nodes[i].cmd.Process.Signal(syscall.SIGSTOP)
@@ -152,14 +158,16 @@ func TestChaosSoak(t *testing.T) {
 			want[sym] = fmt.Sprintf("%.3f", float64(q)/1000)
 		}
 	}
+	var seen []string
 	testenv.Eventually(t, 30*time.Second, func() bool {
+		seen = seen[:0]
 		for _, p := range nodes {
-			if fmt.Sprint(positionsOf(t, p)) != fmt.Sprint(want) {
-				return false
+			if got := positionsOf(t, p); fmt.Sprint(got) != fmt.Sprint(want) {
+				seen = append(seen, fmt.Sprintf("%s: %v", p.name, got))
 			}
 		}
-		return true
-	}, "positions differ from the fills' %v", want)
+		return len(seen) == 0
+	}, "positions differ from the fills' %v: %v", want, &seen)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -179,6 +187,21 @@ func TestChaosSoak(t *testing.T) {
 		t.Errorf("witness goroutines %d → %d", gr0, gr1)
 	}
 
+	// Terms: each fault may end one and start one; more would be leaders
+	// bouncing (a fence refusing a lawful term, say).
+	terms, faults := 0, 0
+	for _, p := range all {
+		terms += strings.Count(p.log.String(), `msg="leader: acquired lease"`)
+	}
+	for k, n := range counts {
+		if k != "orders filled" {
+			faults += n
+		}
+	}
+	if terms > 2*faults+4 {
+		t.Errorf("%d leases acquired for %d faults: leaders bounce", terms, faults)
+	}
+
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "chaos for\t%v (exchange: drops, stalls, floods, 2 MB frames, garbage)\n", dur)
@@ -186,6 +209,7 @@ func TestChaosSoak(t *testing.T) {
 		fmt.Fprintf(tw, "%s\t%d\n", k, counts[k])
 	}
 	fmt.Fprintf(tw, "positions equal to the fills\t%d nodes\n", len(nodes))
+	fmt.Fprintf(tw, "leases acquired (market and account)\t%d for %d faults\n", terms, faults)
 	fmt.Fprintf(tw, "keys without TTL (every master)\t%d of %d\n", audit.NoTTLCount, audit.Keys)
 	fmt.Fprintf(tw, "series equal to the truth\t%d of %d (nodes × symbols)\n", len(nodes)*len(symbols)-len(bad), len(nodes)*len(symbols))
 	fmt.Fprintf(tw, "witness RSS\t%d MB → %d MB\n", rss0>>20, rss1>>20)

@@ -136,6 +136,9 @@ func rawClient(r node.Redis) (valkey.Client, error) {
 
 func printAudit(w io.Writer, rep keyaudit.Report) {
 	fmt.Fprintf(w, "keys: %d   memory: %s   without TTL: %d   (scanned in %v)\n\n", rep.Keys, bytesH(rep.Bytes), rep.NoTTLCount, rep.Elapsed.Round(time.Millisecond))
+	if len(rep.Unreached) > 0 {
+		fmt.Fprintf(w, "not scanned (did not answer): %s\n\n", strings.Join(rep.Unreached, ", "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "FAMILY\tKEYS\tMEMORY\tNO TTL\t%s\t\n", strings.Join(keyaudit.Buckets, "\t"))
 	for _, f := range rep.Families {

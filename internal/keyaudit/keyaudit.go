@@ -13,6 +13,7 @@ package keyaudit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -66,6 +67,10 @@ type Report struct {
 	Families   []Family      `json:"families"`
 	Spread     []int         `json:"ttl_spread"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
+	// Unreached names the cluster nodes that did not answer and were not
+	// scanned (a dead replica, or a dead master whose slots then went
+	// unaudited).
+	Unreached []string `json:"unreached,omitempty"`
 }
 
 // OK reports whether every key has a TTL.
@@ -91,10 +96,11 @@ func Audit(ctx context.Context, client valkey.Client, opt Options) (Report, erro
 	}
 	rep := Report{Spread: make([]int, len(Buckets))}
 	fams := map[string]*Family{}
-	masters, err := Masters(ctx, client, opt.Timeout)
+	masters, unreached, err := masters(ctx, client, opt.Timeout)
 	if err != nil {
 		return rep, err
 	}
+	rep.Unreached = unreached
 	for addr, node := range masters {
 		var cursor uint64
 		for {
@@ -219,25 +225,45 @@ func FirstSegment(key string) string {
 
 // Masters returns one client per primary: every master of a cluster (a
 // replica holds copies of its master's keys, which would count twice), or
-// the client itself. A scan of every key scans each of them.
+// the client itself. A scan of every key scans each of them. A node that
+// does not answer is left out, unless none answers.
 func Masters(ctx context.Context, c valkey.Client, timeout time.Duration) (map[string]valkey.Client, error) {
+	m, _, err := masters(ctx, c, timeout)
+	return m, err
+}
+
+// masters is Masters, and the nodes that did not answer.
+func masters(ctx context.Context, c valkey.Client, timeout time.Duration) (map[string]valkey.Client, []string, error) {
 	nodes := c.Nodes()
 	if len(nodes) <= 1 {
-		return map[string]valkey.Client{"redis": c}, nil
+		return map[string]valkey.Client{"redis": c}, nil, nil
 	}
 	out := make(map[string]valkey.Client, len(nodes))
+	var errs []error
+	var unreached []string
 	for addr, n := range nodes {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
 		role, err := n.Do(rctx, n.B().Role().Build()).ToArray()
 		cancel()
-		if err != nil || len(role) == 0 {
-			return nil, fmt.Errorf("keyaudit: role of %s: %w", addr, err)
+		if err == nil && len(role) == 0 {
+			err = errors.New("empty ROLE reply")
+		}
+		if err != nil {
+			// A node that does not answer (a dead replica during a
+			// failover) is left out; every master answering is enough.
+			errs = append(errs, fmt.Errorf("role of %s: %w", addr, err))
+			unreached = append(unreached, addr)
+			continue
 		}
 		if r, _ := role[0].ToString(); r == "master" {
 			out[addr] = n
 		}
 	}
-	return out, nil
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("keyaudit: no master answered: %w", errors.Join(errs...))
+	}
+	slices.Sort(unreached)
+	return out, unreached, nil
 }
 
 // FamilyOf groups keys by the registered kind they belong to, named by its
