@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,11 @@ func TestSharedAndPrefix(t *testing.T) {
 
 func TestRequirePass(t *testing.T) {
 	r := testenv.Start(t, testenv.RequirePass("pw"))
-	if got, want := r.URL(), "redis://:pw@"+r.Addr(); got != want {
+	want := "redis://:pw@" + r.Addr()
+	if r.IsCluster() { // every master a seed
+		want += "?addr=" + url.QueryEscape(r.Addrs()[1]) + "&addr=" + url.QueryEscape(r.Addrs()[2])
+	}
+	if got := r.URL(); got != want {
 		t.Errorf("URL = %q, want %q", got, want)
 	}
 	ctx := context.Background()
