@@ -26,6 +26,8 @@
 //	account_assets    account_assets:{account}           300 s
 //	rest_weight       rest_weight:{egress}               120 s
 //	rest_cooldown     rest_cooldown:{egress}             the exchange's Retry-After (120 s without one)
+//	market_ws_group   market_ws_leader:{group}           30 s (one stream group's lease, several groups only)
+//	market_nodes      market_nodes                       30 s, refreshed by every heartbeat
 //
 // An optional global prefix (Config.Prefix) is prepended to every key and
 // channel so several deployments can share one Redis. TTLs are overridable
@@ -76,6 +78,11 @@ const (
 	KindAccountAssets   = "account_assets"
 	KindRESTWeight      = "rest_weight"
 	KindRESTCooldown    = "rest_cooldown"
+	// KindMarketWSGroup is the lease of one stream group when the streams
+	// are cut into several; KindMarketNodes the membership of the nodes
+	// that share them.
+	KindMarketWSGroup = "market_ws_group"
+	KindMarketNodes   = "market_nodes"
 )
 
 // MaxPartLen bounds one substituted part of a key.
@@ -250,6 +257,8 @@ func Defaults() []Kind {
 		{Name: KindAccountAssets, Pattern: "account_assets:{account}", TTL: 300 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
 		{Name: KindRESTWeight, Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
 		{Name: KindRESTCooldown, Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
+		{Name: KindMarketWSGroup, Pattern: "market_ws_leader:{group}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of one stream group (g0, g1, …) when the market streams are cut into several; one group keeps market_ws_leader`},
+		{Name: KindMarketNodes, Pattern: "market_nodes", TTL: 30 * time.Second, Type: TypeZSet, Internal: true, MaxValue: maxSmall, Value: "sorted set: member = node id, score = its last heartbeat (ms, Redis's clock): the nodes sharing the stream groups; members older than the TTL are dropped on every heartbeat"},
 	}
 }
 
