@@ -161,6 +161,7 @@ import (
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/streamgroups"
 )
 
 // Streamer runs the exchange's market streams until its context ends.
@@ -196,6 +197,12 @@ type Config struct {
 	Logger     *slog.Logger
 	// Integrity configures the reconciliation of klines with REST.
 	Integrity Integrity
+	// Groups, when set, shares the streams with the other nodes in groups
+	// of at most GroupSize streams (StreamGroups), each group with its own
+	// lease; the elector passed to New is then not used. Nil: one group,
+	// every stream, elected by that elector.
+	Groups    GroupCampaigner
+	GroupSize int // default streamgroups.DefaultSize
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -236,12 +243,16 @@ type Node struct {
 	seriesOf map[string]seriesID       // by key name
 	names    []string                  // stream names
 
-	// refills are series whose key the leader replaced (it was of another
-	// type): its backfill fills them again from REST.
-	refillMu   sync.Mutex // guards refills
-	refills    map[seriesID]bool
-	refillWake chan struct{}
-	writeLog   *logThrottle // write failures, per key
+	// all is every stream: the standalone stream's, and the leader's
+	// with a single group.
+	all *streamGroup
+	// groups, with several groups (Config.Groups), by name, and their
+	// order; holding counts this node's terms of them.
+	groups     map[string]*streamGroup
+	groupOrder []string
+	holding    atomic.Int32
+
+	writeLog *logThrottle // write failures, per key
 
 	skips   *skipMemo          // oversized kline members reads pass around
 	flights singleflight.Group // kline reads in flight
@@ -302,7 +313,7 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 	}
 	n := &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
 		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}, seriesOf: map[string]seriesID{},
-		refills: map[seriesID]bool{}, refillWake: make(chan struct{}, 1), writeLog: newLogThrottle(time.Minute), skips: newSkipMemo(time.Minute),
+		writeLog: newLogThrottle(time.Minute), skips: newSkipMemo(time.Minute),
 		sh: streamHealth{base: time.Now()}}
 	if len(cfg.Symbols) == 0 || len(cfg.Intervals) == 0 {
 		return nil, errors.New("marketdata: no symbols or intervals configured")
@@ -322,7 +333,18 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 		}
 		n.names = append(n.names, strings.ToLower(s)+"@ticker", strings.ToLower(s)+"@bookTicker")
 	}
-	n.names = append(n.names, "!ticker@arr")
+	n.names = append(n.names, MarketStream)
+	n.all = newStreamGroup("g0", n.names, &n.sh)
+	n.all.series = n.series
+	for _, s := range cfg.Symbols {
+		n.all.symbols[upper(s)] = true
+	}
+	if cfg.GroupSize <= 0 {
+		cfg.GroupSize = streamgroups.DefaultSize
+	}
+	if err := n.setupGroups(cfg.GroupSize); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -363,12 +385,17 @@ func (n *Node) Stats() *Stats { return &n.st }
 // Redis comes and goes.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.mode.Store(int32(ModeIdle))
+	var campaign func(context.Context)
+	if n.groups != nil {
+		campaign = n.campaign
+	}
 	lifecycle.Role{
-		Redis:   n.cache.Redis,
-		Elector: n.elector,
+		Redis:    n.cache.Redis,
+		Elector:  n.elector,
+		Campaign: campaign,
 		Standalone: func(ctx context.Context) error {
 			n.startStreaming(ModeStandalone)
-			return n.ingest(ctx, n.mem)
+			return n.ingest(ctx, n.mem, n.all)
 		},
 		Follow: func() { n.mode.Store(int32(ModeFollower)) },
 		Lead: func(ctx context.Context, cl valkey.Client, t leader.Term) error {
@@ -377,7 +404,7 @@ func (n *Node) Run(ctx context.Context) error {
 			defer n.mode.Store(int32(ModeFollower))
 			s := n.redisSink(cl)
 			s.fence, s.checks = t.Fence, newCheckTimes(n.cfg.CheckEvery)
-			return n.ingest(ctx, s)
+			return n.ingest(ctx, s, n.all)
 		},
 		Logger: n.cfg.Logger,
 		Name:   "marketdata",
