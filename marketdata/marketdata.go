@@ -71,6 +71,20 @@
 // minute) a write checks the whole series, or every field of a hash, and
 // removes the rest.
 //
+// # Stream groups
+//
+// With Config.Groups the streams are cut into groups (StreamGroups: each
+// symbol's klines, ticker and book ticker whole, the whole-market tickers
+// in g0, at most Config.GroupSize streams a group) that the nodes share
+// (package streamgroups). Each group held is a term of its own: the
+// group's streams on their own connections, its writes fenced by the
+// group's lease, its integrity state, health and refills its own; the
+// term starts, like every term, by reconciling the group's whole window
+// with REST, so a group that moved has no gap. The node leads (Mode) while
+// it holds one group or more; StreamStatus is the worst of theirs;
+// HeldGroups says which. Without Config.Groups one term holds every
+// stream, elected by the elector New was given.
+//
 // With Redis down there is nothing to elect on: each node streams for itself
 // into a bounded in-memory sink with the same TTLs, serves its readers from
 // it, and rejoins the election when Redis is back.
