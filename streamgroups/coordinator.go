@@ -157,38 +157,54 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - ttl, '+inf', 'LIMIT', 0, tonum
 
 // campaign is one group's running election.
 type campaign struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopping bool // cancelled; done is closed once its term has ended and the lease is released
 }
 
 // Run heartbeats and campaigns until ctx ends, calling work for each term
 // of a group this node holds, with a context cancelled when the term ends
-// (lease lost, handed over, or ctx ended). On return every term has ended,
-// the leases are released and the node's heartbeat removed.
+// (lease lost, handed over, or ctx ended). It campaigns from its second
+// look on, so nodes started together see each other before any takes
+// every group. On return every term has ended, the leases are released
+// and the node's heartbeat removed.
 func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, group string, t leader.Term) error) error {
 	camps := map[string]*campaign{}
-	stop := func(g string) {
-		if cp := camps[g]; cp != nil {
-			cp.cancel()
-			<-cp.done
-			delete(camps, g)
-		}
-	}
 	defer func() {
 		for _, cp := range camps {
 			cp.cancel()
 		}
-		for g := range camps {
-			stop(g)
+		for _, cp := range camps {
+			<-cp.done
 		}
 		c.leave(ctx)
 	}()
+	// stop cancels g's campaign without waiting: the poll goes on (and
+	// heartbeats) while the term ends; the next campaign for g starts
+	// once it has.
+	stop := func(g string) {
+		if cp := camps[g]; cp != nil && !cp.stopping {
+			cp.cancel()
+			cp.stopping = true
+		}
+	}
 	freeSince := map[string]time.Time{}
+	looks := 0
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
 	for {
+		for g, cp := range camps {
+			select {
+			case <-cp.done:
+				delete(camps, g)
+			default:
+			}
+		}
 		live, holders, err := c.look(ctx)
 		if err == nil {
+			looks++
+		}
+		if err == nil && looks >= 2 {
 			now := time.Now()
 			for _, g := range c.cfg.Groups {
 				h := holders[g]
@@ -199,20 +215,22 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 				} else {
 					delete(freeSince, g)
 				}
-				first := Owner(g, live) == c.cfg.NodeID
+				owner := Owner(g, live)
+				first := owner == c.cfg.NodeID
 				free := h == "" && now.Sub(freeSince[g]) >= c.cfg.FreeGrace
-				mine := h == c.cfg.NodeID
 				switch {
 				case first || free:
 					if camps[g] == nil {
 						camps[g] = c.start(ctx, g, work)
 					}
-				case mine && !first:
+				case h == c.cfg.NodeID:
 					// Another live node ranks first: hand the group over.
-					c.cfg.Logger.Info("streamgroups: handing over", "group", g, "to", Owner(g, live))
+					if cp := camps[g]; cp != nil && !cp.stopping {
+						c.cfg.Logger.Info("streamgroups: handing over", "group", g, "to", owner)
+					}
 					stop(g)
-				case camps[g] != nil && h != "":
-					stop(g) // someone else holds it: nothing to campaign for
+				case h != "":
+					stop(g) // another node holds it: nothing to campaign for
 				}
 			}
 		}
