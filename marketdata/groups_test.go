@@ -219,6 +219,11 @@ func TestStreamGroups(t *testing.T) {
 
 	// They come back: the groups rebalance to the four.
 	back := time.Now()
+	for _, g := range gnames {
+		if at, ok := rec.startedAfter(g, killed); ok && !slices.Contains(orphans, g) {
+			t.Errorf("%s moved %v after the kill, though its node lived", g, at.Sub(killed))
+		}
+	}
 	for _, id := range dead {
 		nodes[id] = start(id)
 	}
@@ -235,7 +240,14 @@ func TestStreamGroups(t *testing.T) {
 	for _, o := range rec.overlaps() {
 		t.Error(o)
 	}
-	t.Logf("%d terms in all, none overlapping another of its group", rec.count())
+	var fenced uint64
+	for _, n := range nodes {
+		fenced += n.md.Stats().Fenced.Load()
+	}
+	t.Logf("%d terms in all, none overlapping another of its group; %d writes refused by a fence (on the nodes still running)", rec.count(), fenced)
+	if n := rec.count(); n != len(gnames)+2*len(orphans) {
+		t.Logf("%d terms: more than the %d the moves need (a node started before the others saw it)", n, len(gnames)+2*len(orphans))
+	}
 }
 
 type groupNode struct {
