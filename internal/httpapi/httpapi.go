@@ -63,6 +63,9 @@
 // start of streaming, have delivered no event for StaleAfter, or its
 // backfills have failed for longer than that. A follower does not stream:
 // the exchange's state is not its health.
+// With Server.Groups it also says which stream groups the node holds (and,
+// with several groups, who holds each and which nodes are live); a group
+// elsewhere is not this node's health either.
 package httpapi
 
 import (
