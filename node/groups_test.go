@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,8 @@ func TestNodesShareStreamGroups(t *testing.T) {
 	r := testenv.Start(t)
 	prefix := testenv.Prefix(t)
 	start := func(id string) (*node.Node, func()) {
-		n, err := node.New(node.Config{NodeID: id, Redis: node.Redis{URL: r.URL()}, Keys: node.Keys{Prefix: prefix, LeaseTTL: 3 * time.Second},
+		out := &testenv.Buffer{}
+		n, err := node.New(node.Config{NodeID: id, Stdout: out, Redis: node.Redis{URL: r.URL()}, Keys: node.Keys{Prefix: prefix, LeaseTTL: 3 * time.Second},
 			Exchange: node.Exchange{Kind: node.ExchangeSim}, HTTP: node.HTTP{Listen: "127.0.0.1:0"},
 			// 3 streams a symbol: g0 holds the whole-market tickers, g1–g3 a symbol each.
 			Market: node.Market{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, Intervals: []string{"1m"}, GroupSize: 3}})
@@ -42,6 +44,8 @@ func TestNodesShareStreamGroups(t *testing.T) {
 			})
 		}
 		t.Cleanup(stop)
+		testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(out.String(), "cut into 4 stream groups of at most 3") },
+			"the banner does not say the streams are cut into groups:\n%s", out)
 		return n, stop
 	}
 	// The ranking gives node-1 g1 and g2, node-2 g0 and g3.

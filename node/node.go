@@ -412,6 +412,10 @@ func (n *Node) banner(addr string) {
 	}
 	fmt.Fprintf(w, "tradecache %s: node %s on %s://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
 		c.Version, c.NodeID, scheme, addr, redisDesc, n.ex.desc, c.Market.Symbols, c.Market.Intervals, n.channel)
+	if n.groups != nil {
+		fmt.Fprintf(w, "streams cut into %d stream groups of at most %d (--stream-group-size), shared with the other nodes\n",
+			len(n.groups.Groups()), cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize))
+	}
 	switch {
 	case n.gw == nil:
 		fmt.Fprintln(w, "/ws is off: set --ws-token (TRADECACHE_WS_TOKEN) to relay events")
