@@ -41,9 +41,15 @@ type Config struct {
 	// RetryEvery is how often a campaign tries to acquire (default 500 ms).
 	RetryEvery time.Duration
 	// FreeGrace is how long a group's lease may stay free before any node
-	// campaigns for it (default 4 Polls).
+	// campaigns for it, whoever ranks first (default: the membership TTL,
+	// at least 4 Polls). A dead node's groups need no grace: it drops out
+	// of the ranking. The grace covers a preferred node that is live but
+	// does not take its group; it is long so that a slow hand-over is not
+	// taken for that (the node that takes it hands it over again).
 	FreeGrace time.Duration
-	// CallTimeout bounds each Redis call (default 1 s, at most Poll).
+	// CallTimeout bounds each look (the heartbeat, and the leases read in
+	// one round trip) and the removal of the heartbeat on leaving
+	// (default 1 s). A slow look delays the next; it decides nothing.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
 }
@@ -79,12 +85,11 @@ func New(redis leader.RedisSource, cfg Config) (*Coordinator, error) {
 		cfg.RetryEvery = 500 * time.Millisecond
 	}
 	if cfg.FreeGrace <= 0 {
-		cfg.FreeGrace = 4 * cfg.Poll
+		cfg.FreeGrace = max(4*cfg.Poll, ttl)
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = time.Second
 	}
-	cfg.CallTimeout = min(cfg.CallTimeout, cfg.Poll)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -190,6 +195,7 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 	}
 	freeSince := map[string]time.Time{}
 	looks := 0
+	var prev []string // the live nodes of the last look
 	t := time.NewTicker(c.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -203,6 +209,18 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 		live, holders, err := c.look(ctx)
 		if err == nil {
 			looks++
+		}
+		// steady are the live nodes seen in this look and the last: a
+		// group is handed over only to one of them, not to a node that
+		// heartbeated once and may be gone.
+		var steady []string
+		for _, n := range live {
+			if n == c.cfg.NodeID || slices.Contains(prev, n) {
+				steady = append(steady, n)
+			}
+		}
+		if err == nil {
+			prev = live
 		}
 		if err == nil && looks >= 2 {
 			now := time.Now()
@@ -224,7 +242,11 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 						camps[g] = c.start(ctx, g, work)
 					}
 				case h == c.cfg.NodeID:
-					// Another live node ranks first: hand the group over.
+					// Another node ranks first; hand the group over once
+					// it has been seen live twice in a row.
+					if Owner(g, steady) == c.cfg.NodeID {
+						break
+					}
 					if cp := camps[g]; cp != nil && !cp.stopping {
 						c.cfg.Logger.Info("streamgroups: handing over", "group", g, "to", owner)
 					}

@@ -23,12 +23,15 @@
 // (highest random weight: a hash of group and node), so a node leaving
 // moves only its own groups and a node joining takes about 1/n of them.
 //
-// A node campaigns for the groups it ranks first for. It also campaigns for
-// a group whose lease has been free for FreeGrace, whoever ranks first (the
-// preferred node is absent, or not taking it). A node holding a group for
-// which another live node now ranks first hands it over: it stops the
-// group's work and releases the lease, and the newcomer, campaigning every
-// RetryEvery, acquires it. Two nodes never hold one lease at once, and the
+// A node campaigns for the groups it ranks first for among the live nodes:
+// a node that died drops out of the ranking, and the next one campaigns.
+// Any node also campaigns for a group whose lease has been free for
+// FreeGrace (the membership TTL by default), whoever ranks first: the
+// preferred node is live but does not take it. A node holding a group for
+// which another live node now ranks first, seen live in two looks in a
+// row, hands it over: it stops the group's work and releases the lease,
+// and the newcomer, campaigning every RetryEvery from its own second look,
+// acquires it. Two nodes never hold one lease at once, and the
 // writes of a group are fenced by its lease (see package leader), so no two
 // nodes write one group. The new holder's work starts a new term: package
 // marketdata backfills and reconciles the group's series from REST.
