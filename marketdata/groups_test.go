@@ -101,7 +101,10 @@ func TestStreamGroups(t *testing.T) {
 	start := func(id string) *groupNode {
 		p := newProxy(t, r.Addr())
 		opt, _ := cache.RedisOptions("redis://" + p.addr())
-		c, err := cache.New(cache.Config{Redis: opt})
+		// Patient with Redis: on a busy machine a node must not fall back
+		// to its memory tier (and give up its groups) for slow answers;
+		// this test is about nodes dying, not Redis.
+		c, err := cache.New(cache.Config{Redis: opt, CallTimeout: 2 * time.Second, FailureThreshold: 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +113,7 @@ func TestStreamGroups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		md, err := marketdata.New(marketdata.Config{Symbols: symbols, Intervals: intervals, Window: 200, FlushEvery: 50 * time.Millisecond,
+		md, err := marketdata.New(marketdata.Config{Symbols: symbols, Intervals: intervals, Window: 100, FlushEvery: 50 * time.Millisecond,
 			Logger: log.With("node", id), Integrity: marketdata.Integrity{VerifyEvery: -1},
 			Groups: recordingCampaigner{co, rec, id}, GroupSize: size},
 			reg, c, binance.NewREST(binance.RESTConfig{BaseURL: ts.URL}), factory, nil)
@@ -172,7 +175,19 @@ func TestStreamGroups(t *testing.T) {
 	if len(per) != 4 {
 		t.Fatalf("the ranking gives groups to %d of the 4 nodes: %v", len(per), per)
 	}
-	time.Sleep(2 * time.Second)
+	// Every series complete before anything dies (and the start's
+	// backfills done: they are most of the test's load).
+	checkGroupSeries(t, r, reg, ex, symbols, intervals, func() string {
+		if !settledOn(ids)() {
+			return "a group is not held by its node"
+		}
+		for _, id := range ids {
+			if p := nodes[id].md.IntegrityStats().Pending; p > 0 {
+				return fmt.Sprintf("%s: %d reconciliations pending", id, p)
+			}
+		}
+		return ""
+	})
 
 	// Two nodes die: Redis no longer hears from them, then they stop.
 	dead := []string{"node-c", "node-d"}
@@ -209,19 +224,34 @@ func TestStreamGroups(t *testing.T) {
 
 	// The survivors backfill what nobody wrote meanwhile: no gap.
 	time.Sleep(4 * time.Second)
-	checkGroupSeries(t, r, reg, ex, symbols, intervals, func() int {
-		p := 0
-		for _, id := range survivors {
-			p += nodes[id].md.IntegrityStats().Pending
+	checkGroupSeries(t, r, reg, ex, symbols, intervals, func() string {
+		if !settledOn(survivors)() {
+			return "a group is not held by its node"
 		}
-		return p
+		for _, id := range survivors {
+			if p := nodes[id].md.IntegrityStats().Pending; p > 0 {
+				return fmt.Sprintf("%s: %d reconciliations pending", id, p)
+			}
+		}
+		return ""
 	})
 
 	// They come back: the groups rebalance to the four.
 	back := time.Now()
+	// The survivors' own groups stayed with them: a term of one after the
+	// kill is on its node (a lease not renewed in time on a busy machine
+	// is taken again by the node ranked first: the same).
+	owner4 := streamgroups.Assign(gnames, ids)
 	for _, g := range gnames {
-		if at, ok := rec.startedAfter(g, killed); ok && !slices.Contains(orphans, g) {
-			t.Errorf("%s moved %v after the kill, though its node lived", g, at.Sub(killed))
+		if slices.Contains(orphans, g) {
+			continue
+		}
+		for _, x := range rec.termsAfter(g, killed) {
+			if x.node != owner4[g] {
+				t.Errorf("%s moved to %s %v after the kill, though its node %s lived", g, x.node, x.start.Sub(killed), owner4[g])
+			} else {
+				t.Logf("%s: %s took its lease again %v after the kill (a renewal came too late)", g, x.node, x.start.Sub(killed))
+			}
 		}
 	}
 	for _, id := range dead {
@@ -230,12 +260,16 @@ func TestStreamGroups(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, settledOn(ids), "the groups never rebalanced to the four nodes")
 	t.Logf("rebalanced to four nodes in %v", time.Since(back).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	checkGroupSeries(t, r, reg, ex, symbols, intervals, func() int {
-		p := 0
-		for _, n := range nodes {
-			p += n.md.IntegrityStats().Pending
+	checkGroupSeries(t, r, reg, ex, symbols, intervals, func() string {
+		if !settledOn(ids)() {
+			return "a group is not held by its node"
 		}
-		return p
+		for _, id := range ids {
+			if p := nodes[id].md.IntegrityStats().Pending; p > 0 {
+				return fmt.Sprintf("%s: %d reconciliations pending", id, p)
+			}
+		}
+		return ""
 	})
 	for _, o := range rec.overlaps() {
 		t.Error(o)
@@ -246,7 +280,7 @@ func TestStreamGroups(t *testing.T) {
 	}
 	t.Logf("%d terms in all, none overlapping another of its group; %d writes refused by a fence (on the nodes still running)", rec.count(), fenced)
 	if n := rec.count(); n != len(gnames)+2*len(orphans) {
-		t.Logf("%d terms: more than the %d the moves need (a node started before the others saw it)", n, len(gnames)+2*len(orphans))
+		t.Logf("%d terms: more than the %d the moves need (a node started before the others saw it, or a lease was taken again)", n, len(gnames)+2*len(orphans))
 	}
 }
 
@@ -316,6 +350,19 @@ func (r *termRecorder) startedAfter(g string, t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// termsAfter returns g's terms that started after t.
+func (r *termRecorder) termsAfter(g string, t time.Time) []term {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []term
+	for _, x := range r.terms {
+		if x.group == g && x.start.After(t) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // overlaps lists terms of one group that ran at once, and epochs that did
 // not grow from one term to the next.
 func (r *termRecorder) overlaps() []string {
@@ -341,11 +388,12 @@ func (r *termRecorder) overlaps() []string {
 	return out
 }
 
-// checkGroupSeries waits until no reconciliation is pending and every series
-// reaches the present, then compares every series with the simulator's
+// checkGroupSeries waits until busy says nothing (every group held, no
+// reconciliation pending) and every series reaches the present, then
+// compares every series with the simulator's
 // truth: consecutive open times, every kline that closed more than chaosN
 // intervals ago equal to the truth.
-func checkGroupSeries(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, ex *sim.Server, symbols, intervals []string, pending func() int) {
+func checkGroupSeries(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, ex *sim.Server, symbols, intervals []string, busy func() string) {
 	t.Helper()
 	rc := r.Client(t)
 	var stored map[string][]member
@@ -354,8 +402,7 @@ func checkGroupSeries(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, ex
 	// chaosN intervals before it is final in every series read after.
 	var now int64
 	settled := func() bool {
-		if pending() > 0 {
-			late = "reconciliations pending"
+		if late = busy(); late != "" {
 			return false
 		}
 		now = ex.Now().UnixMilli()
@@ -379,7 +426,9 @@ func checkGroupSeries(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, ex
 				stored[s+" "+iv] = ms
 			}
 		}
-		return true
+		// Nothing moved or began reconciling while the series were read.
+		late = busy()
+		return late == ""
 	}
 	testenv.Eventually(t, 20*time.Second, settled, "the series never settled: %v", lateMsg{&late})
 	compared := 0
