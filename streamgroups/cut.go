@@ -27,7 +27,10 @@
 // a node that died drops out of the ranking, and the next one campaigns.
 // Any node also campaigns for a group whose lease has been free for
 // FreeGrace (the membership TTL by default), whoever ranks first: the
-// preferred node is live but does not take it. A node holding a group for
+// preferred node is live but does not take it. The node that takes it so
+// offers it back (releases it) at its next look: a preferred node that
+// never takes its groups leaves them free for one grace in each cycle,
+// each cycle a new term with its backfill. A node holding a group for
 // which another live node now ranks first, seen live in two looks in a
 // row, hands it over: it stops the group's work and releases the lease,
 // and the newcomer, campaigning every RetryEvery from its own second look,

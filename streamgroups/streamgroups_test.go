@@ -278,3 +278,88 @@ func TestCoordinatorShares(t *testing.T) {
 		t.Errorf("two terms of one group at once: %v", overlaps)
 	}
 }
+
+// TestCoordinatorFreeGrace: a node that heartbeats but never campaigns
+// ranks first for some groups; after the free-lease grace the working
+// nodes take them, so every group is streamed all the same.
+func TestCoordinatorFreeGrace(t *testing.T) {
+	r := testenv.Shared(t)
+	const ttl = 2 * time.Second
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
+		keyspace.KindMarketWSGroup: ttl, keyspace.KindMarketNodes: ttl}})
+	groups := names("g", 8)
+	leases := map[string]streamgroups.Lease{}
+	for _, g := range groups {
+		l, _ := reg.MarketWSGroup(g)
+		e, _ := reg.LeaderEpoch(l)
+		leases[g] = streamgroups.Lease{Lease: l, Epoch: e}
+	}
+	phantomFirst := 0
+	for _, g := range groups {
+		if streamgroups.Owner(g, []string{"a", "b", "phantom"}) == "phantom" {
+			phantomFirst++
+		}
+	}
+	if phantomFirst == 0 {
+		t.Fatal("the phantom ranks first for no group: pick other names")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	rc := r.Client(t)
+	go func() {
+		// The phantom's heartbeat, on Redis's clock like the real ones.
+		for ctx.Err() == nil {
+			tm, err := rc.Do(ctx, rc.B().Time().Build()).AsStrSlice()
+			if err == nil && len(tm) == 2 {
+				var sec, usec int64
+				fmt.Sscan(tm[0], &sec)
+				fmt.Sscan(tm[1], &usec)
+				rc.Do(ctx, rc.B().Zadd().Key(reg.MarketNodes().Name()).ScoreMember().ScoreMember(float64(sec*1000+usec/1000), "phantom").Build())
+				rc.Do(ctx, rc.B().Pexpire().Key(reg.MarketNodes().Name()).Milliseconds(ttl.Milliseconds()).Build())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	var mu sync.Mutex
+	held := map[string]string{}
+	var wg sync.WaitGroup
+	for _, id := range []string{"a", "b"} {
+		opt, _ := cache.RedisOptions(r.URL())
+		c, err := cache.New(cache.Config{Redis: opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx, stopCache := context.WithCancel(context.Background())
+		cacheDone := make(chan struct{})
+		go func() { c.Run(kctx); close(cacheDone) }()
+		co, err := streamgroups.New(c, streamgroups.Config{Groups: groups, Leases: leases, Members: reg.MarketNodes(), NodeID: id,
+			Poll: 100 * time.Millisecond, RetryEvery: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 5*time.Second, func() bool { return c.Redis() != nil }, "cache never connected")
+		wg.Go(func() {
+			co.Run(ctx, func(ctx context.Context, g string, _ leader.Term) error {
+				mu.Lock()
+				held[g] = id
+				mu.Unlock()
+				<-ctx.Done()
+				mu.Lock()
+				delete(held, g)
+				mu.Unlock()
+				return nil
+			})
+			stopCache()
+			<-cacheDone
+		})
+	}
+	start := time.Now()
+	testenv.Eventually(t, ttl+3*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held) == len(groups)
+	}, "the phantom's groups were never taken: %v", held)
+	t.Logf("the phantom's %d groups were taken after %v (grace %v)", phantomFirst, time.Since(start).Round(time.Millisecond), ttl)
+	cancel()
+	wg.Wait()
+}
