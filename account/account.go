@@ -539,7 +539,11 @@ func (w *redisWriter) putPositions(ctx context.Context, ps []exchange.Position, 
 	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 	defer cancel()
 	k := w.n.positionsKey
-	n, err := mergePositionsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
+	fk, token, err := w.fence.For(k)
+	if err != nil {
+		return err
+	}
+	n, err := mergePositionsScript.Exec(cctx, w.cl, []string{fk, k.Name()}, []string{token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
 	if err != nil {
 		return fmt.Errorf("account: write %s: %w", k, err)
 	}
@@ -570,9 +574,13 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 			carry = b.Asset
 		}
 		v, _ := json.Marshal(b)
+		fk, token, err := w.fence.For(k)
+		if err != nil {
+			return out, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
-		written, err := putBalanceScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()},
-			[]string{w.fence.Token, string(v), ms(k.TTL()), strconv.Itoa(k.MaxValue()), carry}).AsBytes()
+		written, err := putBalanceScript.Exec(cctx, w.cl, []string{fk, k.Name()},
+			[]string{token, string(v), ms(k.TTL()), strconv.Itoa(k.MaxValue()), carry}).AsBytes()
 		cancel()
 		if err != nil {
 			return out, fmt.Errorf("account: write %s: %w", k, err)
@@ -594,7 +602,11 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 	k := w.n.assetsKey
 	cctx, cancel := context.WithTimeout(ctx, w.n.cfg.CallTimeout)
 	defer cancel()
-	n, err := mergeAssetsScript.Exec(cctx, w.cl, []string{w.fence.Key, k.Name()}, []string{w.fence.Token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
+	fk, token, err := w.fence.For(k)
+	if err != nil {
+		return out, err
+	}
+	n, err := mergeAssetsScript.Exec(cctx, w.cl, []string{fk, k.Name()}, []string{token, ms(k.TTL()), string(b), snap, strconv.Itoa(k.MaxValue())}).AsInt64()
 	if err != nil {
 		return out, fmt.Errorf("account: write %s: %w", k, err)
 	}

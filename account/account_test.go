@@ -165,7 +165,7 @@ func startNodeEvents(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *
 	}
 	lease, _ := reg.AccountLeader("main")
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: id, RetryEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func positionsIn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry) []excha
 
 func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	a := startNode(t, r, reg, f, "a")
 	b := startNode(t, r, reg, f, "b")
@@ -272,7 +272,7 @@ func TestSeedDeltaAndSharedListenKey(t *testing.T) {
 
 func TestTakeoverKeepsAccountFresh(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: time.Second}}))
 	f := newFake()
 	a := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, a.n.Streaming, "a never streamed")
@@ -288,7 +288,7 @@ func TestTakeoverKeepsAccountFresh(t *testing.T) {
 
 func TestDeposedLeaderWritesNothing(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: 5 * time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindAccountLeader: 5 * time.Second}}))
 	f := newFake()
 	a := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
@@ -308,7 +308,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 
 func TestReadThroughWithoutALeader(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	opt, _ := cache.RedisOptions(r.URL())
 	c, _ := cache.New(cache.Config{Redis: opt})
@@ -380,7 +380,7 @@ func (r *recorder) last(name string) string {
 // changes no delta announced; deltas are published as they come.
 func TestSeedsArePublished(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	rec := &recorder{}
 	startNodeEvents(t, r, reg, f, "a", rec)
@@ -431,7 +431,7 @@ func mustKey(k keyspace.Key, err error) keyspace.Key {
 // lost with Redis) is written, and a REST seed restores the rest.
 func TestDeltaOnMissingKeyReseeds(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	a := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
@@ -457,7 +457,7 @@ func TestJunkAssetsAnsweredFromCache(t *testing.T) {
 	r := testenv.Shared(t)
 	ctx := context.Background()
 	t.Run("read-through", func(t *testing.T) {
-		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 		f := newFake()
 		opt, _ := cache.RedisOptions(r.URL())
 		c, _ := cache.New(cache.Config{Redis: opt})
@@ -494,7 +494,7 @@ func TestJunkAssetsAnsweredFromCache(t *testing.T) {
 		}
 	})
 	t.Run("holder", func(t *testing.T) {
-		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 		f := newFake()
 		a := startNode(t, r, reg, f, "a")
 		testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 }, "never seeded")
@@ -575,7 +575,7 @@ func TestBadStoredContentIsMissingToTheHolder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 			f := newFake()
 			a := startNode(t, r, reg, f, "a")
 			testenv.Eventually(t, 5*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded")
@@ -616,7 +616,7 @@ func TestBalanceCarryIsBounded(t *testing.T) {
 	r := testenv.Start(t)
 	rc := r.Client(t)
 	ctx := context.Background()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	rec := &recorder{}
 	a := startNodeEvents(t, r, reg, f, "a", rec)
@@ -710,7 +710,7 @@ func TestBalanceReadsHealBadContent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 			f := newFake()
 			opt, _ := cache.RedisOptions(r.URL())
 			c, _ := cache.New(cache.Config{Redis: opt})
@@ -763,7 +763,7 @@ func TestReadsStoreNothingWhileTheStreamIsHeld(t *testing.T) {
 	r := testenv.Start(t)
 	rc := r.Client(t)
 	ctx := context.Background()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake()
 	a, b := startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(assetsIn(t, r, reg)) == 1 && len(positionsIn(t, r, reg)) == 2 }, "never seeded")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,15 @@ func globEscape(s string) string {
 // in order; when the queue is full the event is dropped and counted in
 // Stats.DroppedAsync. Without Run the queue only fills.
 //
+// On a Redis Cluster the bus publishes with sharded pub/sub: SPUBLISH on
+// Channel itself, which lives on the master of the channel name's slot,
+// so events do not cross the whole cluster bus; Subscribe SSUBSCRIBEs the
+// channel and keeps the PSUBSCRIBE of Pattern too, for publishers that
+// PUBLISH (Jesse's processes): sharded pub/sub has no patterns, and the
+// two never deliver one message twice. On a single Redis nothing changes:
+// PUBLISH on "<APP_PORT>:channel:1" and PSUBSCRIBE "<APP_PORT>:channel:*",
+// as Jesse.
+//
 // Subscribe PSUBSCRIBEs Pattern and delivers every valid envelope; invalid
 // messages are counted (Stats.Malformed) and skipped. Each Subscribe call
 // has a bounded queue (Queue, QueueBytes) between the client and fn, with
@@ -214,6 +224,11 @@ func (r *Redis) send(ctx context.Context, ev Event, compressed bool) error {
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	cmd := cl.B().Publish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
+	if cl.Mode() == valkey.ClientModeCluster {
+		// Sharded: the message goes to the channel's slot alone instead of
+		// being broadcast over the whole cluster bus.
+		cmd = cl.B().Spublish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
+	}
 	if err := cl.Do(cctx, cmd).Error(); err != nil {
 		r.st.publishErrors.Add(1)
 		return fmt.Errorf("bus: publish %s: %w", ev.Name, err)
@@ -291,7 +306,13 @@ func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.receive(ctx, q)
+		// The pattern subscription on every Redis; the sharded one too on
+		// a cluster, where nodes SPUBLISH and Jesse-style publishers still
+		// PUBLISH.
+		var g sync.WaitGroup
+		g.Go(func() { r.receive(ctx, q, false) })
+		g.Go(func() { r.receive(ctx, q, true) })
+		g.Wait()
 	}()
 	q.drain(ctx, func(m Event) {
 		ev, err := Decode(m.Raw)
@@ -307,8 +328,13 @@ func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
 	return nil
 }
 
-// receive keeps a PSUBSCRIBE up until ctx ends, queueing raw messages.
-func (r *Redis) receive(ctx context.Context, q *queue) {
+// receive keeps a PSUBSCRIBE up (sharded: an SSUBSCRIBE, while the client
+// is a cluster's) until ctx ends, queueing raw messages.
+func (r *Redis) receive(ctx context.Context, q *queue, sharded bool) {
+	kind := "psubscribe"
+	if sharded {
+		kind = "ssubscribe"
+	}
 	// confirmed counts PSUBSCRIBE confirmations over this Subscribe call,
 	// including those of the client's own reconnections; every one after
 	// the first is a resubscription. The hook runs on the client's pipeline
@@ -316,7 +342,7 @@ func (r *Redis) receive(ctx context.Context, q *queue) {
 	var confirmed atomic.Int64
 	var ok atomic.Bool // the current attempt was confirmed
 	hctx := valkey.WithOnSubscriptionHook(ctx, func(s valkey.PubSubSubscription) {
-		if s.Kind != "psubscribe" {
+		if s.Kind != kind {
 			return
 		}
 		if confirmed.Add(1) > 1 {
@@ -340,9 +366,19 @@ func (r *Redis) receive(ctx context.Context, q *queue) {
 		}
 		var err error
 		ok.Store(false)
-		if cl := r.src.Redis(); cl == nil {
+		cl := r.src.Redis()
+		switch {
+		case cl == nil:
 			err = ErrUnavailable
-		} else {
+		case sharded && cl.Mode() != valkey.ClientModeCluster:
+			// Not a cluster: nothing to do until the client changes.
+			backoff = r.cfg.BackoffMax
+			continue
+		case sharded:
+			// Sharded pub/sub has no patterns: the one channel this
+			// deployment publishes on, on the master of its slot.
+			err = cl.Receive(hctx, cl.B().Ssubscribe().Channel(r.cfg.Channel).Build(), enqueue)
+		default:
 			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), enqueue)
 		}
 		if ctx.Err() != nil {

@@ -15,7 +15,7 @@ import (
 )
 
 func benchKeys(b *testing.B, n int) []keyspace.Key {
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(b)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(b)}))
 	if err := reg.Register(keyspace.Kind{Name: "item", Pattern: "item:{id}", TTL: time.Minute}); err != nil {
 		b.Fatal(err)
 	}

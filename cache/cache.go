@@ -169,6 +169,11 @@ type Config struct {
 	// ReportEvery is how often the same unusable value in Redis (one key,
 	// one reason) is logged at most (default 1 min); every one is counted.
 	ReportEvery time.Duration
+	// RefuseCluster, when set, refuses a Redis Cluster at Connect with
+	// this reason. The cache's own commands touch one key each and work
+	// on a cluster; a node whose leaders run scripts over keys that do not
+	// share a slot (keys not named for a cluster) sets it.
+	RefuseCluster string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -557,6 +562,8 @@ func (c *Cache) noteFailure(err error) {
 	case !changed:
 	case connectionFailure(err):
 		c.cfg.Logger.Debug("cache: redis unreachable", "err", cause)
+	case errors.Is(err, errClusterRefused):
+		c.cfg.Logger.Warn("cache: redis not used", "err", cause)
 	default:
 		c.cfg.Logger.Warn("cache: redis refused this client: check the Redis URL's user, password, database and TLS", "err", cause)
 	}
@@ -678,24 +685,24 @@ func (c *Cache) Connect(ctx context.Context) error {
 		if err != nil {
 			return c.connectFailed(ctx, fmt.Errorf("cache: connect: %w", err))
 		}
-		if cl.Mode() == valkey.ClientModeCluster {
-			// Fenced writes run the lease key and the data key in one
-			// script; on a cluster they live on different shards and
-			// valkey-go refuses (panics on) such a command. Refuse clearly.
+		if cl.Mode() == valkey.ClientModeCluster && c.cfg.RefuseCluster != "" {
 			cl.Close()
-			return c.connectFailed(ctx, errors.New("cache: connect: Redis Cluster is not supported yet (fenced writes need the lease and the data on one shard): use a single Redis/Valkey or Sentinel"))
+			return c.connectFailed(ctx, fmt.Errorf("cache: connect: %w: %s", errClusterRefused, c.cfg.RefuseCluster))
 		}
 		p = &cl
 		c.client.Store(p)
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
-	if err := (*p).Do(cctx, (*p).B().Ping().Build()).Error(); err != nil {
+	if err := probe(cctx, *p); err != nil {
 		return c.connectFailed(ctx, fmt.Errorf("cache: connect: ping: %w", err))
 	}
 	c.setTier(TierMemory, TierRedis, "redis answered")
 	return nil
 }
+
+// errClusterRefused is a Redis Cluster refused by Config.RefuseCluster.
+var errClusterRefused = errors.New("this Redis is a cluster")
 
 // connectFailed notes err unless the caller gave up, and returns it.
 func (c *Cache) connectFailed(ctx context.Context, err error) error {
@@ -772,13 +779,32 @@ func (c *Cache) ping(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
 	defer cancel()
 	t0 := time.Now()
-	err := cl.Do(cctx, cl.B().Ping().Build()).Error()
+	err := probe(cctx, cl)
 	if err == nil {
 		c.pingRTT.Store(int64(time.Since(t0)))
 	}
 	if err != nil && ctx.Err() == nil {
 		c.classify(ctx, err)
 	}
+}
+
+// probe checks that Redis serves: a PING; on a cluster, every node says
+// the cluster is ok, so a cluster coming back node by node is not taken
+// for up while part of its slots still fail (CLUSTERDOWN).
+func probe(ctx context.Context, cl valkey.Client) error {
+	if cl.Mode() != valkey.ClientModeCluster {
+		return cl.Do(ctx, cl.B().Ping().Build()).Error()
+	}
+	for addr, n := range cl.Nodes() {
+		info, err := n.Do(ctx, n.B().ClusterInfo().Build()).ToString()
+		if err != nil {
+			return fmt.Errorf("cluster node %s: %w", addr, err)
+		}
+		if !strings.Contains(info, "cluster_state:ok") {
+			return fmt.Errorf("cluster node %s: cluster state is not ok", addr)
+		}
+	}
+	return nil
 }
 
 // RedisLatency is the round trip of the last health PING (every

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // registry returns a keyspace with a unique prefix and a test kind.
 func registry(t *testing.T, ttl time.Duration) *keyspace.Registry {
 	t.Helper()
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	if err := reg.Register(keyspace.Kind{Name: "item", Pattern: "item:{id}", TTL: ttl}); err != nil {
 		t.Fatal(err)
 	}
@@ -637,7 +637,8 @@ func runCache(t *testing.T, url string, logs *logCapture) *cache.Cache {
 // meet the same refusal; a plain connection failure is reported without a
 // warning.
 func TestRedisFailureCause(t *testing.T) {
-	r := testenv.Start(t, testenv.RequirePass("right"))
+	// One server: its password and ACLs are per node.
+	r := testenv.StartOne(t, testenv.RequirePass("right"))
 	// A TLS server whose certificate no system root signs. (TLS to a plain
 	// Redis is no test of this: Redis waits for a line the ClientHello
 	// never ends, and the handshake times out like any dead server.)
@@ -684,7 +685,7 @@ func TestRedisFailureCause(t *testing.T) {
 // empty, and a refusal met later (the password changed while connections
 // were re-established) is kept and warned about again.
 func TestRedisFailureCauseClears(t *testing.T) {
-	r := testenv.Start(t, testenv.RequirePass("right"))
+	r := testenv.StartOne(t, testenv.RequirePass("right")) // passwords are per node
 	var logs logCapture
 	c := runCache(t, "redis://:new@"+r.Addr(), &logs)
 	testenv.Eventually(t, 5*time.Second, func() bool { return strings.Contains(c.LastError(), "WRONGPASS") }, "no WRONGPASS in LastError")
@@ -719,7 +720,7 @@ func TestRedisFailureCauseClears(t *testing.T) {
 // returns NOPERM to its caller, the cache stays on Redis, and the cause is
 // kept and warned about once however many calls meet it.
 func TestRedisPermissionErrorIsKept(t *testing.T) {
-	r := testenv.Start(t)
+	r := testenv.StartOne(t) // ACL rules are per node
 	ctx := context.Background()
 	admin := r.Client(t)
 	if err := admin.Do(ctx, admin.B().AclSetuser().Username("reader").Rule("on", ">pw", "~*", "+@all", "-set").Build()).Error(); err != nil {

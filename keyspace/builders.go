@@ -106,8 +106,34 @@ func (r *Registry) LeaderEpoch(lease Key) (Key, error) {
 	if !ok {
 		return Key{}, fmt.Errorf("keyspace: lease %q lacks prefix %q", lease.Name(), r.prefix)
 	}
-	// A part cannot hold ':'; account_leader:main counts in leader_epoch:account_leader.main.
-	return r.Key(KindLeaderEpoch, strings.ReplaceAll(name, ":", "."))
+	if !r.hashTags {
+		// A part cannot hold ':'; account_leader:main counts in leader_epoch:account_leader.main.
+		return r.Key(KindLeaderEpoch, strings.ReplaceAll(name, ":", "."))
+	}
+	// Under cluster naming the counter shares the lease's slot, since one
+	// script reads both: "{market}:leader_epoch:market_ws_leader".
+	tag := HashTag(lease.Name())
+	name = strings.TrimPrefix(name, "{"+tag+"}:")
+	name = strings.NewReplacer("{", "", "}", "", ":", ".").Replace(name)
+	r.mu.RLock()
+	c := r.kinds[KindLeaderEpoch]
+	r.mu.RUnlock()
+	return r.build(c, tag, []string{name})
+}
+
+// SlotFence is the fence of the slot data lives in, under cluster naming:
+// slot_fence:{tag} with data's hash tag. A leader's fenced scripts on a
+// cluster check it instead of the lease, which lives in another slot.
+// Under seed naming there is none (an error).
+func (r *Registry) SlotFence(data Key) (Key, error) {
+	if !r.hashTags {
+		return Key{}, fmt.Errorf("keyspace: slot fence of %q: keys are not named for a cluster", data.Name())
+	}
+	tag := HashTag(data.Name())
+	if tag == data.Name() {
+		return Key{}, fmt.Errorf("keyspace: slot fence of %q: the key has no hash tag", data.Name())
+	}
+	return r.Key(KindSlotFence, tag)
 }
 
 // ExchangeInfo is exchange_info, the whole exchange's symbols.
@@ -144,21 +170,40 @@ func (r *Registry) must(kind string) Key {
 
 // Table renders every kind, its Redis type ("internal" for keys only the
 // project's own protocols write), key pattern (prefix included), TTL, the
-// largest value read (MAX: per member of a sorted set, per field of a hash)
-// and value format, and the kline TTL of each interval. It is the golden
+// largest value read (MAX: per member of a sorted set, per field of a hash),
+// its hash tag under cluster naming (SLOT) and value format, the naming, and the kline TTL of each interval. It is the golden
 // file's content and what `tradecache keys kinds` prints.
 func (r *Registry) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tTYPE\tKEY\tTTL\tMAX\tVALUE")
+	fmt.Fprintln(tw, "KIND\tTYPE\tKEY\tTTL\tMAX\tSLOT\tVALUE")
 	for _, k := range r.sortedKinds() {
 		typ := k.RedisType()
 		if k.Internal {
 			typ += ",internal"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\n", k.Name, typ, r.prefix, k.Pattern, k.TTL, FormatSize(r.maxValueOf(k)), k.Value)
+		slot := k.Slot
+		switch {
+		case k.Name == KindLeaderEpoch:
+			slot = "the lease's"
+		case slot == "":
+			slot = k.Name
+		}
+		front := ""
+		if r.hashTags && !strings.HasPrefix(slot, "{") {
+			front = "{" + slot + "}:"
+			if k.Name == KindLeaderEpoch {
+				front = "{lease's tag}:"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s%s%s\t%s\t%s\t%s\t%s\n", k.Name, typ, r.prefix, front, k.Pattern, k.TTL, FormatSize(r.maxValueOf(k)), slot, k.Value)
 	}
 	tw.Flush()
+	if r.hashTags {
+		b.WriteString("\nNAMING cluster: each key carries its SLOT as a Redis Cluster hash tag, a placeholder's value in braces (market:kline:{BTCUSDT}:1m) or a word in front ({market}:market_ws_leader)\n")
+	} else {
+		b.WriteString("\nNAMING seed: the names above; SLOT is the hash tag each kind takes under cluster naming (--key-naming cluster)\n")
+	}
 	b.WriteString("\nKLINE INTERVAL TTL\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, iv := range Intervals() {

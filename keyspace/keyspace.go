@@ -50,6 +50,7 @@
 package keyspace
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -78,6 +79,7 @@ const (
 	KindAccountAssets   = "account_assets"
 	KindRESTWeight      = "rest_weight"
 	KindRESTCooldown    = "rest_cooldown"
+	KindSlotFence       = "slot_fence"
 	// KindMarketWSGroup is the lease of one stream group when the streams
 	// are cut into several; KindMarketNodes the membership of the nodes
 	// that share them.
@@ -127,6 +129,14 @@ type Kind struct {
 	// takes the registry's cap (Config.MaxValue), which also bounds every
 	// kind's own limit.
 	MaxValue int
+	// Slot chooses the hash tag of the kind's keys under cluster naming
+	// (Config.HashTags): one of the pattern's placeholders, written with
+	// its braces ("{SYMBOL}": the part's value becomes the tag,
+	// "market:kline:{BTCUSDT}:1m"), or a word that cluster naming puts
+	// in front of the key ("market": "{market}:market_ws_leader"). Keys
+	// that one script touches share a tag, so they share a slot. Empty:
+	// the kind's name is the word. Seed naming ignores it.
+	Slot string
 }
 
 // Redis types of key kinds.
@@ -205,6 +215,13 @@ type Config struct {
 	// Channel is the pub/sub channel pattern; "{APP_PORT}:channel:1" by
 	// default (Jesse's), where {APP_PORT} is replaced by Channel's argument.
 	Channel string
+	// HashTags selects cluster naming: every key carries a Redis Cluster
+	// hash tag (Kind.Slot), so the keys one script touches — a lease and
+	// its epoch, a series and its slot fence — hash to one slot. Off (the
+	// default, seed naming), keys are the trading system's names, which a
+	// single Redis or a Sentinel-managed one needs. Every process sharing
+	// a Redis must use the same naming.
+	HashTags bool
 	// MaxValue caps, in bytes, every value read from Redis: the MaxValue
 	// of a kind that declares none, and a bound on those that do
 	// (DefaultMaxValue, 1 MiB, when 0). Less than MinMaxValue is an error:
@@ -241,23 +258,24 @@ const (
 // Defaults returns the table of built-in kinds.
 func Defaults() []Kind {
 	return []Kind{
-		{Name: KindPositions, Pattern: "ats:positions:cache", TTL: 300 * time.Second, MaxValue: maxPositions, Value: "JSON array of open positions with positionRisk's names (symbol, positionSide, positionAmt, entryPrice, breakEvenPrice, unRealizedProfit, marginType, isolatedWallet, updateTime)"},
-		{Name: KindBalance, Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, MaxValue: maxRecord, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance (as of the last REST seed), updateTime"},
-		{Name: KindKline, Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, MaxValue: maxRecord, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
-		{Name: KindTicker24h, Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, MaxValue: maxRecord, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
-		{Name: KindMarketTicker24h, Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
-		{Name: KindBookTicker, Pattern: "market:book_ticker", TTL: 30 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
-		{Name: KindSymbolInfo, Pattern: "symbol_info:{SYMBOL}", TTL: 3600 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON object: the symbol's entry of Binance exchangeInfo"},
-		{Name: KindListenKey, Pattern: "listen_key:{account}", TTL: 3300 * time.Second, MaxValue: maxSmall, Value: "string: the user data stream listenKey"},
-		{Name: KindMarketWSLeader, Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the market stream leader's lease`},
-		{Name: KindAccountLeader, Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of the node holding an account's user data stream`},
+		{Name: KindPositions, Slot: "account", Pattern: "ats:positions:cache", TTL: 300 * time.Second, MaxValue: maxPositions, Value: "JSON array of open positions with positionRisk's names (symbol, positionSide, positionAmt, entryPrice, breakEvenPrice, unRealizedProfit, marginType, isolatedWallet, updateTime)"},
+		{Name: KindBalance, Slot: "account", Pattern: "ats:balance:cache:{ASSET}", TTL: 300 * time.Second, MaxValue: maxRecord, Value: "JSON object: asset, walletBalance, crossWalletBalance, availableBalance (as of the last REST seed), updateTime"},
+		{Name: KindKline, Slot: "{SYMBOL}", Pattern: "market:kline:{SYMBOL}:{interval}", TTL: 600 * time.Second, Type: TypeZSet, MaxValue: maxRecord, Value: "sorted set: score = open time (ms), member = JSON kline with Binance's letters {s,i,t,T,o,h,l,c,v,q,n,V,Q,x}; the last Window klines"},
+		{Name: KindTicker24h, Slot: "{SYMBOL}", Pattern: "ticker_24h:{SYMBOL}", TTL: 30 * time.Second, MaxValue: maxRecord, Value: "string: JSON 24hr ticker of one symbol (REST /fapi/v1/ticker/24hr field names)"},
+		{Name: KindMarketTicker24h, Slot: "market", Pattern: "market:ticker_24h", TTL: 120 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON 24hr ticker (REST field names), the whole market"},
+		{Name: KindBookTicker, Slot: "market", Pattern: "market:book_ticker", TTL: 30 * time.Second, Type: TypeHash, MaxValue: maxRecord, Value: "hash: symbol → JSON book ticker {symbol,bidPrice,bidQty,askPrice,askQty,updateId,eventTime,transactTime}"},
+		{Name: KindSymbolInfo, Slot: "{SYMBOL}", Pattern: "symbol_info:{SYMBOL}", TTL: 3600 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON object: the symbol's entry of Binance exchangeInfo"},
+		{Name: KindListenKey, Slot: "account", Pattern: "listen_key:{account}", TTL: 3300 * time.Second, MaxValue: maxSmall, Value: "string: the user data stream listenKey"},
+		{Name: KindMarketWSLeader, Slot: "market", Pattern: "market_ws_leader", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the market stream leader's lease`},
+		{Name: KindAccountLeader, Slot: "account", Pattern: "account_leader:{account}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of the node holding an account's user data stream`},
 		{Name: KindLeaderEpoch, Pattern: "leader_epoch:{lease}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "integer: fencing epoch counter of a lease, incremented on every acquisition; refreshed while anyone leads"},
-		{Name: KindExchangeInfo, Pattern: "exchange_info", TTL: 3600 * time.Second, Type: TypeHash, MaxValue: maxSymbolInfo, Value: "hash: symbol → the symbol's entry of Binance exchangeInfo (JSON), every listed symbol: one fetch serves every node; symbols are validated against it"},
-		{Name: KindUnknownSymbol, Pattern: "unknown_symbol:{SYMBOL}", TTL: 60 * time.Second, MaxValue: maxSmall, Value: `string: {"code":-1121,"msg":"Invalid symbol."}: the exchange does not list the symbol (negative cache)`},
-		{Name: KindAccountAssets, Pattern: "account_assets:{account}", TTL: 300 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
-		{Name: KindRESTWeight, Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
-		{Name: KindRESTCooldown, Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
-		{Name: KindMarketWSGroup, Pattern: "market_ws_leader:{group}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of one stream group (g0, g1, …) when the market streams are cut into several; one group keeps market_ws_leader`},
+		{Name: KindExchangeInfo, Slot: "market", Pattern: "exchange_info", TTL: 3600 * time.Second, Type: TypeHash, MaxValue: maxSymbolInfo, Value: "hash: symbol → the symbol's entry of Binance exchangeInfo (JSON), every listed symbol: one fetch serves every node; symbols are validated against it"},
+		{Name: KindUnknownSymbol, Slot: "{SYMBOL}", Pattern: "unknown_symbol:{SYMBOL}", TTL: 60 * time.Second, MaxValue: maxSmall, Value: `string: {"code":-1121,"msg":"Invalid symbol."}: the exchange does not list the symbol (negative cache)`},
+		{Name: KindAccountAssets, Slot: "account", Pattern: "account_assets:{account}", TTL: 300 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
+		{Name: KindRESTWeight, Slot: "{egress}", Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
+		{Name: KindRESTCooldown, Slot: "{egress}", Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
+		{Name: KindSlotFence, Pattern: "slot_fence:{tag}", Slot: "{tag}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "string \"epoch:nonce\": under cluster naming, the newest leader term that wrote the slot of hash tag {tag}; a fenced write of an older term is refused; refreshed by every fenced write"},
+		{Name: KindMarketWSGroup, Slot: "{group}", Pattern: "market_ws_leader:{group}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of one stream group (g0, g1, …) when the market streams are cut into several; one group keeps market_ws_leader`},
 		{Name: KindMarketNodes, Pattern: "market_nodes", TTL: 30 * time.Second, Type: TypeZSet, Internal: true, MaxValue: maxSmall, Value: "sorted set: member = node id, score = its last heartbeat (ms, Redis's clock): the nodes sharing the stream groups; members older than the TTL are dropped on every heartbeat"},
 	}
 }
@@ -265,6 +283,7 @@ func Defaults() []Kind {
 // Registry holds the kinds of one deployment. It is safe for concurrent use.
 type Registry struct {
 	prefix   string
+	hashTags bool // cluster naming (Config.HashTags)
 	channel  string
 	maxValue int                      // the cap on every value read
 	ttl      map[string]time.Duration // overrides, read-only after New
@@ -277,6 +296,10 @@ type Registry struct {
 type compiled struct {
 	Kind
 	segs []segment
+	// Under cluster naming: the index of the segment whose value is the
+	// hash tag, or -1 when the tag is the word tag, put in front.
+	slotSeg int
+	tag     string
 }
 
 // segment is one ':'-separated piece of a pattern: a literal or a placeholder.
@@ -290,6 +313,11 @@ type segment struct {
 func New(cfg Config) (*Registry, error) {
 	if err := validPrefix(cfg.Prefix); err != nil {
 		return nil, err
+	}
+	if cfg.HashTags && strings.ContainsAny(cfg.Prefix, "{}") {
+		// Redis hashes the first {…} of a key: a brace in the prefix would
+		// put every key in one slot, or split the keys one script touches.
+		return nil, fmt.Errorf("keyspace: prefix %q holds a brace, which cluster naming reserves for hash tags", cfg.Prefix)
 	}
 	ch := cfg.Channel
 	if ch == "" {
@@ -305,7 +333,7 @@ func New(cfg Config) (*Registry, error) {
 	case maxValue < MinMaxValue:
 		return nil, fmt.Errorf("keyspace: MaxValue %d is below %d bytes, the size limit of a kline or a ticker", cfg.MaxValue, MinMaxValue)
 	}
-	r := &Registry{prefix: cfg.Prefix, channel: ch, maxValue: maxValue, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
+	r := &Registry{prefix: cfg.Prefix, hashTags: cfg.HashTags, channel: ch, maxValue: maxValue, ttl: map[string]time.Duration{}, kinds: map[string]*compiled{}}
 	for name, ttl := range cfg.TTL {
 		if ttl <= 0 {
 			return nil, fmt.Errorf("%w: TTL override for kind %q is %v", ErrNoTTL, name, ttl)
@@ -337,6 +365,10 @@ func MustNew(cfg Config) *Registry {
 // Prefix is the global prefix.
 func (r *Registry) Prefix() string { return r.prefix }
 
+// HashTags reports whether keys are named for Redis Cluster
+// (Config.HashTags).
+func (r *Registry) HashTags() bool { return r.hashTags }
+
 // Register declares a kind. Its name must be new, its pattern well formed,
 // its TTL positive (or overridden by Config.TTL) and its MaxValue not
 // negative. Kinds declared by a program embedding tradecache get the same
@@ -358,6 +390,20 @@ func (r *Registry) Register(k Kind) error {
 	if err != nil {
 		return fmt.Errorf("keyspace: register %q: %w", k.Name, err)
 	}
+	c := &compiled{Kind: k, segs: segs, slotSeg: -1, tag: k.Name}
+	switch param, isParam := strings.CutPrefix(k.Slot, "{"); {
+	case isParam:
+		param, _ = strings.CutSuffix(param, "}")
+		c.slotSeg = slices.IndexFunc(segs, func(s segment) bool { return s.param == param })
+		if c.slotSeg < 0 || k.Slot != "{"+param+"}" {
+			return fmt.Errorf("keyspace: register %q: slot %q is not a placeholder of pattern %q", k.Name, k.Slot, k.Pattern)
+		}
+	case k.Slot != "":
+		if err := ValidPart(k.Slot); err != nil {
+			return fmt.Errorf("keyspace: register %q: slot: %w", k.Name, err)
+		}
+		c.tag = k.Slot
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.kinds[k.Name]; dup {
@@ -368,7 +414,7 @@ func (r *Registry) Register(k Kind) error {
 			return fmt.Errorf("keyspace: register %q: pattern %q collides with kind %q (%q)", k.Name, k.Pattern, other.Name, other.Pattern)
 		}
 	}
-	r.kinds[k.Name] = &compiled{Kind: k, segs: segs}
+	r.kinds[k.Name] = c
 	r.order = append(r.order, k.Name)
 	return nil
 }
@@ -415,9 +461,22 @@ func (r *Registry) Key(kind string, parts ...string) (Key, error) {
 	if !ok {
 		return Key{}, fmt.Errorf("keyspace: unknown kind %q", kind)
 	}
+	return r.build(c, "", parts)
+}
+
+// build writes a key of c from parts; under cluster naming with the word
+// tag in front (tag, or the kind's own when empty), or the slot
+// placeholder's value in braces.
+func (r *Registry) build(c *compiled, tag string, parts []string) (Key, error) {
+	kind := c.Name
 	var b strings.Builder
-	b.Grow(len(r.prefix) + len(c.Pattern) + 16)
+	b.Grow(len(r.prefix) + len(c.Pattern) + 20)
 	b.WriteString(r.prefix)
+	if r.hashTags && c.slotSeg < 0 {
+		b.WriteByte('{')
+		b.WriteString(cmp.Or(tag, c.tag))
+		b.WriteString("}:")
+	}
 	n := 0
 	for i, s := range c.segs {
 		if i > 0 {
@@ -437,6 +496,9 @@ func (r *Registry) Key(kind string, parts ...string) (Key, error) {
 		}
 		if s.upper {
 			p = strings.ToUpper(p)
+		}
+		if r.hashTags && i == c.slotSeg {
+			p = "{" + p + "}"
 		}
 		b.WriteString(p)
 	}
@@ -464,17 +526,36 @@ func (r *Registry) Parse(name string) (kind string, parts []string, err error) {
 	if !ok {
 		return "", nil, fmt.Errorf("keyspace: parse %q: missing prefix %q", name, r.prefix)
 	}
-	segs := strings.Split(rest, ":")
+	all := strings.Split(rest, ":")
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, n := range r.order {
 		c := r.kinds[n]
+		segs := all
+		if r.hashTags && c.slotSeg < 0 {
+			// The word tag in front: the kind's, or any for a kind that
+			// takes another key's (leader_epoch).
+			tag, ok := untag(segs[0])
+			if !ok || (tag != c.tag && c.Slot != "") {
+				continue
+			}
+			segs = segs[1:]
+		}
 		if len(c.segs) != len(segs) {
 			continue
 		}
 		var ps []string
 		match := true
 		for i, s := range c.segs {
+			if r.hashTags && i == c.slotSeg {
+				v, ok := untag(segs[i])
+				if !ok {
+					match = false
+					break
+				}
+				segs = slices.Clone(segs)
+				segs[i] = v
+			}
 			if s.param == "" {
 				if segs[i] != s.lit {
 					match = false
@@ -505,13 +586,45 @@ func (r *Registry) ScanPattern(kind string) (string, error) {
 	}
 	parts := make([]string, len(c.segs))
 	for i, s := range c.segs {
-		if s.param != "" {
+		switch {
+		case r.hashTags && i == c.slotSeg:
+			parts[i] = "{*}"
+		case s.param != "":
 			parts[i] = "*"
-		} else {
+		default:
 			parts[i] = globEscape(s.lit)
 		}
 	}
-	return globEscape(r.prefix) + strings.Join(parts, ":"), nil
+	front := ""
+	if r.hashTags && c.slotSeg < 0 {
+		front = "{" + globEscape(c.tag) + "}:"
+		if c.Slot == "" && c.Name == KindLeaderEpoch {
+			front = "{*}:"
+		}
+	}
+	return globEscape(r.prefix) + front + strings.Join(parts, ":"), nil
+}
+
+// untag returns what a "{tag}" segment holds.
+func untag(seg string) (string, bool) {
+	v, ok := strings.CutPrefix(seg, "{")
+	if !ok {
+		return "", false
+	}
+	v, ok = strings.CutSuffix(v, "}")
+	return v, ok && v != "" && ValidPart(v) == nil
+}
+
+// HashTag is the part of a key Redis Cluster hashes to choose its slot:
+// the text between the first '{' and the first '}' after it when not
+// empty, else the whole key.
+func HashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
 }
 
 // Channel is the pub/sub channel for appPort ("8080:channel:1" by default).

@@ -305,3 +305,95 @@ func TestSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNaming: under cluster naming every key carries a hash tag,
+// the keys one script touches share it, and Parse and ScanPattern read the
+// names back.
+func TestClusterNaming(t *testing.T) {
+	r := keyspace.MustNew(keyspace.Config{Prefix: "prod:", HashTags: true})
+	mk := func(k keyspace.Key, err error) keyspace.Key {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	lease := r.MarketWSLeader()
+	acct := mk(r.AccountLeader("main"))
+	kline := mk(r.Kline("btcusdt", "1m"))
+	tests := []struct {
+		key  keyspace.Key
+		name string
+		tag  string
+	}{
+		{kline, "prod:market:kline:{BTCUSDT}:1m", "BTCUSDT"},
+		{mk(r.Ticker24h("BTCUSDT")), "prod:ticker_24h:{BTCUSDT}", "BTCUSDT"},
+		{mk(r.SlotFence(kline)), "prod:slot_fence:{BTCUSDT}", "BTCUSDT"},
+		{lease, "prod:{market}:market_ws_leader", "market"},
+		{mk(r.LeaderEpoch(lease)), "prod:{market}:leader_epoch:market_ws_leader", "market"},
+		{mk(r.SlotFence(lease)), "prod:slot_fence:{market}", "market"},
+		{r.BookTicker(), "prod:{market}:market:book_ticker", "market"},
+		{acct, "prod:{account}:account_leader:main", "account"},
+		{mk(r.LeaderEpoch(acct)), "prod:{account}:leader_epoch:account_leader.main", "account"},
+		{r.Positions(), "prod:{account}:ats:positions:cache", "account"},
+		{mk(r.Balance("usdt")), "prod:{account}:ats:balance:cache:USDT", "account"},
+		{mk(r.RESTWeight("ip1")), "prod:rest_weight:{ip1}", "ip1"},
+		{mk(r.RESTCooldown("ip1")), "prod:rest_cooldown:{ip1}", "ip1"},
+	}
+	for _, tt := range tests {
+		if tt.key.Name() != tt.name {
+			t.Errorf("key %q, want %q", tt.key.Name(), tt.name)
+		}
+		if got := keyspace.HashTag(tt.key.Name()); got != tt.tag {
+			t.Errorf("hash tag of %q: %q, want %q", tt.key.Name(), got, tt.tag)
+		}
+		kind, _, err := r.Parse(tt.key.Name())
+		if err != nil || kind != tt.key.Kind() {
+			t.Errorf("Parse(%q) = %q, %v; want %q", tt.key.Name(), kind, err, tt.key.Kind())
+		}
+		pat, err := r.ScanPattern(tt.key.Kind())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !globMatch(pat, tt.key.Name()) {
+			t.Errorf("scan pattern %q does not match %q", pat, tt.key.Name())
+		}
+	}
+	// A seed-named key is not a cluster-named one.
+	if _, _, err := r.Parse("prod:market:kline:BTCUSDT:1m"); err == nil {
+		t.Error("a seed name parsed under cluster naming")
+	}
+	if _, err := keyspace.MustNew(keyspace.Config{}).SlotFence(kline); err == nil {
+		t.Error("a slot fence under seed naming")
+	}
+	if _, err := keyspace.New(keyspace.Config{Prefix: "a{b}:", HashTags: true}); err == nil {
+		t.Error("a braced prefix accepted under cluster naming")
+	}
+	// A kind declared by a program without a slot takes its name as tag.
+	if err := r.Register(keyspace.Kind{Name: "signal", Pattern: "signal:{SYMBOL}", TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if k := mk(r.Key("signal", "BTCUSDT")); k.Name() != "prod:{signal}:signal:BTCUSDT" {
+		t.Errorf("custom kind: %q", k.Name())
+	}
+	if err := r.Register(keyspace.Kind{Name: "bad", Pattern: "bad:{x}", Slot: "{y}", TTL: time.Minute}); err == nil {
+		t.Error("a slot naming no placeholder accepted")
+	}
+}
+
+// globMatch is Redis's glob for the patterns keyspace writes: '*' matches
+// any run of bytes, ':' included.
+func globMatch(pat, s string) bool {
+	if pat == "" {
+		return s == ""
+	}
+	if pat[0] == '*' {
+		for i := 0; i <= len(s); i++ {
+			if globMatch(pat[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return s != "" && pat[0] == s[0] && globMatch(pat[1:], s[1:])
+}

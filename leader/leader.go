@@ -26,8 +26,28 @@
 // the leader is fenced: Term.Fence gives the lease key and the token, and
 // the writer's Lua script refuses to write unless the lease key still holds
 // that token (see marketdata). On a single Redis or a Sentinel setup the
-// check and the write are one atomic step; on Redis Cluster the lease and the
-// data live on different shards and the fence is only advisory.
+// check and the write are one atomic step.
+//
+// # Redis Cluster: per-slot fences
+//
+// On a cluster (keys under cluster naming, keyspace.Config.HashTags) the
+// lease and the data live in different slots, often on different masters,
+// and one script cannot touch both. There each slot a leader writes has a
+// fence of its own, slot_fence:{tag}, holding the newest term ("epoch:
+// nonce") that wrote the slot. A fenced write (Fence.For) checks it in the
+// write's own script: a term older than the fence's, or the same epoch
+// with another nonce, is refused; a newer one advances the fence and
+// writes. And before each batch of writes the leader checks that the lease
+// still holds its token (Fence.Held), which a single Redis does inside
+// every script.
+//
+// What that guarantees: once a later leader has written a slot, no write
+// of an earlier term lands in it, atomically per slot. What it does not:
+// between a lease takeover and the new leader's first write to a slot, a
+// deposed leader that has not noticed yet (it passed Held just before) can
+// still write that slot; writes of one batch to several slots are not
+// atomic together; and replication is asynchronous, so a master that
+// fails over may lose an acknowledged write, a fence included.
 //
 // # Failover (Sentinel)
 //
@@ -83,6 +103,10 @@ type Config struct {
 	CallTimeout time.Duration
 	// Logger gets one line per change of leadership.
 	Logger *slog.Logger
+	// Keys, when its keys are named for a cluster, makes every term's
+	// Fence per slot (see Redis Cluster above); nil or seed naming: the
+	// lease itself fences.
+	Keys *keyspace.Registry
 }
 
 // Term is one tenure of leadership.
@@ -91,11 +115,65 @@ type Term struct {
 	Fence Fence
 }
 
-// Fence is what a fenced write checks: the lease key must hold Token.
+// Fence is what a fenced write checks: the lease key must hold Token. The
+// zero Fence checks nothing (a node writing without election).
 type Fence struct {
 	Key   string
 	Token string
+
+	// Under cluster naming: the registry building each slot's fence, the
+	// term, and the fences' TTL; slots is nil on a single Redis.
+	slots *keyspace.Registry
+	epoch int64
+	nonce string
+	ttl   time.Duration
 }
+
+// For returns KEYS[1] and ARGV[1] of a fenced write of data: the lease and
+// the token on a single Redis, or when data shares the lease's hash tag
+// (the account's keys and its lease); under cluster naming data's slot fence and
+// the term ("#epoch:nonce:ttl-ms"), which FenceCheck compares with what
+// the fence holds. Without a fence, data itself and "" (no check).
+func (f Fence) For(data keyspace.Key) (key, token string, err error) {
+	switch {
+	case f.Token == "":
+		return data.Name(), "", nil
+	case f.slots == nil, keyspace.HashTag(data.Name()) == keyspace.HashTag(f.Key):
+		// One slot holds the lease and data: the lease itself fences.
+		return f.Key, f.Token, nil
+	}
+	sf, err := f.slots.SlotFence(data)
+	if err != nil {
+		return "", "", fmt.Errorf("leader: fence: %w", err)
+	}
+	return sf.Name(), "#" + strconv.FormatInt(f.epoch, 10) + ":" + f.nonce + ":" + ms(f.ttl), nil
+}
+
+// Slotted reports whether writes are fenced per slot (Redis Cluster), so
+// the lease must be checked apart before writing (Held).
+func (f Fence) Slotted() bool { return f.slots != nil && f.Token != "" }
+
+// Held checks that the lease still holds the token: the check a single
+// Redis makes inside every fenced script, which a cluster's per-slot
+// fences cannot. A lease held by another term is ErrFenced.
+func (f Fence) Held(ctx context.Context, cl valkey.Client) error {
+	if f.Token == "" {
+		return nil
+	}
+	v, err := cl.Do(ctx, cl.B().Get().Key(f.Key).Build()).ToString()
+	switch {
+	case valkey.IsValkeyNil(err):
+		return fmt.Errorf("%w: lease %s expired", ErrFenced, f.Key)
+	case err != nil:
+		return fmt.Errorf("leader: check lease: %w", err)
+	case v != f.Token:
+		return fmt.Errorf("%w: lease %s held by another term", ErrFenced, f.Key)
+	}
+	return nil
+}
+
+// ErrFenced is a write refused because its term's lease is lost.
+var ErrFenced = errors.New("FENCED lease not held")
 
 // Elector campaigns for the lease and runs the leader's work.
 type Elector struct {
@@ -220,12 +298,17 @@ func (e *Elector) tryAcquire(ctx context.Context) (Term, time.Time, bool) {
 	var v struct {
 		Node  string `json:"node"`
 		Epoch int64  `json:"epoch"`
+		Nonce string `json:"nonce"`
 	}
 	if err := json.Unmarshal([]byte(token), &v); err != nil || v.Node != e.cfg.NodeID {
 		e.cfg.Logger.Error("leader: unexpected lease value", "value", token, "err", err)
 		return Term{}, time.Time{}, false
 	}
-	return Term{Epoch: v.Epoch, Fence: Fence{Key: e.cfg.Lease.Name(), Token: token}}, sent, true
+	f := Fence{Key: e.cfg.Lease.Name(), Token: token}
+	if e.cfg.Keys != nil && e.cfg.Keys.HashTags() {
+		f.slots, f.epoch, f.nonce, f.ttl = e.cfg.Keys, v.Epoch, v.Nonce, e.cfg.Epoch.TTL()
+	}
+	return Term{Epoch: v.Epoch, Fence: f}, sent, true
 }
 
 // lead runs one term: work under a context, renewals at TTL/3, and a
@@ -329,15 +412,35 @@ func (e *Elector) setLeading(on bool, t Term) {
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
-// FenceCheck is the Lua prologue of a fenced write. With the lease key as
-// KEYS[1] and the token as ARGV[1], the script stops with a FENCED error
-// unless the lease still holds the token. An empty token (a node running
-// without election, Redis having been down) skips the check.
-const FenceCheck = `if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED lease not held') end
+// FenceCheck is the Lua prologue of a fenced write, with KEYS[1] and
+// ARGV[1] from Fence.For. On a single Redis (the lease key and the token)
+// the script stops with a FENCED error unless the lease still holds the
+// token. Under cluster naming (the slot's fence and "#epoch:nonce:ttl")
+// it stops when the fence holds a newer term, or the same epoch with
+// another nonce (an epoch handed out twice after a failover), and else
+// records this term in the fence with the TTL. An empty token (a node
+// running without election, Redis having been down) skips the check.
+const FenceCheck = `if ARGV[1] ~= '' then
+  if string.byte(ARGV[1], 1) == 35 then
+    local e, n, ttl = string.match(ARGV[1], '^#(%d+):(%w+):(%d+)$')
+    if not e then return redis.error_reply('FENCED malformed term') end
+    local cur = redis.call('GET', KEYS[1])
+    if cur then
+      local ce, cn = string.match(cur, '^(%d+):(%w+)$')
+      if ce and (tonumber(ce) > tonumber(e) or (tonumber(ce) == tonumber(e) and cn ~= n)) then
+        return redis.error_reply('FENCED a newer term wrote this slot')
+      end
+    end
+    redis.call('SET', KEYS[1], e .. ':' .. n, 'PX', ttl)
+  elseif redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return redis.error_reply('FENCED lease not held')
+  end
+end
 `
 
-// IsFenced reports whether err is a fenced write's refusal.
+// IsFenced reports whether err is a fenced write's refusal: a script's
+// FENCED error or ErrFenced from Held.
 func IsFenced(err error) bool {
 	var ve *valkey.ValkeyError
-	return errors.As(err, &ve) && strings.HasPrefix(ve.Error(), "FENCED")
+	return errors.Is(err, ErrFenced) || errors.As(err, &ve) && strings.HasPrefix(ve.Error(), "FENCED")
 }

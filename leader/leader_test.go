@@ -29,7 +29,7 @@ type node struct {
 }
 
 func keys(t *testing.T, ttl time.Duration) (*keyspace.Registry, keyspace.Key, keyspace.Key) {
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: ttl}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: ttl}}))
 	lease := reg.MarketWSLeader()
 	epoch, err := reg.LeaderEpoch(lease)
 	if err != nil {
@@ -175,4 +175,103 @@ func TestLeadershipEndsBeforeTheLeaseCanExpire(t *testing.T) {
 	}
 	t.Logf("stepped down %v after redis hung", time.Since(paused))
 	r.Resume(t)
+}
+
+// TestSlotFencesOnCluster: on a Redis Cluster, keys named for it, a term's
+// writes are fenced per slot: once a later term has written a slot, the
+// earlier term's writes there are refused; Held tells the earlier term
+// its lease is gone; the account's keys, in the lease's slot, are checked
+// against the lease itself.
+func TestSlotFencesOnCluster(t *testing.T) {
+	r := testenv.StartCluster(t)
+	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), HashTags: true})
+	lease := reg.MarketWSLeader()
+	epoch, _ := reg.LeaderEpoch(lease)
+	c := connect(t, r)
+	rc := r.Client(t)
+	ctx := context.Background()
+	elect := func(id string) (leader.Term, func()) {
+		e, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond, Keys: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		terms := make(chan leader.Term, 1)
+		ectx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e.Run(ectx, func(ctx context.Context, term leader.Term) error {
+				terms <- term
+				<-ctx.Done()
+				return nil
+			})
+		}()
+		select {
+		case term := <-terms:
+			return term, func() { cancel(); <-done }
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s never led", id)
+		}
+		return leader.Term{}, nil
+	}
+	write := valkey.NewLuaScript(leader.FenceCheck + `redis.call('SET', KEYS[2], ARGV[2], 'PX', 60000) return 1`)
+	put := func(term leader.Term, k keyspace.Key, v string) error {
+		fk, token, err := term.Fence.For(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write.Exec(ctx, rc, []string{fk, k.Name()}, []string{token, v}).Error()
+	}
+	btc, _ := reg.Ticker24h("BTCUSDT")
+	eth, _ := reg.Ticker24h("ETHUSDT")
+
+	a, stopA := elect("a")
+	if !a.Fence.Slotted() {
+		t.Fatal("a cluster-named term is not fenced per slot")
+	}
+	if err := put(a, btc, "a1"); err != nil {
+		t.Fatalf("first term's write: %v", err)
+	}
+	stopA() // releases the lease
+	b, stopB := elect("b")
+	defer stopB()
+	if b.Epoch <= a.Epoch {
+		t.Fatalf("epochs %d then %d", a.Epoch, b.Epoch)
+	}
+	if err := a.Fence.Held(ctx, rc); !leader.IsFenced(err) {
+		t.Errorf("Held of a lost term: %v", err)
+	}
+	if err := b.Fence.Held(ctx, rc); err != nil {
+		t.Errorf("Held of the current term: %v", err)
+	}
+	if err := put(b, btc, "b1"); err != nil {
+		t.Fatalf("second term's write: %v", err)
+	}
+	if err := put(a, btc, "a2"); !leader.IsFenced(err) {
+		t.Fatalf("the first term wrote a slot the second had written: %v", err)
+	}
+	if v, _ := rc.Do(ctx, rc.B().Get().Key(btc.Name()).Build()).ToString(); v != "b1" {
+		t.Errorf("value %q, want b1", v)
+	}
+	// A slot the second term has not written yet still takes the first
+	// term's write (the documented limit), until the second writes it.
+	if err := put(a, eth, "a1"); err != nil {
+		t.Errorf("first term, unwritten slot: %v", err)
+	}
+	if err := put(b, eth, "b1"); err != nil {
+		t.Fatalf("second term: %v", err)
+	}
+	if err := put(a, eth, "a2"); !leader.IsFenced(err) {
+		t.Errorf("first term after the second wrote: %v", err)
+	}
+	// The lease's own slot: checked against the lease.
+	if k, _, _ := b.Fence.For(reg.BookTicker()); k != lease.Name() {
+		t.Errorf("fence of a {market} key: %q, want the lease", k)
+	}
+	if err := put(a, reg.BookTicker(), "a"); !leader.IsFenced(err) {
+		t.Errorf("first term in the lease's slot: %v", err)
+	}
+	for _, k := range []keyspace.Key{btc, eth, reg.BookTicker()} {
+		rc.Do(ctx, rc.B().Del().Key(k.Name()).Build())
+	}
 }

@@ -91,7 +91,7 @@ func chaosRun(t *testing.T, r *testenv.Redis, seed int64, run time.Duration) {
 		}
 		return s, err
 	}
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	opt, _ := cache.RedisOptions(r.URL())
 	c, err := cache.New(cache.Config{Redis: opt})
 	if err != nil {
@@ -99,7 +99,7 @@ func chaosRun(t *testing.T, r *testenv.Redis, seed int64, run time.Duration) {
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: "chaos", RetryEvery: 50 * time.Millisecond})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: "chaos", RetryEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

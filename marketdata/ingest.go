@@ -203,11 +203,36 @@ func (n *Node) ingest(ctx context.Context, s sink, sg *streamGroup) error {
 
 var errFenced = errors.New("marketdata: lease lost; writes fenced")
 
+// leaseHeld checks, before a batch of writes on a cluster, that the lease
+// still holds the term's token: per-slot fences check only that no newer
+// term wrote a slot (leader.Fence.Held). Elsewhere every script checks
+// the lease itself.
+func leaseHeld(ctx context.Context, s sink) error {
+	rs, ok := s.(*redisSink)
+	if !ok || !rs.fence.Slotted() {
+		return nil
+	}
+	cctx, cancel := rs.ctx(ctx)
+	defer cancel()
+	return rs.fence.Held(cctx, rs.cl)
+}
+
 // flush writes what the buffer holds. A fenced write ends the term; other
 // failures put the klines back for the next flush.
 func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 	b.write.Lock()
 	defer b.write.Unlock()
+	if err := leaseHeld(ctx, s); err != nil {
+		// Nothing taken from the buffer: the next term's flush writes it,
+		// or a fenced term ends with the buffer (the next leader backfills).
+		if leader.IsFenced(err) {
+			n.st.Fenced.Add(1)
+			return errFenced
+		}
+		n.st.WriteErrors.Add(1)
+		n.writeLog.warn(n.cfg.Logger, "lease", "marketdata: lease check failed", "err", err)
+		return nil
+	}
 	klines, oldest, tickers, market, books := b.take()
 	n.st.Flushes.Add(1)
 	g, gctx := errgroup.WithContext(ctx)

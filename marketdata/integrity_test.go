@@ -26,6 +26,32 @@ type scripted struct {
 	mu      sync.Mutex
 	onEvent func(exchange.Event)
 	connect func(string)
+
+	pubMu     sync.Mutex // guards published
+	published []exchange.Kline
+}
+
+// PublishAsync records the node's kline events.
+func (s *scripted) PublishAsync(name string, data any) error {
+	if k, ok := data.(exchange.Kline); ok && name == "kline" {
+		s.pubMu.Lock()
+		s.published = append(s.published, k)
+		s.pubMu.Unlock()
+	}
+	return nil
+}
+
+// publishedClosed is the open times of the closed klines published.
+func (s *scripted) publishedClosed() map[int64]int {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	out := map[int64]int{}
+	for _, k := range s.published {
+		if k.Closed {
+			out[k.OpenTime]++
+		}
+	}
+	return out
 }
 
 const bar = int64(60000)
@@ -120,7 +146,7 @@ func (s *scripted) next() int64 {
 func startScripted(t *testing.T, s *scripted, ic marketdata.Integrity) (*marketdata.Node, func() []exchange.Kline) {
 	t.Helper()
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	opt, _ := cache.RedisOptions(r.URL())
 	c, err := cache.New(cache.Config{Redis: opt})
 	if err != nil {
@@ -128,14 +154,14 @@ func startScripted(t *testing.T, s *scripted, ic marketdata.Integrity) (*marketd
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: "a", RetryEvery: 50 * time.Millisecond})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: "a", RetryEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ic.ReconcileDelay == 0 {
 		ic.ReconcileDelay = 20 * time.Millisecond
 	}
-	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Window: 50, FlushEvery: 10 * time.Millisecond, Integrity: ic},
+	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Window: 50, FlushEvery: 10 * time.Millisecond, Integrity: ic, Events: s},
 		reg, c, s, s.streams, el)
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +323,17 @@ func TestIntegrityReconnect(t *testing.T) {
 	settled(t, n)
 	for i := range int64(3) {
 		wantTruth(t, stored, b+i*bar)
+	}
+	// The repaired finals went out as events too, for readers that follow
+	// them; the term's first backfill did not.
+	pub := s.publishedClosed()
+	for i := range int64(3) {
+		if pub[b+i*bar] == 0 {
+			t.Errorf("closed kline %d repaired from REST but not published (%v)", b+i*bar, pub)
+		}
+	}
+	if pub[b-10*bar] != 0 {
+		t.Errorf("the start's backfill was published")
 	}
 	if st := n.IntegrityStats(); st.Reconciliations["reconnect"]+st.Reconciliations["gap"] != 1 || s.restCalls.Load() != calls+1 || st.Repaired["missing"]-missing != 2 {
 		t.Errorf("a reconnect after 3 bars: %+v, %d REST calls", st, s.restCalls.Load()-calls)

@@ -126,7 +126,10 @@
 //     and a failed reconciliation (retried after 1, 2, 4… up to 30 s). The
 //     disturbances of a series within Integrity.ReconcileDelay (250 ms), and
 //     while its reconciliation runs, are coalesced into one; a reconnection
-//     after which no bar has closed costs nothing.
+//     after which no bar has closed costs nothing. What a reconciliation
+//     writes, except a term's first backfill, is also published as kline
+//     events (the newest 100), so readers that follow events see the
+//     repaired finals.
 //   - A background verification compares each series' newest
 //     Integrity.VerifyDepth (99) closed klines with REST every
 //     Integrity.VerifyEvery (5 min), the series spread evenly over the

@@ -138,7 +138,7 @@ func startNode(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, f *fakeEx
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, NodeID: id, RetryEvery: 50 * time.Millisecond})
+	el, err := leader.New(c, leader.Config{Lease: lease, Epoch: epoch, Keys: reg, NodeID: id, RetryEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func checkSeries(t *testing.T, ks []exchange.Kline) {
 
 func TestOneLeaderAllNodesServeTheSameKlines(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 2 * time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 2 * time.Second}}))
 	f := newFake(100 * time.Millisecond)
 	ns := []*testNode{startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b"), startNode(t, r, reg, f, "c")}
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(streaming(ns)) == 1 }, "no single leader")
@@ -244,7 +244,7 @@ func TestOneLeaderAllNodesServeTheSameKlines(t *testing.T) {
 
 func TestFailoverKeepsTheSeriesWhole(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: time.Second}}))
 	f := newFake(50 * time.Millisecond)
 	ns := []*testNode{startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")}
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(streaming(ns)) == 1 }, "no leader")
@@ -280,7 +280,7 @@ func TestFailoverKeepsTheSeriesWhole(t *testing.T) {
 
 func TestStandaloneWhileRedisIsDown(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake(50 * time.Millisecond)
 	n := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, func() bool { return n.n.Mode() == marketdata.ModeLeader }, "never led")
@@ -303,7 +303,7 @@ func TestStandaloneWhileRedisIsDown(t *testing.T) {
 
 func TestReadThroughLoadsOnce(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake(time.Hour)
 	n := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, func() bool { return n.c.Redis() != nil }, "no redis")
@@ -347,7 +347,7 @@ func TestReadThroughLoadsOnce(t *testing.T) {
 // leader's writes are refused by the fence and stop landing.
 func TestDeposedLeaderWritesNothing(t *testing.T) {
 	r := testenv.Start(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 3 * time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{keyspace.KindMarketWSLeader: 3 * time.Second}}))
 	f := newFake(20 * time.Millisecond)
 	n := startNode(t, r, reg, f, "a")
 	testenv.Eventually(t, 5*time.Second, func() bool { return n.n.Mode() == marketdata.ModeLeader }, "never led")
@@ -384,7 +384,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 // snapshot is older than SymbolRefresh.
 func TestUnknownSymbolsNeverReachREST(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	f := newFake(time.Hour)
 	a, b := startNode(t, r, reg, f, "a"), startNode(t, r, reg, f, "b")
 	testenv.Eventually(t, 5*time.Second, func() bool { return a.c.Redis() != nil && b.c.Redis() != nil }, "no redis")

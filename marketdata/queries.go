@@ -33,8 +33,8 @@ var ErrBadKlineQuery = errors.New("marketdata: bad kline query")
 // window's first kline is read from REST, and only while the window is
 // full (a series holding fewer klines holds all there are, or is being
 // backfilled); the REST call is made at the context's priority, so the
-// REST weight budget may refuse it. A series nobody streams is read from
-// REST, for a listed symbol only, as Klines does.
+// REST weight budget may refuse it. A series nobody streams, or one the
+// store holds nothing of yet, is read from REST, for a listed symbol only.
 func (r *Reader) KlinesRange(ctx context.Context, symbol, interval string, start, end int64, limit int) ([]exchange.Kline, error) {
 	if limit < 1 || limit > MaxKlineLimit {
 		return nil, fmt.Errorf("%w: limit %d out of 1..%d", ErrBadKlineQuery, limit, MaxKlineLimit)
@@ -60,9 +60,10 @@ func (r *Reader) KlinesRange(ctx context.Context, symbol, interval string, start
 		if r.n.rest == nil {
 			return held, nil
 		}
-		if _, ok := r.n.series[seriesID{sym, interval}]; ok {
-			return held, nil // configured but empty: the leader is backfilling
-		}
+		// Nobody streams it, or the leader has not written it yet (a new
+		// term's backfill, a Redis that lost the key): REST answers, at
+		// the caller's priority, rather than an empty series a strategy
+		// would take for "no history".
 		if _, err := r.n.lookupSymbol(ctx, sym); err != nil {
 			return nil, err
 		}

@@ -62,7 +62,7 @@ func readerOn(t *testing.T, r *testenv.Redis, reg *keyspace.Registry, rest excha
 // older than the window, and none at all for a window that is not full.
 func TestKlinesRangeServesTheWindowAndRESTBeyond(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	simREST, _ := simExchange(t)
 	rest := &countingREST{MarketREST: simREST}
 	rd, _ := readerOn(t, r, reg, rest, 100)
@@ -157,7 +157,7 @@ func TestKlinesRangeServesTheWindowAndRESTBeyond(t *testing.T) {
 // skipping fields that are not their symbol's.
 func TestBookTickersAndExchangeInfo(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	simREST, _ := simExchange(t)
 	rest := &countingREST{MarketREST: simREST}
 	rd, c := readerOn(t, r, reg, rest, 100)

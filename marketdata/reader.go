@@ -27,8 +27,8 @@ type Reader struct {
 func (n *Node) Reader() *Reader { return &Reader{n: n} }
 
 // Klines returns the last limit klines of symbol and interval, oldest
-// first. A series nobody writes (not configured on the leader) is read from
-// REST, not stored.
+// first. A series nobody writes (not configured on the leader), or one
+// the store holds nothing of yet, is read from REST, not stored.
 func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int) ([]exchange.Kline, error) {
 	if limit <= 0 || limit > 1500 {
 		return nil, fmt.Errorf("marketdata: limit %d out of 1..1500", limit)
@@ -42,9 +42,6 @@ func (r *Reader) Klines(ctx context.Context, symbol, interval string, limit int)
 		return ks, err
 	}
 	sym := strings.ToUpper(symbol)
-	if _, ok := r.n.series[seriesID{sym, interval}]; ok {
-		return ks, nil // configured but empty: the leader is backfilling
-	}
 	if _, err := r.n.lookupSymbol(ctx, sym); err != nil {
 		return nil, err
 	}

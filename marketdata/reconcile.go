@@ -125,6 +125,10 @@ func (ig *integrity) due(now time.Time) []job {
 // run runs jobs, Concurrency at a time, and records their outcomes. It
 // returns errFenced when a write was fenced.
 func (ig *integrity) run(ctx context.Context, s sink, jobs []job, failing map[*seriesState]error) error {
+	if err := leaseHeld(ctx, s); leader.IsFenced(err) {
+		ig.n.st.Fenced.Add(1)
+		return errFenced
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ig.cfg.Concurrency)
 	var mu sync.Mutex // guards fenced, failing, starts, written
@@ -176,6 +180,10 @@ type result struct {
 // progress, or another final. REST's finals are then the kept ones: no
 // stream final can replace them, and buffered updates that disagree are
 // dropped.
+// maxRepublish bounds the repaired klines one reconciliation publishes as
+// events.
+const maxRepublish = 100
+
 func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, error) {
 	n, st := ig.n, j.st
 	res := result{first: 0, last: -1}
@@ -264,6 +272,14 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 			return res, err
 		}
 		ig.n.repaired(ig.b.sg, st.key, rp)
+		if j.reasons&reasonStart == 0 {
+			// Readers that follow the events (a live Store) get the
+			// repaired finals too: the newest maxRepublish of them. A
+			// term's first backfill is not news: they read it at start.
+			for _, k := range writes[max(0, len(writes)-maxRepublish):] {
+				n.publish("kline", k)
+			}
+		}
 	}
 
 	// REST's finals are kept from now on; what the buffer holds against

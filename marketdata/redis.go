@@ -385,8 +385,12 @@ func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchan
 	if !checkAll {
 		from = strconv.FormatInt(slices.MinFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) }).OpenTime, 10)
 	}
+	fk, token, err := s.fence.For(key)
+	if err != nil {
+		return repair{}, err
+	}
 	args := make([]string, 0, 5+2*len(ks))
-	args = append(args, s.fence.Token, strconv.Itoa(s.window), ms(key.TTL()), strconv.Itoa(key.MaxValue()), from)
+	args = append(args, token, strconv.Itoa(s.window), ms(key.TTL()), strconv.Itoa(key.MaxValue()), from)
 	for _, k := range ks {
 		b, err := json.Marshal(k)
 		if err != nil {
@@ -396,7 +400,7 @@ func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchan
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rp, err := parseRepair(putKlinesScript.Exec(cctx, s.cl, []string{s.fenceKey(), key.Name()}, args))
+	rp, err := parseRepair(putKlinesScript.Exec(cctx, s.cl, []string{fk, key.Name()}, args))
 	if err != nil {
 		return repair{}, fmt.Errorf("marketdata: write %s: %w", key, err)
 	}
@@ -424,15 +428,6 @@ func parseRepair(res valkey.ValkeyResult) (repair, error) {
 		rp.removed = append(rp.removed, removedValue{at: at, size: int(size)})
 	}
 	return rp, nil
-}
-
-// fenceKey is the lease key; without a fence, any key serves (the script
-// skips the check for an empty token).
-func (s *redisSink) fenceKey() string {
-	if s.fence.Key == "" {
-		return "unfenced"
-	}
-	return s.fence.Key
 }
 
 // klines reads the newest n klines within the key's size limit. Members
@@ -601,14 +596,18 @@ func (s *redisSink) putFields(ctx context.Context, key keyspace.Key, fields map[
 	if check {
 		limit = strconv.Itoa(key.MaxValue())
 	}
+	fk, token, err := s.fence.For(key)
+	if err != nil {
+		return repair{}, err
+	}
 	args := make([]string, 0, 3+2*len(fields))
-	args = append(args, s.fence.Token, ms(key.TTL()), limit)
+	args = append(args, token, ms(key.TTL()), limit)
 	for f, v := range fields {
 		args = append(args, f, string(v))
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rp, err := parseRepair(putFieldsScript.Exec(cctx, s.cl, []string{s.fenceKey(), key.Name()}, args))
+	rp, err := parseRepair(putFieldsScript.Exec(cctx, s.cl, []string{fk, key.Name()}, args))
 	if err != nil {
 		return repair{}, fmt.Errorf("marketdata: write %s: %w", key, err)
 	}
@@ -686,9 +685,13 @@ func (s *redisSink) putValue(ctx context.Context, key keyspace.Key, v []byte) er
 	if err := key.Valid(); err != nil {
 		return err
 	}
+	fk, token, err := s.fence.For(key)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := putValueScript.Exec(cctx, s.cl, []string{s.fenceKey(), key.Name()}, []string{s.fence.Token, string(v), ms(key.TTL())}).Error(); err != nil {
+	if err := putValueScript.Exec(cctx, s.cl, []string{fk, key.Name()}, []string{token, string(v), ms(key.TTL())}).Error(); err != nil {
 		return fmt.Errorf("marketdata: write %s: %w", key, err)
 	}
 	return nil

@@ -47,7 +47,7 @@ func nodeOnSim(t *testing.T, window int) (nodeURL, simURL string) {
 	var out testenv.Buffer
 	n, err := node.New(node.Config{NodeID: "faithful-1", Stdout: &out,
 		Redis:    node.Redis{URL: r.URL()},
-		Keys:     node.Keys{Prefix: testenv.Prefix(t)},
+		Keys:     node.Keys{Prefix: testenv.Prefix(t), Naming: testenv.KeyNaming()},
 		Exchange: node.Exchange{REST: simURL, WS: "ws://" + ln.Addr().String()},
 		Market:   node.Market{Symbols: []string{"BTCUSDT", "ETHUSDT"}, Intervals: []string{"1m"}, Window: window},
 		HTTP:     node.HTTP{Listen: "127.0.0.1:0"}})

@@ -52,7 +52,7 @@ func TestJunkFloodCostsAHandfulOfRESTCalls(t *testing.T) {
 	var out testenv.Buffer
 	n, err := node.New(node.Config{NodeID: "flood-1", Stdout: &out,
 		Redis:    node.Redis{URL: r.URL()},
-		Keys:     node.Keys{Prefix: testenv.Prefix(t)},
+		Keys:     node.Keys{Prefix: testenv.Prefix(t), Naming: testenv.KeyNaming()},
 		Exchange: node.Exchange{REST: "http://" + ln.Addr().String(), WS: "ws://" + ln.Addr().String()},
 		Market:   node.Market{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}},
 		Account:  node.Account{APIKey: "flood-key", APISecret: "flood-secret"},

@@ -123,6 +123,11 @@ func New(cfg Config) (_ *Node, retErr error) {
 		}
 	}
 	cc.Logger = n.log
+	if !n.reg.HashTags() {
+		// A script over keys of several slots is refused by valkey-go (a
+		// panic) or by the cluster (CROSSSLOT): refuse clearly instead.
+		cc.RefuseCluster = "keys named for a single Redis put a leader's lease and data in different slots; name them for a cluster (--key-naming cluster, every process sharing the Redis alike)"
+	}
 	if n.tc, err = cache.New(cc); err != nil {
 		return nil, fmt.Errorf("node: cache: %w", err)
 	}
@@ -256,7 +261,7 @@ func (n *Node) elector(lease keyspace.Key, leaseErr error, log *slog.Logger) (*l
 	if err != nil {
 		return nil, fmt.Errorf("node: election: %w", err)
 	}
-	el, err := leader.New(n.tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: n.cfg.NodeID, Logger: log})
+	el, err := leader.New(n.tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: n.cfg.NodeID, Logger: log, Keys: n.reg})
 	if err != nil {
 		return nil, fmt.Errorf("node: election: %w", err)
 	}

@@ -76,7 +76,7 @@ func hammer(t *testing.T, clients []*binance.REST, workers int, p ratelimit.Prio
 func TestTwoNodesNeverExceedTheLimit(t *testing.T) {
 	r := testenv.Shared(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	s, url := startSim(t)
 	const limit = 60
 	a, b := newBudget(t, reg, cl, limit, nil), newBudget(t, reg, cl, limit, nil)
@@ -110,7 +110,7 @@ func TestA429CoolsDownEveryNode(t *testing.T) {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			r := testenv.Shared(t)
 			cl := r.Client(t)
-			reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+			reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 			s, url := startSim(t)
 			var log logBuf
 			a, b := newBudget(t, reg, cl, 1000, &log), newBudget(t, reg, cl, 1000, &log)
@@ -156,7 +156,7 @@ func TestA429CoolsDownEveryNode(t *testing.T) {
 func TestRedisDownPerNodeBudgetStillLimits(t *testing.T) {
 	r := testenv.Start(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	const limit, workers = 60, 4
 	t.Run("one node", func(t *testing.T) {
 		s, url := startSim(t)

@@ -79,7 +79,7 @@ var (
 func TestSharedWindow(t *testing.T) {
 	r := testenv.Shared(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	a, b := newBudget(t, reg, cl, 20, nil), newBudget(t, reg, cl, 20, nil)
 	awayFromMinuteEdge(t, 5*time.Second)
 	for range 5 {
@@ -117,7 +117,7 @@ func TestSharedWindow(t *testing.T) {
 func TestSharedObserve(t *testing.T) {
 	r := testenv.Shared(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	a, b := newBudget(t, reg, cl, 20, nil), newBudget(t, reg, cl, 20, nil)
 	awayFromMinuteEdge(t, 5*time.Second)
 	w, err := a.Acquire(user, 1)
@@ -143,7 +143,7 @@ func TestSharedObserve(t *testing.T) {
 func TestSharedCooldown(t *testing.T) {
 	r := testenv.Shared(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	var log logBuf
 	a, b := newBudget(t, reg, cl, 100, &log), newBudget(t, reg, cl, 100, &log)
 	a.Cooldown(user, 418, 2*time.Second)
@@ -172,7 +172,7 @@ func TestSharedCooldown(t *testing.T) {
 func TestFallbackToMemory(t *testing.T) {
 	r := testenv.Start(t)
 	cl := r.Client(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 	var log logBuf
 	a := newBudget(t, reg, cl, 20, &log)
 	awayFromMinuteEdge(t, 20*time.Second)
@@ -223,7 +223,7 @@ func TestCooldownKnownHereHoldsOnRedis(t *testing.T) {
 	t.Run("Redis unreachable", func(t *testing.T) {
 		r := testenv.Shared(t)
 		cl := r.Client(t)
-		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 		var up atomic.Bool
 		a, err := ratelimit.New(ratelimit.Config{Egress: "egress-1", Limit: 100, Keys: reg, CallTimeout: time.Second,
 			Redis: func() valkey.Client {
@@ -252,7 +252,7 @@ func TestCooldownKnownHereHoldsOnRedis(t *testing.T) {
 	t.Run("Redis down", func(t *testing.T) {
 		r := testenv.Start(t)
 		cl := r.Client(t)
-		reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t)})
+		reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
 		a := newBudget(t, reg, cl, 100, &logBuf{})
 		if _, err := a.Acquire(sys, 1); err != nil {
 			t.Fatal(err)

@@ -3,7 +3,8 @@
 # It installs what the tests need when it is missing (scripts/install-tools.sh:
 # redis-server from Debian's packages, staticcheck from the Go module proxy
 # into bin/), then runs
-# go vet, staticcheck and every test under the race detector. Tests start
+# go vet, staticcheck and every test under the race detector, then the
+# Redis-facing packages' tests again on a three-master Redis Cluster. Tests start
 # their own redis-server on free loopback ports; nothing else is required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,13 @@ echo "== staticcheck" >&2
 staticcheck ./...
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 15m ./...
+
+# The same tests of every package that talks to Redis, on three-master
+# Redis Clusters (internal/testenv starts them; keys named for a cluster).
+# -short leaves out the minutes-long chaos runs, which the pass above made.
+echo "== go test -race on a Redis Cluster (TRADECACHE_TEST_TOPOLOGY=cluster)" >&2
+TRADECACHE_TEST_TOPOLOGY=cluster go test -race -short -count=1 -timeout 15m \
+	./internal/testenv ./cache ./leader ./bus ./internal/keyaudit ./ratelimit ./account ./marketdata ./node
 
 # The dashboard bundle the binary embeds (web/dist, committed) is what a
 # fresh npm ci && npm run build of web/ makes.

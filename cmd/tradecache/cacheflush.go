@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/valkey-io/valkey-go"
 
 	"github.com/tradecache/tradecache/filecache"
 	"github.com/tradecache/tradecache/internal/config"
+	"github.com/tradecache/tradecache/internal/keyaudit"
 )
 
 // cacheFlush empties one key kind in Redis (SCAN + UNLINK, in batches, so a
@@ -80,21 +82,34 @@ func cacheFlush(ctx context.Context, e *env, args []string) error {
 }
 
 func unlinkMatching(ctx context.Context, cl valkey.Client, pattern string) (int, error) {
-	var cursor uint64
+	// Every master of a cluster holds its own keys; one UNLINK per key,
+	// pipelined, since keys of one page may live in several slots.
+	masters, err := keyaudit.Masters(ctx, cl, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for {
-		e, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return n, err
-		}
-		if len(e.Elements) > 0 {
-			if err := cl.Do(ctx, cl.B().Unlink().Key(e.Elements...).Build()).Error(); err != nil {
+	for _, node := range masters {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+			if err != nil {
 				return n, err
 			}
-			n += len(e.Elements)
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return n, nil
+			cmds := make(valkey.Commands, len(e.Elements))
+			for i, k := range e.Elements {
+				cmds[i] = node.B().Unlink().Key(k).Build()
+			}
+			for _, r := range node.DoMulti(ctx, cmds...) {
+				if err := r.Error(); err != nil {
+					return n, err
+				}
+				n++
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
 		}
 	}
+	return n, nil
 }

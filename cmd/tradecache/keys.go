@@ -170,35 +170,43 @@ func listKeys(ctx context.Context, cl valkey.Client, pattern string, limit int, 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	defer tw.Flush()
 	fmt.Fprintln(tw, "KEY\tTTL")
-	var cursor uint64
+	// Every master of a cluster holds its own keys.
+	masters, err := keyaudit.Masters(ctx, cl, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("keys ls: %w", err)
+	}
 	n := 0
-	for {
-		e, err := cl.Do(ctx, cl.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
-		if err != nil {
-			return fmt.Errorf("keys ls: scan: %w", err)
-		}
-		cmds := make(valkey.Commands, len(e.Elements))
-		for i, k := range e.Elements {
-			cmds[i] = cl.B().Pttl().Key(k).Build()
-		}
-		for i, r := range cl.DoMulti(ctx, cmds...) {
-			if n >= limit {
-				fmt.Fprintf(tw, "… (--limit %d reached)\t\n", limit)
-				return nil
+	for _, node := range masters {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				return fmt.Errorf("keys ls: scan: %w", err)
 			}
-			p, err := r.AsInt64()
-			if err != nil || p == -2 {
-				continue
+			cmds := make(valkey.Commands, len(e.Elements))
+			for i, k := range e.Elements {
+				cmds[i] = node.B().Pttl().Key(k).Build()
 			}
-			ttl := "none"
-			if p >= 0 {
-				ttl = (time.Duration(p) * time.Millisecond).String()
+			for i, r := range node.DoMulti(ctx, cmds...) {
+				if n >= limit {
+					fmt.Fprintf(tw, "… (--limit %d reached)\t\n", limit)
+					return nil
+				}
+				p, err := r.AsInt64()
+				if err != nil || p == -2 {
+					continue
+				}
+				ttl := "none"
+				if p >= 0 {
+					ttl = (time.Duration(p) * time.Millisecond).String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\n", e.Elements[i], ttl)
+				n++
 			}
-			fmt.Fprintf(tw, "%s\t%s\n", e.Elements[i], ttl)
-			n++
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return nil
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
 		}
 	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -422,5 +423,47 @@ func TestServeDegradedWithDeadExchange(t *testing.T) {
 	}, "healthz never turned degraded with the exchange unreachable: %+v", h)
 	if h.Exchange == nil || h.Exchange.State != "down" || len(h.Reasons) == 0 || !strings.Contains(strings.Join(h.Reasons, "; "), "exchange") {
 		t.Errorf("healthz = %+v (exchange %+v)", h, h.Exchange)
+	}
+}
+
+// On a Redis Cluster, keys ls and cache flush reach every master, and
+// cluster-named keys are written and read with --key-naming cluster.
+func TestKeyToolsOnCluster(t *testing.T) {
+	r := testenv.StartCluster(t)
+	env := map[string]string{"TRADECACHE_ENV_FILE": "/dev/null", "REDIS_URL": r.URL(), "TRADECACHE_KEY_NAMING": "cluster"}
+
+	symbols := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "DOGEUSDT"}
+	for _, s := range symbols {
+		if code, _, errOut := runCmd(t, env, "cache", "set", "ticker_24h", s, `{"lastPrice":"2"}`); code != 0 {
+			t.Fatalf("cache set %s: %d %s", s, code, errOut)
+		}
+	}
+	if code, out, errOut := runCmd(t, env, "cache", "get", "ticker_24h", "BTCUSDT"); code != 0 || out != "{\"lastPrice\":\"2\"}\n" {
+		t.Fatalf("cache get: %d %q %s", code, out, errOut)
+	}
+	rc := r.Client(t)
+	masters := map[string]bool{}
+	for addr, n := range rc.Nodes() {
+		if k, _ := n.Do(context.Background(), n.B().Dbsize().Build()).AsInt64(); k > 0 {
+			masters[addr] = true
+		}
+	}
+	if len(masters) < 2 {
+		t.Fatalf("the keys live on %d masters; the test needs them spread", len(masters))
+	}
+	code, out, errOut := runCmd(t, env, "keys", "ls", "ticker_24h:*")
+	if code != 0 {
+		t.Fatalf("keys ls: %d %s", code, errOut)
+	}
+	for _, s := range symbols {
+		if !strings.Contains(out, "ticker_24h:{"+s+"}") {
+			t.Errorf("keys ls lacks %s:\n%s", s, out)
+		}
+	}
+	if code, out, errOut := runCmd(t, env, "cache", "flush", "ticker_24h", "--yes"); code != 0 || !strings.Contains(out, "flushed "+strconv.Itoa(len(symbols))+" keys") {
+		t.Fatalf("cache flush: %d %q %s", code, out, errOut)
+	}
+	if code, out, _ := runCmd(t, env, "keys", "audit"); code != 0 || !strings.Contains(out, "keys: 0") {
+		t.Errorf("keys audit after the flush: %d\n%s", code, out)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/keyspace"
@@ -139,7 +141,12 @@ func Cache(ctx context.Context, o CacheOptions) (benchfmt.Report, error) {
 		return nil, fmt.Errorf("bench cache: the cache left the %s tier during the run", tier)
 	}
 	if tier == "redis" && o.Compare {
-		if err := compareRedisBenchmark(ctx, cc, o, rps, &rep, log); err != nil {
+		cluster := false
+		if cl := tc.Redis(); cl != nil && cl.Mode() == valkey.ClientModeCluster {
+			cluster = true
+			rep.Add("redis.cluster_nodes", float64(len(cl.Nodes())), "nodes")
+		}
+		if err := compareRedisBenchmark(ctx, cc, cluster, o, rps, &rep, log); err != nil {
 			fmt.Fprintln(log, "bench cache: redis-benchmark comparison skipped:", err)
 		}
 	}
@@ -197,13 +204,15 @@ func hammer(ctx context.Context, n int, d time.Duration, f func(*rand.Rand) erro
 // compareRedisBenchmark runs redis-benchmark with the same value size and
 // key count, by default the same concurrency without pipelining (-P 1),
 // and reports its figures and our ratio to them.
-func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions, rps map[string]float64, rep *benchfmt.Report, log io.Writer) error {
+// On a cluster redis-benchmark runs in its cluster mode (--cluster), from
+// the first address, against every master.
+func compareRedisBenchmark(ctx context.Context, cc cache.Config, cluster bool, o CacheOptions, rps map[string]float64, rep *benchfmt.Report, log io.Writer) error {
 	bin, err := exec.LookPath("redis-benchmark")
 	if err != nil {
 		return fmt.Errorf("redis-benchmark is not on the PATH (Debian: apt-get install redis-tools)")
 	}
-	if cc.Redis.TLSConfig != nil || len(cc.Redis.InitAddress) != 1 {
-		return fmt.Errorf("only a single plain-TCP server is compared")
+	if cc.Redis.TLSConfig != nil || len(cc.Redis.InitAddress) == 0 || len(cc.Redis.InitAddress) > 1 && !cluster {
+		return fmt.Errorf("only plain-TCP servers are compared, a single one or a cluster")
 	}
 	host, port, err := net.SplitHostPort(cc.Redis.InitAddress[0])
 	if err != nil {
@@ -222,9 +231,14 @@ func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions,
 		// The same commands as "-t set/get -d size -r keys", spelled out so
 		// the keys carry our prefix and a TTL: a comparison run leaves no
 		// TTL-less key behind (-t would write "key:…" without one).
-		cmd := []string{"GET", prefix + "rb:__rand_int__"}
+		key := prefix + "rb:__rand_int__"
+		if cluster {
+			// redis-benchmark replaces {tag} with a hash tag of each master's.
+			key = prefix + "rb:{tag}:__rand_int__"
+		}
+		cmd := []string{"GET", key}
 		if op == "set" {
-			cmd = []string{"SET", prefix + "rb:__rand_int__", string(bytes.Repeat([]byte("x"), o.ValueSize)), "EX", "600"}
+			cmd = []string{"SET", key, string(bytes.Repeat([]byte("x"), o.ValueSize)), "EX", "600"}
 		}
 		args := []string{"-h", host, "-p", port, "-c", strconv.Itoa(clients), "-P", strconv.Itoa(pipeline),
 			"-n", strconv.Itoa(n), "-r", strconv.Itoa(o.Keys), "-q", "--csv"}
@@ -236,6 +250,9 @@ func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions,
 		}
 		if cc.Redis.SelectDB != 0 {
 			args = append(args, "--dbnum", strconv.Itoa(cc.Redis.SelectDB))
+		}
+		if cluster {
+			args = append(args, "--cluster")
 		}
 		args = append(args, cmd...)
 		fmt.Fprintf(log, "bench cache: redis-benchmark -c %d -P %d -n %d -r %d %s …\n", clients, pipeline, n, o.Keys, cmd[0])
@@ -259,6 +276,10 @@ func compareRedisBenchmark(ctx context.Context, cc cache.Config, o CacheOptions,
 // parseRedisBenchmark reads the CSV of redis-benchmark 7:
 // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
 func parseRedisBenchmark(out []byte) (rps, p50ms, p99ms float64, err error) {
+	// In cluster mode the CSV follows a description of the masters.
+	if i := bytes.Index(out, []byte(`"test",`)); i > 0 {
+		out = out[i:]
+	}
 	recs, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
 	if err != nil || len(recs) < 2 || len(recs[1]) < 7 {
 		return 0, 0, 0, fmt.Errorf("unexpected redis-benchmark output %q", out)

@@ -73,6 +73,11 @@ func TestParseRedisBenchmark(t *testing.T) {
 	if err != nil || rps != 51020.41 || p50 != 0.503 || p99 != 0.959 {
 		t.Errorf("parseRedisBenchmark = %v %v %v %v", rps, p50, p99, err)
 	}
+	// Cluster mode (--cluster) describes the masters first.
+	cluster := append([]byte("Cluster has 3 master nodes:\n\nMaster 0: 6c9a 127.0.0.1:7003\n\n"), out...)
+	if rps, _, _, err := parseRedisBenchmark(cluster); err != nil || rps != 51020.41 {
+		t.Errorf("parseRedisBenchmark of cluster mode = %v %v", rps, err)
+	}
 	for _, bad := range []string{"", "ERR\n", `"test","rps"` + "\n" + `"GET","1"` + "\n",
 		`"test","rps","a","b","c","d","e"` + "\n" + `"GET","1","2","3","4","5","6"` + "\n"} {
 		if _, _, _, err := parseRedisBenchmark([]byte(bad)); err == nil {

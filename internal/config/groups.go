@@ -72,6 +72,15 @@ func Keys(k *node.Keys) Group {
 				k.Prefix = s
 				return nil
 			}},
+		{Flag: "key-naming", Env: "TRADECACHE_KEY_NAMING", Default: node.NamingSeed,
+			Usage: "seed: the trading system's key names (a single Redis, Sentinel); cluster: keys with Redis Cluster hash tags, needed on a cluster (tradecache keys kinds shows both); every process sharing a Redis must use the same",
+			Set: func(s string) error {
+				if s != node.NamingSeed && s != node.NamingCluster {
+					return fmt.Errorf("want %s or %s", node.NamingSeed, node.NamingCluster)
+				}
+				k.Naming = s
+				return nil
+			}},
 		{Flag: "max-value-bytes", Env: "TRADECACHE_MAX_VALUE_BYTES", Default: keyspace.FormatSize(keyspace.DefaultMaxValue),
 			Usage: "largest value read from Redis, over each kind's own limit (tradecache keys kinds shows them): bytes, or with KiB or MiB; larger values are refused or skipped without being fetched",
 			Set: func(s string) error {

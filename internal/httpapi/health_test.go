@@ -37,7 +37,7 @@ func exchangeNode(t *testing.T, addr string, staleAfter time.Duration) *httptest
 	}
 	rest := binance.NewREST(binance.RESTConfig{BaseURL: "http://" + addr})
 	n, err := marketdata.New(marketdata.Config{Symbols: []string{"BTCUSDT"}, Intervals: []string{"1m"}, Logger: slog.New(slog.DiscardHandler)},
-		keyspace.MustNew(keyspace.Config{}), c, rest, streams, nil)
+		keyspace.MustNew(testenv.Keys(keyspace.Config{})), c, rest, streams, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,11 @@ func Audit(ctx context.Context, client valkey.Client, opt Options) (Report, erro
 	}
 	rep := Report{Spread: make([]int, len(Buckets))}
 	fams := map[string]*Family{}
-	for addr, node := range primaries(client) {
+	masters, err := Masters(ctx, client, opt.Timeout)
+	if err != nil {
+		return rep, err
+	}
+	for addr, node := range masters {
 		var cursor uint64
 		for {
 			sctx, cancel := context.WithTimeout(ctx, opt.Timeout)
@@ -213,14 +217,27 @@ func FirstSegment(key string) string {
 	return key
 }
 
-// primaries returns one client per primary: every node of a cluster, or the
-// client itself.
-func primaries(c valkey.Client) map[string]valkey.Client {
+// Masters returns one client per primary: every master of a cluster (a
+// replica holds copies of its master's keys, which would count twice), or
+// the client itself. A scan of every key scans each of them.
+func Masters(ctx context.Context, c valkey.Client, timeout time.Duration) (map[string]valkey.Client, error) {
 	nodes := c.Nodes()
 	if len(nodes) <= 1 {
-		return map[string]valkey.Client{"redis": c}
+		return map[string]valkey.Client{"redis": c}, nil
 	}
-	return nodes
+	out := make(map[string]valkey.Client, len(nodes))
+	for addr, n := range nodes {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		role, err := n.Do(rctx, n.B().Role().Build()).ToArray()
+		cancel()
+		if err != nil || len(role) == 0 {
+			return nil, fmt.Errorf("keyaudit: role of %s: %w", addr, err)
+		}
+		if r, _ := role[0].ToString(); r == "master" {
+			out[addr] = n
+		}
+	}
+	return out, nil
 }
 
 // FamilyOf groups keys by the registered kind they belong to, named by its

@@ -37,8 +37,8 @@ type Sentinel struct {
 // the Sentinel to know both, and stops everything when tb ends.
 func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
-	master := Start(tb)
-	replica := Start(tb, ReplicaOf(master.Addr()))
+	master := StartOne(tb)
+	replica := StartOne(tb, ReplicaOf(master.Addr()))
 	s := &Sentinel{Master: master, Replica: replica, dir: tb.TempDir()}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {

@@ -35,12 +35,20 @@ import (
 	"github.com/tradecache/tradecache/internal/keyaudit"
 )
 
-// Redis is one redis-server process on 127.0.0.1.
+// Redis is one redis-server process on 127.0.0.1, or a Redis Cluster of
+// several (StartCluster): then Port and Addr are the first master's, URL
+// and Client reach the whole cluster, and Stop, Restart, Pause and Resume
+// act on every node at once (the cluster is down, or back, as a whole).
 type Redis struct {
 	Port      int
 	Password  string // requirepass; empty: none
 	ReplicaOf string // host:port of the master this server replicates; empty: a master
 	dir       string
+
+	nodes    []*Redis // the masters of a cluster at start; nil for one server
+	replicas []*Redis // replicas[i] replicates nodes[i] at start (ClusterReplicas)
+	busPort  int      // a cluster node's cluster bus port; 0: not a cluster node
+	withRepl bool     // ClusterReplicas was given
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
@@ -49,14 +57,38 @@ type Redis struct {
 // Addr is host:port.
 func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)) }
 
-// URL is the redis:// URL of the server, with its password if it has one.
+// URL is the redis:// URL of the server, with its password if it has one;
+// for a cluster, every master as a seed (addr=…).
 func (r *Redis) URL() string {
 	u := url.URL{Scheme: "redis", Host: r.Addr()}
 	if r.Password != "" {
 		u.User = url.UserPassword("", r.Password)
 	}
+	if len(r.nodes) > 1 {
+		q := url.Values{}
+		for _, n := range r.nodes[1:] {
+			q.Add("addr", n.Addr())
+		}
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }
+
+// Addrs is every address of the deployment: the server, or the masters of
+// a cluster.
+func (r *Redis) Addrs() []string {
+	if r.nodes == nil {
+		return []string{r.Addr()}
+	}
+	out := make([]string, len(r.nodes))
+	for i, n := range r.nodes {
+		out[i] = n.Addr()
+	}
+	return out
+}
+
+// IsCluster reports whether r is a Redis Cluster.
+func (r *Redis) IsCluster() bool { return r.nodes != nil }
 
 // Option configures a server started by Start.
 type Option func(*Redis)
@@ -68,9 +100,25 @@ func RequirePass(password string) Option { return func(r *Redis) { r.Password = 
 // ReplicaOf makes the server a replica of the master at addr (host:port).
 func ReplicaOf(addr string) Option { return func(r *Redis) { r.ReplicaOf = addr } }
 
-// Start starts a private redis-server for tb, stopped and audited for keys
-// without TTL when tb ends.
+// Start starts a private redis-server for tb — a three-master cluster when
+// the topology is TopologyCluster — stopped and audited for keys without
+// TTL when tb ends. A replica (ReplicaOf) is always one server.
 func Start(tb testing.TB, opts ...Option) *Redis {
+	tb.Helper()
+	if Topology() == TopologyCluster && !isReplica(opts) {
+		return StartCluster(tb, opts...)
+	}
+	return startOne(tb, opts...)
+}
+
+// StartOne starts a private single redis-server whatever the topology:
+// for tests of what only one server does (replication, Sentinel).
+func StartOne(tb testing.TB, opts ...Option) *Redis {
+	tb.Helper()
+	return startOne(tb, opts...)
+}
+
+func startOne(tb testing.TB, opts ...Option) *Redis {
 	tb.Helper()
 	r, err := start(tb.TempDir(), opts...)
 	if err != nil {
@@ -127,6 +175,9 @@ func (r *Redis) launch(bin string) error {
 		// A replica's first sync starts at once, not after Redis's default
 		// 5 s wait for more replicas.
 		"--repl-diskless-sync-delay", "0",
+	}
+	if r.busPort != 0 {
+		args = append(args, clusterArgs(r)...)
 	}
 	if r.Password != "" {
 		args = append(args, "--requirepass", r.Password)
@@ -210,12 +261,21 @@ func ping(addr, password string) error {
 }
 
 func (r *Redis) running() bool {
+	if r.nodes != nil {
+		return r.nodes[0].running()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.cmd != nil
 }
 
 func (r *Redis) kill() {
+	if r.nodes != nil {
+		for _, n := range r.all() {
+			n.kill()
+		}
+		return
+	}
 	r.mu.Lock()
 	cmd := r.cmd
 	r.cmd = nil
@@ -245,6 +305,12 @@ func (r *Redis) Restart(tb testing.TB) {
 	if err != nil {
 		tb.Fatalf("testenv: redis-server not found: %v", err)
 	}
+	if r.nodes != nil {
+		if err := r.restartCluster(bin); err != nil {
+			tb.Fatalf("testenv: restart cluster: %v", err)
+		}
+		return
+	}
 	var lastErr error
 	for attempt := 0; attempt < 50; attempt++ { // the port may linger briefly
 		if lastErr = r.launch(bin); lastErr == nil {
@@ -264,6 +330,12 @@ func (r *Redis) Resume(tb testing.TB) { r.signal(tb, syscall.SIGCONT) }
 
 func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
 	tb.Helper()
+	if r.nodes != nil {
+		for _, n := range r.all() {
+			n.signal(tb, s)
+		}
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd == nil {
@@ -278,7 +350,7 @@ func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
 // requires a password), closed when tb ends.
 func (r *Redis) Client(tb testing.TB) valkey.Client {
 	tb.Helper()
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, Password: r.Password, DisableCache: true})
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: r.Addrs(), Password: r.Password, DisableCache: true})
 	if err != nil {
 		tb.Fatalf("testenv: connect to %s: %v", r.Addr(), err)
 	}
@@ -302,7 +374,9 @@ func Shared(tb testing.TB) *Redis {
 	defer sharedMu.Unlock()
 	if shared == nil && sharedErr == nil {
 		sharedDir, sharedErr = os.MkdirTemp("", "testenv-redis-")
-		if sharedErr == nil {
+		if sharedErr == nil && Topology() == TopologyCluster {
+			shared, sharedErr = startCluster(sharedDir)
+		} else if sharedErr == nil {
 			shared, sharedErr = start(sharedDir)
 		}
 	}
@@ -340,7 +414,7 @@ func Prefix(tb testing.TB) string {
 // project writes must expire),
 // checked after every test run against the test servers.
 func auditNoTTL(r *Redis) error {
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{r.Addr()}, Password: r.Password, DisableCache: true})
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: r.Addrs(), Password: r.Password, DisableCache: true})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", r.Addr(), err)
 	}

@@ -70,3 +70,76 @@ func TestRequirePass(t *testing.T) {
 	r.Restart(t) // still requires the password, still answers it
 	testenv.Eventually(t, 5*time.Second, func() bool { return c.Do(ctx, c.B().Ping().Build()).Error() == nil }, "no PING after restart")
 }
+
+// TestCluster: three masters share the slots; a client follows keys to
+// their masters, the audit scans every master, and the cluster survives
+// a stop and restart of all its nodes, and of one.
+func TestCluster(t *testing.T) {
+	r := testenv.StartCluster(t)
+	if len(r.Addrs()) != testenv.ClusterMasters || !r.IsCluster() {
+		t.Fatalf("addrs %v", r.Addrs())
+	}
+	c := r.Client(t)
+	if c.Mode() != valkey.ClientModeCluster {
+		t.Fatalf("client mode %v, want cluster", c.Mode())
+	}
+	ctx := context.Background()
+	set := func(k string) error {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return c.Do(ctx, c.B().Set().Key(k).Value("v").ExSeconds(30).Build()).Error()
+	}
+	// Keys on every master: a, b, c hash to slots 15495, 3300, 7365.
+	for _, k := range []string{"a", "b", "c"} {
+		if err := set(k); err != nil {
+			t.Fatalf("set %s: %v", k, err)
+		}
+	}
+	per := map[string]int64{}
+	for addr, n := range c.Nodes() {
+		per[addr], _ = n.Do(ctx, n.B().Dbsize().Build()).AsInt64()
+	}
+	for addr, n := range per {
+		if n != 1 {
+			t.Errorf("master %s holds %d keys, want 1 (%v)", addr, n, per)
+		}
+	}
+	r.Stop(t)
+	if err := set("a"); err == nil {
+		t.Fatal("write succeeded against a stopped cluster")
+	}
+	r.Restart(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return set("a") == nil && set("b") == nil && set("c") == nil }, "no write after restart")
+	r.Node(1).Stop(t)
+	r.Node(1).Restart(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return set("a") == nil && set("b") == nil && set("c") == nil }, "no write after one master's restart")
+}
+
+// TestClusterFailover: with replicas, CLUSTER FAILOVER swaps a shard's
+// master and replica and keeps its keys; a killed master's replica takes
+// over by itself.
+func TestClusterFailover(t *testing.T) {
+	r := testenv.StartCluster(t, testenv.ClusterReplicas())
+	c := r.Client(t)
+	ctx := context.Background()
+	set := func(k string) error {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return c.Do(ctx, c.B().Set().Key(k).Value("v").ExSeconds(60).Build()).Error()
+	}
+	if err := set("b"); err != nil { // slot 3300: shard 0
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // replicated
+	r.Failover(t, 0)
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		v, err := c.Do(ctx, c.B().Get().Key("b").Build()).ToString()
+		return err == nil && v == "v"
+	}, "key lost or unreachable after CLUSTER FAILOVER")
+	// Kill the shard's master now (the replica at start): its replica (the
+	// master at start) is promoted after the node timeout.
+	r.Replica(0).Stop(t)
+	testenv.Eventually(t, 15*time.Second, func() bool { return set("b") == nil }, "no write after the master died")
+	r.Replica(0).Restart(t)
+	r.Failover(t, 0) // back, once the restarted node has synced
+}
