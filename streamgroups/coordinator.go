@@ -194,6 +194,14 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 		}
 	}
 	freeSince := map[string]time.Time{}
+	// Hand-backs that did not take: a group a node held though another
+	// ranked first, then left free, counted alike by every node from the
+	// leases (reset once its first-ranked node holds it). Each one doubles
+	// how long the next such holder keeps it, so a preferred node that
+	// never takes its group costs a few moves, not one every grace.
+	lastHolder := map[string]string{}
+	handBacks := map[string]int{}
+	heldSince := map[string]time.Time{} // groups held here though another ranks first: since when
 	looks := 0
 	var prev []string // the live nodes of the last look
 	t := time.NewTicker(c.cfg.Poll)
@@ -236,6 +244,16 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 				owner := Owner(g, live)
 				first := owner == c.cfg.NodeID
 				free := h == "" && now.Sub(freeSince[g]) >= c.cfg.FreeGrace
+				switch was := lastHolder[g]; {
+				case h != "" && h == Owner(g, steady):
+					delete(handBacks, g)
+				case h == "" && was != "" && was != Owner(g, steady):
+					handBacks[g] = min(handBacks[g]+1, 6)
+				}
+				lastHolder[g] = h
+				if h != c.cfg.NodeID || first {
+					delete(heldSince, g)
+				}
 				switch {
 				case first || free:
 					if camps[g] == nil {
@@ -246,6 +264,13 @@ func (c *Coordinator) Run(ctx context.Context, work func(ctx context.Context, gr
 					// it has been seen live twice in a row.
 					if Owner(g, steady) == c.cfg.NodeID {
 						break
+					}
+					since, ok := heldSince[g]
+					if !ok {
+						since, heldSince[g] = now, now
+					}
+					if n := handBacks[g]; n > 0 && now.Sub(since) < c.cfg.FreeGrace<<n {
+						break // the last hand-back did not take: keep it longer
 					}
 					if cp := camps[g]; cp != nil && !cp.stopping {
 						c.cfg.Logger.Info("streamgroups: handing over", "group", g, "to", owner)

@@ -28,9 +28,11 @@
 // Any node also campaigns for a group whose lease has been free for
 // FreeGrace (the membership TTL by default), whoever ranks first: the
 // preferred node is live but does not take it. The node that takes it so
-// offers it back (releases it) at its next look: a preferred node that
-// never takes its groups leaves them free for one grace in each cycle,
-// each cycle a new term with its backfill. A node holding a group for
+// offers it back (releases it) at its next look; when the preferred node
+// lets it go free again, the next node to take it keeps it twice as long
+// before offering it back (2, 4, … up to 64 graces): a preferred node
+// that never takes its groups costs a few moves, each a new term with its
+// backfill, and a grace without a holder before each. A node holding a group for
 // which another live node now ranks first, seen live in two looks in a
 // row, hands it over: it stops the group's work and releases the lease,
 // and the newcomer, campaigning every RetryEvery from its own second look,

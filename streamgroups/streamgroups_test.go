@@ -281,10 +281,12 @@ func TestCoordinatorShares(t *testing.T) {
 
 // TestCoordinatorFreeGrace: a node that heartbeats but never campaigns
 // ranks first for some groups; after the free-lease grace the working
-// nodes take them, so every group is streamed all the same.
+// nodes take them, so every group is streamed all the same; and they keep
+// them longer after each hand-back that did not take, so the groups move
+// a few times, not every grace.
 func TestCoordinatorFreeGrace(t *testing.T) {
 	r := testenv.Shared(t)
-	const ttl = 2 * time.Second
+	const ttl = time.Second
 	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
 		keyspace.KindMarketWSGroup: ttl, keyspace.KindMarketNodes: ttl}})
 	groups := names("g", 8)
@@ -322,6 +324,7 @@ func TestCoordinatorFreeGrace(t *testing.T) {
 	}()
 	var mu sync.Mutex
 	held := map[string]string{}
+	terms := map[string]int{}
 	var wg sync.WaitGroup
 	for _, id := range []string{"a", "b"} {
 		opt, _ := cache.RedisOptions(r.URL())
@@ -342,6 +345,7 @@ func TestCoordinatorFreeGrace(t *testing.T) {
 			co.Run(ctx, func(ctx context.Context, g string, _ leader.Term) error {
 				mu.Lock()
 				held[g] = id
+				terms[g]++
 				mu.Unlock()
 				<-ctx.Done()
 				mu.Lock()
@@ -360,6 +364,23 @@ func TestCoordinatorFreeGrace(t *testing.T) {
 		return len(held) == len(groups)
 	}, "the phantom's groups were never taken: %v", held)
 	t.Logf("the phantom's %d groups were taken after %v (grace %v)", phantomFirst, time.Since(start).Round(time.Millisecond), ttl)
+	mu.Lock()
+	clear(terms)
+	mu.Unlock()
+	time.Sleep(6 * ttl)
+	mu.Lock()
+	for _, g := range groups {
+		if streamgroups.Owner(g, []string{"a", "b", "phantom"}) != "phantom" {
+			continue
+		}
+		// Undamped: a term every grace and a poll (about 5); damped: held
+		// 1, 2, 4 graces after the free ones.
+		if terms[g] > 4 {
+			t.Errorf("%s: %d terms in %v: moved every grace", g, terms[g], 6*ttl)
+		}
+	}
+	t.Logf("terms of each group in the next %v: %v", 6*ttl, terms)
+	mu.Unlock()
 	cancel()
 	wg.Wait()
 }
