@@ -11,7 +11,9 @@
 // most Size streams (at most 1024, Binance's limit per connection; the
 // shared streams, such as the whole-market tickers, go first into g0). The
 // cut depends only on the configuration, so every node with the same
-// symbols and intervals computes the same groups, named g0, g1, … .
+// symbols, intervals and size computes the same groups, named g0, g1, … .
+// Nodes do not compare their cuts: nodes configured differently share
+// group names that hold different streams.
 //
 // # Assignment
 //
