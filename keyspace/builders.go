@@ -248,3 +248,13 @@ func ParseSize(s string) (int, error) {
 	}
 	return n * mult, nil
 }
+
+// MarketWSGroup is market_ws_leader:{group}, the lease of one stream group
+// when the market streams are cut into several (group: "g0", "g1", …).
+func (r *Registry) MarketWSGroup(group string) (Key, error) {
+	return r.Key(KindMarketWSGroup, group)
+}
+
+// MarketNodes is market_nodes, the heartbeats of the nodes sharing the
+// stream groups.
+func (r *Registry) MarketNodes() Key { return r.must(KindMarketNodes) }

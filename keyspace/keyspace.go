@@ -26,6 +26,8 @@
 //	account_assets    account_assets:{account}           300 s
 //	rest_weight       rest_weight:{egress}               120 s
 //	rest_cooldown     rest_cooldown:{egress}             the exchange's Retry-After (120 s without one)
+//	market_ws_group   market_ws_leader:{group}           30 s (one stream group's lease, several groups only)
+//	market_nodes      market_nodes                       30 s, refreshed by every heartbeat
 //
 // An optional global prefix (Config.Prefix) is prepended to every key and
 // channel so several deployments can share one Redis. TTLs are overridable
@@ -78,6 +80,11 @@ const (
 	KindRESTWeight      = "rest_weight"
 	KindRESTCooldown    = "rest_cooldown"
 	KindSlotFence       = "slot_fence"
+	// KindMarketWSGroup is the lease of one stream group when the streams
+	// are cut into several; KindMarketNodes the membership of the nodes
+	// that share them.
+	KindMarketWSGroup = "market_ws_group"
+	KindMarketNodes   = "market_nodes"
 )
 
 // MaxPartLen bounds one substituted part of a key.
@@ -268,6 +275,8 @@ func Defaults() []Kind {
 		{Name: KindRESTWeight, Slot: "{egress}", Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
 		{Name: KindRESTCooldown, Slot: "{egress}", Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
 		{Name: KindSlotFence, Pattern: "slot_fence:{tag}", Slot: "{tag}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "string \"epoch:nonce\": under cluster naming, the newest leader term that wrote the slot of hash tag {tag}; a fenced write of an older term is refused; refreshed by every fenced write"},
+		{Name: KindMarketWSGroup, Slot: "{group}", Pattern: "market_ws_leader:{group}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of one stream group (g0, g1, …) when the market streams are cut into several; one group keeps market_ws_leader`},
+		{Name: KindMarketNodes, Pattern: "market_nodes", TTL: 30 * time.Second, Type: TypeZSet, Internal: true, MaxValue: maxSmall, Value: "sorted set: member = node id, score = its last heartbeat (ms, Redis's clock): the nodes sharing the stream groups; members older than the TTL are dropped on every heartbeat"},
 	}
 }
 

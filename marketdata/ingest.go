@@ -25,6 +25,8 @@ import (
 // symbol, per market symbol (capped).
 type buffer struct {
 	maxMarket int
+	// sg is the stream group the term streams.
+	sg *streamGroup
 
 	// write is held by a flush from taking the buffer to the end of its
 	// writes, and by a reconciliation from its read of the store to the
@@ -39,8 +41,8 @@ type buffer struct {
 	books   map[string]exchange.BookTicker
 }
 
-func newBuffer(maxMarket int) *buffer {
-	b := &buffer{maxMarket: maxMarket}
+func newBuffer(maxMarket int, sg *streamGroup) *buffer {
+	b := &buffer{maxMarket: maxMarket, sg: sg}
 	b.reset()
 	return b
 }
@@ -83,19 +85,17 @@ func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline, oldest t
 }
 
 func (n *Node) onEvent(b *buffer, ig *integrity) func(exchange.Event) {
-	symbols := map[string]bool{}
-	for _, s := range n.cfg.Symbols {
-		symbols[upper(s)] = true
-	}
+	sg := b.sg
+	symbols := sg.symbols
 	return func(ev exchange.Event) {
 		n.st.Events.Add(1)
-		n.sh.lastEvent.Store(n.sh.stamp())
+		sg.sh.lastEvent.Store(sg.sh.stamp())
 		ig.observe(ev.EventTime)
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch ev.Kind {
 		case exchange.EventKline:
-			key, ok := n.series[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
+			key, ok := sg.series[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
 			if !ok {
 				n.st.Ignored.Add(1)
 				return
@@ -137,16 +137,18 @@ func (b *buffer) putMarket(t exchange.Ticker24h) {
 	}
 }
 
-// ingest streams into s until ctx ends or a write is fenced. Its klines
-// are kept equal to REST's by reconciliations (integrity.go, reconcile.go);
-// its REST calls are the node's own: System priority in the weight budget,
-// never starved by user read-throughs.
-func (n *Node) ingest(ctx context.Context, s sink) error {
+// ingest streams the streams of group sg into s until ctx ends or a write
+// is fenced. Its klines are kept equal to REST's by reconciliations
+// (integrity.go, reconcile.go); its REST calls are the node's own: System
+// priority in the weight budget, never starved by user read-throughs.
+func (n *Node) ingest(ctx context.Context, s sink, sg *streamGroup) error {
 	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
-	b := newBuffer(n.cfg.MaxMarketSymbols)
+	b := newBuffer(n.cfg.MaxMarketSymbols, sg)
 	ig := n.newIntegrity(b)
-	st, err := n.streams(slices.Clone(n.names), n.onEvent(b, ig), func(string) {
-		n.sh.lastConnect.Store(n.sh.stamp())
+	// The term's pending reconciliations no longer are, once it has ended.
+	defer ig.untrack()
+	st, err := n.streams(slices.Clone(sg.names), n.onEvent(b, ig), func(string) {
+		sg.sh.lastConnect.Store(sg.sh.stamp())
 		ig.reconnected()
 	})
 	if err != nil {
@@ -181,13 +183,13 @@ func (n *Node) ingest(ctx context.Context, s sink) error {
 			select {
 			case <-gctx.Done():
 				return nil
-			case <-n.refillWake:
-				n.refillMu.Lock()
-				ids := slices.Collect(maps.Keys(n.refills))
-				clear(n.refills)
-				n.refillMu.Unlock()
+			case <-sg.refillWake:
+				sg.refillMu.Lock()
+				ids := slices.Collect(maps.Keys(sg.refills))
+				clear(sg.refills)
+				sg.refillMu.Unlock()
 				for _, id := range ids {
-					ig.refill(n.series[id])
+					ig.refill(sg.series[id])
 				}
 			}
 		}
@@ -258,7 +260,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				b.restore(key, m, oldest[key])
 				return nil
 			}
-			n.repaired(key, rp)
+			n.repaired(b.sg, key, rp)
 			n.st.KlinesWritten.Add(uint64(len(ks)))
 			n.lat.record(time.Since(oldest[key]))
 			for _, k := range ks {
@@ -287,7 +289,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				fail(key, err)
 				return nil
 			}
-			n.repaired(key, rp)
+			n.repaired(b.sg, key, rp)
 			return nil
 		})
 	}
@@ -299,7 +301,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				fail(key, err)
 				return nil
 			}
-			n.repaired(key, rp)
+			n.repaired(b.sg, key, rp)
 			for _, bt := range books {
 				n.publish("book_ticker", bt)
 			}
@@ -344,13 +346,14 @@ func upper(s string) string {
 
 // repaired counts and reports what a leader's write removed because no
 // reader could use it, and has a series whose key was of another type —
-// deleted, so its history is gone — filled again from REST.
-func (n *Node) repaired(key keyspace.Key, rp repair) {
+// deleted, so its history is gone — filled again from REST by the term of
+// group sg.
+func (n *Node) repaired(sg *streamGroup, key keyspace.Key, rp repair) {
 	if rp.replaced != "" {
 		n.st.KeysReplaced.Add(1)
 		n.cache.ReportBad(key.Name(), key.Kind(), cache.BadWrongType, fmt.Sprintf("the key was a %s; the leader replaced it", rp.replaced))
 		if id, ok := n.seriesOf[key.Name()]; ok {
-			n.requestRefill(id)
+			sg.requestRefill(id)
 		}
 	}
 	for _, r := range rp.removed {
@@ -369,14 +372,17 @@ func (n *Node) repaired(key keyspace.Key, rp repair) {
 	}
 }
 
-// requestRefill asks the leader's reconciliation to fill series id again
+// requestRefill asks the group's reconciliation to fill series id again
 // from REST, the whole window.
-func (n *Node) requestRefill(id seriesID) {
-	n.refillMu.Lock()
-	n.refills[id] = true
-	n.refillMu.Unlock()
+func (sg *streamGroup) requestRefill(id seriesID) {
+	if _, ok := sg.series[id]; !ok {
+		return
+	}
+	sg.refillMu.Lock()
+	sg.refills[id] = true
+	sg.refillMu.Unlock()
 	select {
-	case n.refillWake <- struct{}{}:
+	case sg.refillWake <- struct{}{}:
 	default:
 	}
 }

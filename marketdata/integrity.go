@@ -336,15 +336,27 @@ type seriesState struct {
 // busy reports whether st's reconciliation is pending or running.
 func (st *seriesState) busy() bool { return st.reasons != 0 || st.running }
 
-// track keeps the pending count: was is st.busy() before a change.
+// track keeps the pending count: was is st.busy() before a change. The
+// caller holds ig.mu.
 func (ig *integrity) track(st *seriesState, was bool) {
 	if is := st.busy(); is != was {
 		if is {
+			ig.busy++
 			ig.n.ist.pending.Add(1)
 		} else {
+			ig.busy--
 			ig.n.ist.pending.Add(-1)
 		}
 	}
+}
+
+// untrack takes the term's pending reconciliations out of the node's
+// count once the term has ended (several groups' terms share the count).
+func (ig *integrity) untrack() {
+	ig.mu.Lock()
+	defer ig.mu.Unlock()
+	ig.n.ist.pending.Add(-int64(ig.busy))
+	ig.busy = 0
 }
 
 func (st *seriesState) final(bar int64) (finalRec, bool) {
@@ -389,7 +401,8 @@ type integrity struct {
 	// wake tells the reconciler a reconciliation may be due.
 	wake chan struct{}
 
-	mu     sync.Mutex // guards the seriesState values
+	mu     sync.Mutex // guards the seriesState values and busy
+	busy   int        // series of this term counted in the node's pending
 	series map[keyspace.Key]*seriesState
 	list   []*seriesState // in a fixed order: verification phases
 }
@@ -401,9 +414,8 @@ func (n *Node) newIntegrity(b *buffer) *integrity {
 	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}}
 	keep := min(max(n.cfg.Window, cfg.VerifyDepth+2), 1500) + 2
 	now := time.Now()
-	n.ist.pending.Store(0)
-	for _, id := range sortedSeries(n.series) {
-		key := n.series[id]
+	for _, id := range sortedSeries(b.sg.series) {
+		key := b.sg.series[id]
 		st := &seriesState{id: id, key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
 		ig.series[key] = st
 		ig.list = append(ig.list, st)

@@ -71,6 +71,20 @@
 // minute) a write checks the whole series, or every field of a hash, and
 // removes the rest.
 //
+// # Stream groups
+//
+// With Config.Groups the streams are cut into groups (StreamGroups: each
+// symbol's klines, ticker and book ticker whole, the whole-market tickers
+// in g0, at most Config.GroupSize streams a group) that the nodes share
+// (package streamgroups). Each group held is a term of its own: the
+// group's streams on their own connections, its writes fenced by the
+// group's lease, its integrity state, health and refills its own; the
+// term starts, like every term, by reconciling the group's whole window
+// with REST, so a group that moved has no gap. The node leads (Mode) while
+// it holds one group or more; StreamStatus is the worst of theirs;
+// HeldGroups says which. Without Config.Groups one term holds every
+// stream, elected by the elector New was given.
+//
 // With Redis down there is nothing to elect on: each node streams for itself
 // into a bounded in-memory sink with the same TTLs, serves its readers from
 // it, and rejoins the election when Redis is back.
@@ -164,6 +178,7 @@ import (
 	"github.com/tradecache/tradecache/internal/lifecycle"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
+	"github.com/tradecache/tradecache/streamgroups"
 )
 
 // Streamer runs the exchange's market streams until its context ends.
@@ -199,6 +214,12 @@ type Config struct {
 	Logger     *slog.Logger
 	// Integrity configures the reconciliation of klines with REST.
 	Integrity Integrity
+	// Groups, when set, shares the streams with the other nodes in groups
+	// of at most GroupSize streams (StreamGroups), each group with its own
+	// lease; the elector passed to New is then not used. Nil: one group,
+	// every stream, elected by that elector.
+	Groups    GroupCampaigner
+	GroupSize int // default streamgroups.DefaultSize
 	// Events, when set, receives what this node writes, as events:
 	// "kline" (every kline written, on update and on close), "ticker"
 	// (per configured symbol) and "book_ticker". Only the node that
@@ -239,12 +260,16 @@ type Node struct {
 	seriesOf map[string]seriesID       // by key name
 	names    []string                  // stream names
 
-	// refills are series whose key the leader replaced (it was of another
-	// type): its backfill fills them again from REST.
-	refillMu   sync.Mutex // guards refills
-	refills    map[seriesID]bool
-	refillWake chan struct{}
-	writeLog   *logThrottle // write failures, per key
+	// all is every stream: the standalone stream's, and the leader's
+	// with a single group.
+	all *streamGroup
+	// groups, with several groups (Config.Groups), by name, and their
+	// order; holding counts this node's terms of them.
+	groups     map[string]*streamGroup
+	groupOrder []string
+	holding    atomic.Int32
+
+	writeLog *logThrottle // write failures, per key
 
 	skips   *skipMemo          // oversized kline members reads pass around
 	flights singleflight.Group // kline reads in flight
@@ -305,7 +330,7 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 	}
 	n := &Node{cfg: cfg, keys: keys, cache: c, rest: rest, streams: streams, elector: elector,
 		mem: newMemSink(cfg.Window, cfg.MaxMarketSymbols, c), series: map[seriesID]keyspace.Key{}, seriesOf: map[string]seriesID{},
-		refills: map[seriesID]bool{}, refillWake: make(chan struct{}, 1), writeLog: newLogThrottle(time.Minute), skips: newSkipMemo(time.Minute),
+		writeLog: newLogThrottle(time.Minute), skips: newSkipMemo(time.Minute),
 		sh: streamHealth{base: time.Now()}}
 	if len(cfg.Symbols) == 0 || len(cfg.Intervals) == 0 {
 		return nil, errors.New("marketdata: no symbols or intervals configured")
@@ -325,7 +350,18 @@ func New(cfg Config, keys *keyspace.Registry, c *cache.Cache, rest exchange.Mark
 		}
 		n.names = append(n.names, strings.ToLower(s)+"@ticker", strings.ToLower(s)+"@bookTicker")
 	}
-	n.names = append(n.names, "!ticker@arr")
+	n.names = append(n.names, MarketStream)
+	n.all = newStreamGroup("g0", n.names, &n.sh)
+	n.all.series = n.series
+	for _, s := range cfg.Symbols {
+		n.all.symbols[upper(s)] = true
+	}
+	if cfg.GroupSize <= 0 {
+		cfg.GroupSize = streamgroups.DefaultSize
+	}
+	if err := n.setupGroups(cfg.GroupSize); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -366,12 +402,17 @@ func (n *Node) Stats() *Stats { return &n.st }
 // Redis comes and goes.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.mode.Store(int32(ModeIdle))
+	var campaign func(context.Context)
+	if n.groups != nil {
+		campaign = n.campaign
+	}
 	lifecycle.Role{
-		Redis:   n.cache.Redis,
-		Elector: n.elector,
+		Redis:    n.cache.Redis,
+		Elector:  n.elector,
+		Campaign: campaign,
 		Standalone: func(ctx context.Context) error {
 			n.startStreaming(ModeStandalone)
-			return n.ingest(ctx, n.mem)
+			return n.ingest(ctx, n.mem, n.all)
 		},
 		Follow: func() { n.mode.Store(int32(ModeFollower)) },
 		Lead: func(ctx context.Context, cl valkey.Client, t leader.Term) error {
@@ -380,7 +421,7 @@ func (n *Node) Run(ctx context.Context) error {
 			defer n.mode.Store(int32(ModeFollower))
 			s := n.redisSink(cl)
 			s.fence, s.checks = t.Fence, newCheckTimes(n.cfg.CheckEvery)
-			return n.ingest(ctx, s)
+			return n.ingest(ctx, s, n.all)
 		},
 		Logger: n.cfg.Logger,
 		Name:   "marketdata",

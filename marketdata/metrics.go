@@ -13,13 +13,14 @@ var (
 	descBackf   = prometheus.NewDesc("tradecache_marketdata_backfills_total", "Series backfilled from REST after a gap.", nil, nil)
 	descWErr    = prometheus.NewDesc("tradecache_marketdata_write_errors_total", "Failed writes: kind=error (retried next flush) or fenced (lease lost; nothing landed).", []string{"kind"}, nil)
 	descTerms   = prometheus.NewDesc("tradecache_marketdata_leader_terms_total", "Leadership terms this node started.", nil, nil)
+	descGroups  = prometheus.NewDesc("tradecache_marketdata_stream_groups_held", "Stream groups this node streams now (1 for the single group while it leads or streams standalone).", nil, nil)
 	descRepairs = prometheus.NewDesc("tradecache_marketdata_repairs_total", "What the leader's fenced writes removed because no reader could use it: action=member_removed (a kline member), field_removed (a hash field) or key_replaced (a key of another Redis type).", []string{"action"}, nil)
 )
 
 type collector struct{ n *Node }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms, descRepairs} {
+	for _, d := range []*prometheus.Desc{descMode, descEvents, descUpserts, descFlushes, descBackf, descWErr, descTerms, descRepairs, descGroups} {
 		ch <- d
 	}
 	for _, d := range integrityDescs {
@@ -52,5 +53,6 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descRepairs, st.MembersRemoved.Load(), "member_removed")
 	cnt(descRepairs, st.FieldsRemoved.Load(), "field_removed")
 	cnt(descRepairs, st.KeysReplaced.Load(), "key_replaced")
+	ch <- prometheus.MustNewConstMetric(descGroups, prometheus.GaugeValue, float64(len(c.n.HeldGroups())))
 	c.n.collectIntegrity(ch)
 }

@@ -38,7 +38,6 @@ func (n *Node) reconcileLoop(ctx context.Context, s sink, ig *integrity) error {
 	if n.rest == nil {
 		return nil
 	}
-	defer n.ist.pending.Store(0)
 	t := time.NewTicker(reconcileTick)
 	defer t.Stop()
 	failing := map[*seriesState]error{}
@@ -53,7 +52,7 @@ func (n *Node) reconcileLoop(ctx context.Context, s sink, ig *integrity) error {
 					one = err
 					break
 				}
-				n.sh.backfilled(one)
+				ig.b.sg.sh.backfilled(one)
 			}
 			continue
 		}
@@ -274,7 +273,7 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 		if err != nil {
 			return res, err
 		}
-		ig.n.repaired(st.key, rp)
+		ig.n.repaired(ig.b.sg, st.key, rp)
 		if j.reasons&reasonStart == 0 {
 			// Readers that follow the events (a live Store) get the
 			// repaired finals too: the newest maxRepublish of them. A

@@ -77,9 +77,17 @@ func (n *Node) StreamStatus(staleAfter time.Duration) StreamStatus {
 	if staleAfter <= 0 {
 		staleAfter = DefaultStaleAfter
 	}
-	h := &n.sh
+	if n.groups != nil && n.Mode() != ModeStandalone {
+		return n.groupsStatus(staleAfter)
+	}
+	return n.sh.status(staleAfter, n.Streaming())
+}
+
+// status is the stream status of one set of streams; streaming says
+// whether a term (or the standalone stream) holds them now.
+func (h *streamHealth) status(staleAfter time.Duration, streaming bool) StreamStatus {
 	st := StreamStatus{State: StreamNotStreaming, LastConnect: h.at(h.lastConnect.Load()), LastEvent: h.at(h.lastEvent.Load())}
-	if !n.Streaming() {
+	if !streaming {
 		return st
 	}
 	since := h.since.Load()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/internal/httpapi"
 	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/marketdata"
 	"github.com/tradecache/tradecache/notify"
+	"github.com/tradecache/tradecache/streamgroups"
 )
 
 // DefaultAppPort names the event channel of every node that is not told
@@ -100,6 +103,10 @@ func (k Keys) Registry() (*keyspace.Registry, error) {
 	if k.LeaseTTL > 0 {
 		ttl[keyspace.KindMarketWSLeader] = k.LeaseTTL
 		ttl[keyspace.KindAccountLeader] = k.LeaseTTL
+		ttl[keyspace.KindMarketWSGroup] = k.LeaseTTL
+		// A node's heartbeat lives as long as a lease: a dead node is
+		// absent by the time its leases expire.
+		ttl[keyspace.KindMarketNodes] = k.LeaseTTL
 	}
 	switch k.Naming {
 	case "", NamingSeed, NamingCluster:
@@ -133,6 +140,12 @@ type Market struct {
 	Symbols   []string // upper-case symbols
 	Intervals []string // kline intervals
 	Window    int      // klines kept per series in Redis; 0 = 1000
+	// GroupSize is the most streams one stream group holds, 1 to 1024
+	// (Binance's limit per connection); 0 = streamgroups.DefaultSize
+	// (200). Streams that fit in one group are led by one node through
+	// market_ws_leader; more are cut into groups g0, g1, … shared between
+	// the nodes, each with its lease market_ws_leader:{group}.
+	GroupSize int
 }
 
 // Account holds the exchange keys of the account whose positions and
@@ -254,6 +267,19 @@ func (c Config) Check() error {
 	}
 	if len(c.Market.Symbols) == 0 || len(c.Market.Intervals) == 0 {
 		errs = append(errs, errors.New("no symbols or no intervals to stream"))
+	} else if c.Market.GroupSize < 0 || c.Market.GroupSize > streamgroups.MaxSize {
+		errs = append(errs, fmt.Errorf("stream group size %d: want 1 to %d (Binance's streams per connection)", c.Market.GroupSize, streamgroups.MaxSize))
+	} else if gs, err := marketdata.StreamGroups(c.Market.Symbols, c.Market.Intervals, cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize)); err != nil {
+		errs = append(errs, err)
+	} else if len(gs) > 1 && c.Keys.Naming == NamingCluster {
+		// Every group writes the whole-market hashes, one slot whose fence
+		// keeps the newest term's epoch: the epochs of different groups'
+		// leases are not comparable there.
+		n := 0
+		for _, g := range gs {
+			n += len(g.Streams)
+		}
+		errs = append(errs, fmt.Errorf("%d stream groups under cluster key naming: not supported yet (each group's term would fence the others out of the shared market:ticker_24h and market:book_ticker slot); stream in one group (--stream-group-size %d, at most %d) or use seed naming", len(gs), n, streamgroups.MaxSize))
 	}
 	errs = append(errs, c.HTTP.check()...)
 	return errors.Join(errs...)

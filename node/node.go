@@ -17,6 +17,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -42,6 +43,7 @@ import (
 	"github.com/tradecache/tradecache/leader"
 	"github.com/tradecache/tradecache/marketdata"
 	"github.com/tradecache/tradecache/notify"
+	"github.com/tradecache/tradecache/streamgroups"
 )
 
 // eventBus is what serve needs of a bus: publish (sync and without
@@ -74,7 +76,8 @@ type Node struct {
 	logs     *eventlog.Handler
 	ex       *exchangeSide
 	md       *marketdata.Node
-	acct     *account.Node // nil without API keys
+	groups   *streamgroups.Coordinator // nil: one stream group (or no Redis)
+	acct     *account.Node             // nil without API keys
 	notifier *notify.Notifier
 	gw       *gateway.Gateway // nil when /ws is off
 	api      *httpapi.Server
@@ -160,8 +163,15 @@ func New(cfg Config) (_ *Node, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	n.md, err = marketdata.New(marketdata.Config{Symbols: c.Market.Symbols, Intervals: c.Market.Intervals, Window: c.Market.Window, Logger: log, Events: n.events},
-		n.reg, n.tc, n.ex.rest, n.ex.streams, elector)
+	mcfg := marketdata.Config{Symbols: c.Market.Symbols, Intervals: c.Market.Intervals, Window: c.Market.Window, Logger: log, Events: n.events,
+		GroupSize: c.Market.GroupSize}
+	if n.groups, err = n.streamGroups(log); err != nil {
+		return nil, err
+	}
+	if n.groups != nil {
+		mcfg.Groups, elector = n.groups, nil
+	}
+	n.md, err = marketdata.New(mcfg, n.reg, n.tc, n.ex.rest, n.ex.streams, elector)
 	if err != nil {
 		return nil, fmt.Errorf("node: market data: %w", err)
 	}
@@ -195,7 +205,7 @@ func New(cfg Config) (_ *Node, retErr error) {
 	)
 	n.api = &httpapi.Server{NodeID: c.NodeID, Cache: n.tc, Gatherer: n.metrics, Started: time.Now(), Version: c.Version,
 		Market: n.md.Reader(), Leader: n.md.Streaming, Mode: func() string { return n.md.Mode().String() },
-		Exchange: n.md, StaleAfter: c.HTTP.StaleAfter}
+		Exchange: n.md, StaleAfter: c.HTTP.StaleAfter, Groups: n.groupsHealth}
 	if n.gw != nil {
 		n.metrics.MustRegister(n.gw.Collector())
 		n.api.WS = n.gw
@@ -256,6 +266,53 @@ func (n *Node) elector(lease keyspace.Key, leaseErr error, log *slog.Logger) (*l
 		return nil, fmt.Errorf("node: election: %w", err)
 	}
 	return el, nil
+}
+
+// streamGroups is the sharing of the stream groups between the nodes when
+// the streams are cut into more than one; nil with one (led through
+// market_ws_leader, as a single group always was) or without Redis.
+func (n *Node) streamGroups(log *slog.Logger) (*streamgroups.Coordinator, error) {
+	c := n.cfg
+	if c.Redis.URL == "" {
+		return nil, nil
+	}
+	gs, err := marketdata.StreamGroups(c.Market.Symbols, c.Market.Intervals, cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if len(gs) < 2 {
+		return nil, nil
+	}
+	cfg := streamgroups.Config{Members: n.reg.MarketNodes(), NodeID: c.NodeID, Leases: map[string]streamgroups.Lease{}, Logger: log}
+	for _, g := range gs {
+		lease, err := n.reg.MarketWSGroup(g.Name)
+		if err != nil {
+			return nil, fmt.Errorf("node: stream groups: %w", err)
+		}
+		epoch, err := n.reg.LeaderEpoch(lease)
+		if err != nil {
+			return nil, fmt.Errorf("node: stream groups: %w", err)
+		}
+		cfg.Groups = append(cfg.Groups, g.Name)
+		cfg.Leases[g.Name] = streamgroups.Lease{Lease: lease, Epoch: epoch}
+	}
+	co, err := streamgroups.New(n.tc, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return co, nil
+}
+
+// groupsHealth is the stream groups section of /healthz: the groups this
+// node holds and, with several groups, the holders it last saw.
+func (n *Node) groupsHealth() *httpapi.GroupsHealth {
+	h := &httpapi.GroupsHealth{Total: 1, Held: n.md.HeldGroups()}
+	if n.groups == nil {
+		return h
+	}
+	v := n.groups.View()
+	h.Total, h.Live, h.Holders = len(n.groups.Groups()), v.Live, v.Holders
+	return h
 }
 
 // Health is the node's /healthz answer now.
@@ -360,6 +417,10 @@ func (n *Node) banner(addr string) {
 	}
 	fmt.Fprintf(w, "tradecache %s: node %s on %s://%s (health /healthz, metrics /metrics), %s, %s; streaming %v × %v; events on %s\n",
 		c.Version, c.NodeID, scheme, addr, redisDesc, n.ex.desc, c.Market.Symbols, c.Market.Intervals, n.channel)
+	if n.groups != nil {
+		fmt.Fprintf(w, "streams cut into %d stream groups of at most %d (--stream-group-size), shared with the other nodes\n",
+			len(n.groups.Groups()), cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize))
+	}
 	switch {
 	case n.gw == nil:
 		fmt.Fprintln(w, "/ws is off: set --ws-token (TRADECACHE_WS_TOKEN) to relay events")

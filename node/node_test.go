@@ -61,6 +61,11 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"REST user share above 1", func(c *node.Config) { c.Exchange.RESTUserShare = 1.5 }, "REST user share"},
 		{"REST egress with a colon", func(c *node.Config) { c.Exchange.RESTEgress = "10.0.0.1:443" }, "REST egress"},
 		{"a value cap below a kline", func(c *node.Config) { c.Keys.MaxValue = 100 }, "MaxValue 100"},
+		{"a stream group beyond Binance's connection", func(c *node.Config) { c.Market.GroupSize = 1025 }, "stream group size 1025"},
+		{"a symbol's streams beyond the group size", func(c *node.Config) { c.Market.GroupSize = 2 }, "more than the group size 2"},
+		{"stream groups under cluster naming", func(c *node.Config) {
+			c.Market.Symbols, c.Market.GroupSize, c.Keys.Naming = []string{"BTCUSDT", "ETHUSDT"}, 3, node.NamingCluster
+		}, "not supported yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -148,6 +148,12 @@ def kind_lease(r, key):
     check_fields(key, load(key, read_string(r, key)), LEASE_FIELDS)
 
 
+def kind_market_nodes(r, key):
+    for member, score in r.zrange(key, 0, -1, withscores=True):
+        if not member or " " in member or score <= 0:
+            raise Drift(f"{key}: member {member!r} at {score}: want a node id and its last heartbeat (ms)")
+
+
 def kind_leader_epoch(r, key):
     v = read_string(r, key)
     if v is None or not v.isdigit():
@@ -165,6 +171,8 @@ KINDS = {
     "symbol_info": ("symbol_info:*", "string", kind_symbol_info),
     "listen_key": ("listen_key:*", "string", kind_listen_key),
     "market_ws_leader": ("market_ws_leader", "string", kind_lease),
+    "market_ws_group": ("market_ws_leader:*", "string", kind_lease),
+    "market_nodes": ("market_nodes", "zset", kind_market_nodes),
     "account_leader": ("account_leader:*", "string", kind_lease),
     "leader_epoch": ("leader_epoch:*", "string", kind_leader_epoch),
     "exchange_info": ("exchange_info", "hash", symbol_hash(SYMBOL_FIELDS)),

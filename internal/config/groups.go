@@ -178,6 +178,7 @@ func Market(m *node.Market) Group {
 				return nil
 			}},
 		{Flag: "window", Env: "TRADECACHE_WINDOW", Default: "1000", Usage: "klines kept per series in Redis", Set: intSetter(&m.Window)},
+		{Flag: "stream-group-size", Env: "TRADECACHE_STREAM_GROUP_SIZE", Default: "200", Usage: "most streams in one stream group (1 to 1024); more streams are cut into groups the nodes share, each with its own lease", Set: intSetter(&m.GroupSize)},
 	}}
 }
 

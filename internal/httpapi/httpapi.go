@@ -63,6 +63,9 @@
 // start of streaming, have delivered no event for StaleAfter, or its
 // backfills have failed for longer than that. A follower does not stream:
 // the exchange's state is not its health.
+// With Server.Groups it also says which stream groups the node holds (and,
+// with several groups, who holds each and which nodes are live); a group
+// elsewhere is not this node's health either.
 package httpapi
 
 import (
@@ -110,6 +113,8 @@ type Server struct {
 	// Exchange reports the exchange streams' state for /healthz; nil: no
 	// exchange section, and the exchange never degrades the status.
 	Exchange StreamReporter
+	// Groups reports the stream groups for /healthz; nil: no section.
+	Groups func() *GroupsHealth
 	// StaleAfter is how long a node that streams may go without an event
 	// from the exchange, or without a connection since it started
 	// streaming, before it is degraded (default exchange.DefaultStaleAfter,
@@ -144,6 +149,21 @@ type Health struct {
 	// Exchange is the state of the exchange streams; nil when the server
 	// has no Exchange.
 	Exchange *ExchangeHealth `json:"exchange,omitempty"`
+	// Groups says which stream groups this node holds; nil when the
+	// server has no Groups.
+	Groups *GroupsHealth `json:"stream_groups,omitempty"`
+}
+
+// GroupsHealth is the stream groups section of Health: the market streams
+// are cut into Total groups (g0, g1, …), each held by one node.
+type GroupsHealth struct {
+	Total int      `json:"total"`
+	Held  []string `json:"held"` // the groups this node streams now
+	// Holders is group → node holding its lease, as this node last read
+	// the leases (a free group is absent); Live the nodes sharing the
+	// groups, from their heartbeats. Both only with several groups.
+	Holders map[string]string `json:"holders,omitempty"`
+	Live    []string          `json:"live_nodes,omitempty"`
 }
 
 // ExchangeHealth is the exchange section of Health.
@@ -235,6 +255,12 @@ func (s *Server) Health() Health {
 		}
 		if st.Reason != "" {
 			h.degrade(st.Reason)
+		}
+	}
+	if s.Groups != nil {
+		h.Groups = s.Groups()
+		if h.Groups != nil && h.Groups.Held == nil {
+			h.Groups.Held = []string{}
 		}
 	}
 	return h

@@ -66,8 +66,13 @@ func WaitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 type Role struct {
 	// Redis returns the Redis client while Redis is reachable, nil otherwise.
 	Redis func() valkey.Client
-	// Elector campaigns for the role's lease; nil: always Standalone.
+	// Elector campaigns for the role's lease; nil: always Standalone,
+	// unless Campaign is set.
 	Elector *leader.Elector
+	// Campaign, when set instead of Elector, campaigns for the role's
+	// leases itself (several, each leading through its own work) until
+	// ctx ends; it must return once every term it started has ended.
+	Campaign func(ctx context.Context)
 	// Standalone holds the stream while there is nothing to elect on; it
 	// must return when ctx ends (Redis has come back).
 	Standalone func(ctx context.Context) error
@@ -85,13 +90,14 @@ type Role struct {
 // elected as Redis goes and comes. At start it gives the cache a moment
 // to connect before deciding Redis is down.
 func (r Role) Run(ctx context.Context) {
-	if r.Elector != nil {
+	elected := r.Elector != nil || r.Campaign != nil
+	if elected {
 		WaitFor(ctx, 3*time.Second, func() bool { return r.Redis() != nil })
 	}
 	for ctx.Err() == nil {
-		if r.Elector == nil || r.Redis() == nil {
+		if !elected || r.Redis() == nil {
 			sctx, cancel := context.WithCancel(ctx)
-			stop := CancelWhen(sctx, cancel, func() bool { return r.Elector != nil && r.Redis() != nil })
+			stop := CancelWhen(sctx, cancel, func() bool { return elected && r.Redis() != nil })
 			err := r.Standalone(sctx)
 			cancel()
 			<-stop
@@ -106,6 +112,12 @@ func (r Role) Run(ctx context.Context) {
 		}
 		ectx, cancel := context.WithCancel(ctx)
 		stop := CancelWhen(ectx, cancel, func() bool { return r.Redis() == nil })
+		if r.Campaign != nil {
+			r.Campaign(ectx)
+			cancel()
+			<-stop
+			continue
+		}
 		r.Elector.Run(ectx, func(lctx context.Context, t leader.Term) error {
 			cl := r.Redis()
 			if cl == nil {

@@ -262,6 +262,17 @@ function onHeartbeat(h) {
   while (nodes.size > MAX_NODES) nodes.delete(nodes.keys().next().value);
   renderNodes();
 }
+// The stream groups a node holds: "g0 g3 (2/21)"; at most 6 named.
+function groupsCell(g) {
+  if (!g || !Array.isArray(g.held)) return '–';
+  const held = g.held.filter((x) => typeof x === 'string');
+  const names = held.slice(0, 6).join(' ') + (held.length > 6 ? ' …' : '');
+  return (names || 'none') + ` (${held.length}/${Number(g.total) || 0})`;
+}
+function groupsTitle(g) {
+  if (!g || !Array.isArray(g.held)) return '';
+  return '\nstream groups held: ' + (g.held.filter((x) => typeof x === 'string').join(', ') || 'none');
+}
 function renderNodes() {
   const now = Date.now(), self = dash.health && dash.health.node_id;
   for (const [id, n] of nodes) if (now - n.at > DROP_MS) nodes.delete(id);
@@ -276,6 +287,7 @@ function renderNodes() {
       [old ? 'stale' : h.status, old ? 'err' : h.status === 'ok' ? 'ok' : 'bad'],
       [h.cache_tier],
       [(h.mode || '–') + (h.leader && h.mode !== 'leader' ? ' ★' : '')],
+      [groupsCell(h.stream_groups)],
       [typeof h.redis_latency_ms === 'number' ? fmt(h.redis_latency_ms, 2) + ' ms' : '–'],
       [Math.round((now - at) / 1000) + ' s ago'],
     ];
@@ -285,7 +297,7 @@ function renderNodes() {
       if (cls) td.className = cls;
       tr.append(td);
     }
-    tr.title = h.node_id + (h.leader ? ' (leader)' : '');
+    tr.title = h.node_id + (h.leader ? ' (leader)' : '') + groupsTitle(h.stream_groups);
     return tr;
   });
   $('nodes').replaceChildren(...rows);
