@@ -102,30 +102,44 @@ func (r *Registry) AccountLeader(account string) (Key, error) {
 
 // LeaderEpoch is the fencing epoch counter of a lease key: "leader_epoch:market_ws_leader".
 func (r *Registry) LeaderEpoch(lease Key) (Key, error) {
-	name, ok := strings.CutPrefix(lease.Name(), r.prefix)
-	if !ok {
-		return Key{}, fmt.Errorf("keyspace: lease %q lacks prefix %q", lease.Name(), r.prefix)
+	part, err := r.leasePart(lease.Name())
+	if err != nil {
+		return Key{}, err
 	}
 	if !r.hashTags {
-		// A part cannot hold ':'; account_leader:main counts in leader_epoch:account_leader.main.
-		return r.Key(KindLeaderEpoch, strings.ReplaceAll(name, ":", "."))
+		return r.Key(KindLeaderEpoch, part)
 	}
 	// Under cluster naming the counter shares the lease's slot, since one
 	// script reads both: "{market}:leader_epoch:market_ws_leader".
-	tag := HashTag(lease.Name())
-	name = strings.TrimPrefix(name, "{"+tag+"}:")
-	name = strings.NewReplacer("{", "", "}", "", ":", ".").Replace(name)
 	r.mu.RLock()
 	c := r.kinds[KindLeaderEpoch]
 	r.mu.RUnlock()
-	return r.build(c, tag, []string{name})
+	return r.build(c, HashTag(lease.Name()), []string{part})
 }
 
-// SlotFence is the fence of the slot data lives in, under cluster naming:
-// slot_fence:{tag} with data's hash tag. A leader's fenced scripts on a
-// cluster check it instead of the lease, which lives in another slot.
-// Under seed naming there is none (an error).
-func (r *Registry) SlotFence(data Key) (Key, error) {
+// leasePart is a lease's name as one key part: without the prefix and,
+// under cluster naming, without its hash tag's braces (and the word tag
+// in front); ':' becomes '.' (account_leader:main counts in
+// leader_epoch:account_leader.main).
+func (r *Registry) leasePart(lease string) (string, error) {
+	name, ok := strings.CutPrefix(lease, r.prefix)
+	if !ok {
+		return "", fmt.Errorf("keyspace: lease %q lacks prefix %q", lease, r.prefix)
+	}
+	if r.hashTags {
+		name = strings.TrimPrefix(name, "{"+HashTag(lease)+"}:")
+		name = strings.NewReplacer("{", "", "}", "").Replace(name)
+	}
+	return strings.ReplaceAll(name, ":", "."), nil
+}
+
+// SlotFence is the fence a lease keeps in the slot data lives in, under
+// cluster naming: slot_fence:{tag}:{lease} with data's hash tag. A
+// leader's fenced scripts on a cluster check it instead of the lease,
+// which lives in another slot; each lease has its own, since epochs of
+// different leases (stream groups writing one shared hash) do not
+// compare. Under seed naming there is none (an error).
+func (r *Registry) SlotFence(data Key, lease string) (Key, error) {
 	if !r.hashTags {
 		return Key{}, fmt.Errorf("keyspace: slot fence of %q: keys are not named for a cluster", data.Name())
 	}
@@ -133,7 +147,11 @@ func (r *Registry) SlotFence(data Key) (Key, error) {
 	if tag == data.Name() {
 		return Key{}, fmt.Errorf("keyspace: slot fence of %q: the key has no hash tag", data.Name())
 	}
-	return r.Key(KindSlotFence, tag)
+	part, err := r.leasePart(lease)
+	if err != nil {
+		return Key{}, err
+	}
+	return r.Key(KindSlotFence, tag, part)
 }
 
 // ExchangeInfo is exchange_info, the whole exchange's symbols.

@@ -274,7 +274,7 @@ func Defaults() []Kind {
 		{Name: KindAccountAssets, Slot: "account", Pattern: "account_assets:{account}", TTL: 300 * time.Second, MaxValue: maxSymbolInfo, Value: "JSON array of the assets the account holds (the last REST snapshot plus assets an ACCOUNT_UPDATE added); an asset not in it has no balance"},
 		{Name: KindRESTWeight, Slot: "{egress}", Pattern: "rest_weight:{egress}", TTL: 120 * time.Second, Type: TypeHash, Internal: true, MaxValue: maxSmall, Value: "hash {window, used}: REST request weight used in the current UTC minute (window = unix minute of Redis's clock) by every node egressing as {egress}"},
 		{Name: KindRESTCooldown, Slot: "{egress}", Pattern: "rest_cooldown:{egress}", TTL: 120 * time.Second, Internal: true, MaxValue: maxSmall, Value: "string: HTTP status (429 or 418) of the exchange's refusal; no node egressing as {egress} sends a REST request while it exists; TTL = the Retry-After"},
-		{Name: KindSlotFence, Pattern: "slot_fence:{tag}", Slot: "{tag}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "string \"epoch:nonce\": under cluster naming, the newest leader term that wrote the slot of hash tag {tag}; a fenced write of an older term is refused; refreshed by every fenced write"},
+		{Name: KindSlotFence, Pattern: "slot_fence:{tag}:{lease}", Slot: "{tag}", TTL: 7 * 24 * time.Hour, Internal: true, MaxValue: maxSmall, Value: "string \"epoch:nonce\": under cluster naming, the newest term of lease {lease} that wrote the slot of hash tag {tag}; a fenced write of an older term is refused; refreshed by every fenced write"},
 		{Name: KindMarketWSGroup, Slot: "{group}", Pattern: "market_ws_leader:{group}", TTL: 30 * time.Second, Internal: true, MaxValue: maxSmall, Value: `JSON object {"node":id,"epoch":n,"nonce":hex}: the lease of one stream group (g0, g1, …) when the market streams are cut into several; one group keeps market_ws_leader`},
 		{Name: KindMarketNodes, Pattern: "market_nodes", TTL: 30 * time.Second, Type: TypeZSet, Internal: true, MaxValue: maxSmall, Value: "sorted set: member = node id, score = its last heartbeat (ms, Redis's clock): the nodes sharing the stream groups; members older than the TTL are dropped on every heartbeat"},
 	}
@@ -304,9 +304,10 @@ type compiled struct {
 
 // segment is one ':'-separated piece of a pattern: a literal or a placeholder.
 type segment struct {
-	lit   string
-	param string // placeholder name, without braces
-	upper bool   // upper-case the value (placeholder written in upper case)
+	lit    string
+	param  string // placeholder name, without braces
+	upper  bool   // upper-case the value (placeholder written in upper case)
+	braced bool   // under cluster naming, the value is written in braces (a hash tag)
 }
 
 // New returns a Registry with the default kinds and cfg applied.
@@ -410,7 +411,7 @@ func (r *Registry) Register(k Kind) error {
 		return fmt.Errorf("keyspace: register: kind %q already registered", k.Name)
 	}
 	for _, other := range r.kinds {
-		if samePattern(other.segs, segs) || samePattern(clusterSegs(other), clusterSegs(c)) {
+		if samePattern(other.segs, segs) || sameClusterPattern(clusterSegs(other), clusterSegs(c)) {
 			return fmt.Errorf("keyspace: register %q: pattern %q collides with kind %q (%q)", k.Name, k.Pattern, other.Name, other.Pattern)
 		}
 	}
@@ -712,18 +713,39 @@ func compilePattern(p string) ([]segment, error) {
 
 // clusterSegs is the pattern of c's keys under cluster naming: with the
 // word tag in front as a literal (the epoch counter's as a placeholder:
-// it takes its lease's), or the slot placeholder as it stands (its braces
-// are a literal's business only when two kinds could clash, which needs
-// the same shape anyway).
+// it takes its lease's), and the slot placeholder braced.
 func clusterSegs(c *compiled) []segment {
+	segs := slices.Clone(c.segs)
 	if c.slotSeg >= 0 {
-		return c.segs
+		segs[c.slotSeg].braced = true
+		return segs
 	}
 	front := segment{lit: "{" + c.tag + "}"}
 	if c.Name == KindLeaderEpoch {
-		front = segment{param: "tag"}
+		front = segment{param: "tag", braced: true}
 	}
-	return append([]segment{front}, c.segs...)
+	return append([]segment{front}, segs...)
+}
+
+// sameClusterPattern reports whether two cluster-named patterns could
+// build the same key: a braced placeholder matches a braced literal or
+// placeholder, any other placeholder what has no braces (parts hold none).
+func sameClusterPattern(a, b []segment) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	braced := func(s segment) bool { return s.braced || strings.HasPrefix(s.lit, "{") }
+	for i := range a {
+		switch {
+		case a[i].param == "" && b[i].param == "":
+			if a[i].lit != b[i].lit {
+				return false
+			}
+		case braced(a[i]) != braced(b[i]):
+			return false
+		}
+	}
+	return true
 }
 
 // samePattern reports whether two patterns could build the same key.

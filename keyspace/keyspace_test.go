@@ -328,10 +328,12 @@ func TestClusterNaming(t *testing.T) {
 	}{
 		{kline, "prod:market:kline:{BTCUSDT}:1m", "BTCUSDT"},
 		{mk(r.Ticker24h("BTCUSDT")), "prod:ticker_24h:{BTCUSDT}", "BTCUSDT"},
-		{mk(r.SlotFence(kline)), "prod:slot_fence:{BTCUSDT}", "BTCUSDT"},
+		{mk(r.SlotFence(kline, lease.Name())), "prod:slot_fence:{BTCUSDT}:market_ws_leader", "BTCUSDT"},
+		{mk(r.SlotFence(kline, mk(r.MarketWSGroup("g3")).Name())), "prod:slot_fence:{BTCUSDT}:market_ws_leader.g3", "BTCUSDT"},
+		{mk(r.MarketWSGroup("g3")), "prod:market_ws_leader:{g3}", "g3"},
 		{lease, "prod:{market}:market_ws_leader", "market"},
 		{mk(r.LeaderEpoch(lease)), "prod:{market}:leader_epoch:market_ws_leader", "market"},
-		{mk(r.SlotFence(lease)), "prod:slot_fence:{market}", "market"},
+		{mk(r.SlotFence(r.BookTicker(), acct.Name())), "prod:slot_fence:{market}:account_leader.main", "market"},
 		{r.BookTicker(), "prod:{market}:market:book_ticker", "market"},
 		{acct, "prod:{account}:account_leader:main", "account"},
 		{mk(r.LeaderEpoch(acct)), "prod:{account}:leader_epoch:account_leader.main", "account"},
@@ -363,7 +365,7 @@ func TestClusterNaming(t *testing.T) {
 	if _, _, err := r.Parse("prod:market:kline:BTCUSDT:1m"); err == nil {
 		t.Error("a seed name parsed under cluster naming")
 	}
-	if _, err := keyspace.MustNew(keyspace.Config{}).SlotFence(kline); err == nil {
+	if _, err := keyspace.MustNew(keyspace.Config{}).SlotFence(kline, lease.Name()); err == nil {
 		t.Error("a slot fence under seed naming")
 	}
 	if _, err := keyspace.New(keyspace.Config{Prefix: "a{b}:", HashTags: true}); err == nil {

@@ -33,8 +33,10 @@
 // On a cluster (keys under cluster naming, keyspace.Config.HashTags) the
 // lease and the data live in different slots, often on different masters,
 // and one script cannot touch both. There each slot a leader writes has a
-// fence of its own, slot_fence:{tag}, holding the newest term ("epoch:
-// nonce") that wrote the slot. A fenced write (Fence.For) checks it in the
+// fence of its own for the lease, slot_fence:{tag}:{lease}, holding the
+// newest term ("epoch:nonce") of that lease that wrote the slot (one per
+// lease: several leases — stream groups — write one shared hash, and
+// their epochs do not compare). A fenced write (Fence.For) checks it in the
 // write's own script: a term older than the fence's, or the same epoch
 // with another nonce, is refused; a newer one advances the fence and
 // writes. And before each batch of writes the leader checks that the lease
@@ -151,7 +153,7 @@ func (f Fence) For(data keyspace.Key) (key, token string, err error) {
 		// One slot holds the lease and data: the lease itself fences.
 		return f.Key, f.Token, nil
 	}
-	sf, err := f.slots.SlotFence(data)
+	sf, err := f.slots.SlotFence(data, f.Key)
 	if err != nil {
 		return "", "", fmt.Errorf("leader: fence: %w", err)
 	}

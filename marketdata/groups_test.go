@@ -76,8 +76,8 @@ func TestStreamGroups(t *testing.T) {
 	simWG.Go(func() { ex.Run(ctx) })
 
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
-		keyspace.KindMarketWSGroup: leaseTTL, keyspace.KindMarketNodes: leaseTTL}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
+		keyspace.KindMarketWSGroup: leaseTTL, keyspace.KindMarketNodes: leaseTTL}}))
 	leases := map[string]streamgroups.Lease{}
 	for _, g := range gnames {
 		l, _ := reg.MarketWSGroup(g)
@@ -108,7 +108,7 @@ func TestStreamGroups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		co, err := streamgroups.New(c, streamgroups.Config{Groups: gnames, Leases: leases, Members: reg.MarketNodes(), NodeID: id,
+		co, err := streamgroups.New(c, streamgroups.Config{Groups: gnames, Leases: leases, Members: reg.MarketNodes(), NodeID: id, Keys: reg,
 			Poll: 250 * time.Millisecond, RetryEvery: 250 * time.Millisecond, Logger: log.With("node", id)})
 		if err != nil {
 			t.Fatal(err)

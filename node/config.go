@@ -269,17 +269,8 @@ func (c Config) Check() error {
 		errs = append(errs, errors.New("no symbols or no intervals to stream"))
 	} else if c.Market.GroupSize < 0 || c.Market.GroupSize > streamgroups.MaxSize {
 		errs = append(errs, fmt.Errorf("stream group size %d: want 1 to %d (Binance's streams per connection)", c.Market.GroupSize, streamgroups.MaxSize))
-	} else if gs, err := marketdata.StreamGroups(c.Market.Symbols, c.Market.Intervals, cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize)); err != nil {
+	} else if _, err := marketdata.StreamGroups(c.Market.Symbols, c.Market.Intervals, cmp.Or(c.Market.GroupSize, streamgroups.DefaultSize)); err != nil {
 		errs = append(errs, err)
-	} else if len(gs) > 1 && c.Keys.Naming == NamingCluster {
-		// Every group writes the whole-market hashes, one slot whose fence
-		// keeps the newest term's epoch: the epochs of different groups'
-		// leases are not comparable there.
-		n := 0
-		for _, g := range gs {
-			n += len(g.Streams)
-		}
-		errs = append(errs, fmt.Errorf("%d stream groups under cluster key naming: not supported yet (each group's term would fence the others out of the shared market:ticker_24h and market:book_ticker slot); stream in one group (--stream-group-size %d, at most %d) or use seed naming", len(gs), n, streamgroups.MaxSize))
 	}
 	errs = append(errs, c.HTTP.check()...)
 	return errors.Join(errs...)

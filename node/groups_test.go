@@ -24,7 +24,7 @@ func TestNodesShareStreamGroups(t *testing.T) {
 	prefix := testenv.Prefix(t)
 	start := func(id string) (*node.Node, func()) {
 		out := &testenv.Buffer{}
-		n, err := node.New(node.Config{NodeID: id, Stdout: out, Redis: node.Redis{URL: r.URL()}, Keys: node.Keys{Prefix: prefix, LeaseTTL: 3 * time.Second},
+		n, err := node.New(node.Config{NodeID: id, Stdout: out, Redis: node.Redis{URL: r.URL()}, Keys: node.Keys{Prefix: prefix, LeaseTTL: 3 * time.Second, Naming: testenv.KeyNaming()},
 			Exchange: node.Exchange{Kind: node.ExchangeSim}, HTTP: node.HTTP{Listen: "127.0.0.1:0"},
 			// 3 streams a symbol: g0 holds the whole-market tickers, g1–g3 a symbol each.
 			Market: node.Market{Symbols: []string{"BTCUSDT", "ETHUSDT", "BNBUSDT"}, Intervals: []string{"1m"}, GroupSize: 3}})

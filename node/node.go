@@ -283,7 +283,7 @@ func (n *Node) streamGroups(log *slog.Logger) (*streamgroups.Coordinator, error)
 	if len(gs) < 2 {
 		return nil, nil
 	}
-	cfg := streamgroups.Config{Members: n.reg.MarketNodes(), NodeID: c.NodeID, Leases: map[string]streamgroups.Lease{}, Logger: log}
+	cfg := streamgroups.Config{Members: n.reg.MarketNodes(), NodeID: c.NodeID, Leases: map[string]streamgroups.Lease{}, Logger: log, Keys: n.reg}
 	for _, g := range gs {
 		lease, err := n.reg.MarketWSGroup(g.Name)
 		if err != nil {

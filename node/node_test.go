@@ -63,9 +63,6 @@ func TestNewRefusesContradictions(t *testing.T) {
 		{"a value cap below a kline", func(c *node.Config) { c.Keys.MaxValue = 100 }, "MaxValue 100"},
 		{"a stream group beyond Binance's connection", func(c *node.Config) { c.Market.GroupSize = 1025 }, "stream group size 1025"},
 		{"a symbol's streams beyond the group size", func(c *node.Config) { c.Market.GroupSize = 2 }, "more than the group size 2"},
-		{"stream groups under cluster naming", func(c *node.Config) {
-			c.Market.Symbols, c.Market.GroupSize, c.Keys.Naming = []string{"BTCUSDT", "ETHUSDT"}, 3, node.NamingCluster
-		}, "not supported yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ go test -race -count=1 -timeout 15m ./...
 # -short leaves out the minutes-long chaos runs, which the pass above made.
 echo "== go test -race on a Redis Cluster (TRADECACHE_TEST_TOPOLOGY=cluster)" >&2
 TRADECACHE_TEST_TOPOLOGY=cluster go test -race -short -count=1 -timeout 15m \
-	./internal/testenv ./cache ./leader ./bus ./internal/keyaudit ./ratelimit ./account ./marketdata ./node
+	./internal/testenv ./cache ./leader ./bus ./internal/keyaudit ./ratelimit ./account ./marketdata ./streamgroups ./node
 
 # The dashboard bundle the binary embeds (web/dist, committed) is what a
 # fresh npm ci && npm run build of web/ makes.

@@ -52,6 +52,9 @@ type Config struct {
 	// (default 1 s). A slow look delays the next; it decides nothing.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+	// Keys, when its keys are named for a cluster, fences each group's
+	// writes per slot (leader.Config.Keys).
+	Keys *keyspace.Registry
 }
 
 // Coordinator campaigns for this node's share of the groups.
@@ -106,7 +109,7 @@ func New(redis leader.RedisSource, cfg Config) (*Coordinator, error) {
 			return nil, fmt.Errorf("streamgroups: lease TTL %v is shorter than the membership TTL %v", l.Lease.TTL(), ttl)
 		}
 		el, err := leader.New(redis, leader.Config{Lease: l.Lease, Epoch: l.Epoch, NodeID: cfg.NodeID, RetryEvery: cfg.RetryEvery,
-			Logger: cfg.Logger.With("group", g)})
+			Logger: cfg.Logger.With("group", g), Keys: cfg.Keys})
 		if err != nil {
 			return nil, fmt.Errorf("streamgroups: group %s: %w", g, err)
 		}

@@ -199,8 +199,8 @@ type coordNode struct {
 // leaves and its groups move; it comes back and takes them back.
 func TestCoordinatorShares(t *testing.T) {
 	r := testenv.Shared(t)
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
-		keyspace.KindMarketWSGroup: 2 * time.Second, keyspace.KindMarketNodes: 2 * time.Second}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
+		keyspace.KindMarketWSGroup: 2 * time.Second, keyspace.KindMarketNodes: 2 * time.Second}}))
 	groups := names("g", 12)
 	leases := map[string]streamgroups.Lease{}
 	for _, g := range groups {
@@ -239,7 +239,7 @@ func TestCoordinatorShares(t *testing.T) {
 		cacheDone := make(chan struct{})
 		go func() { c.Run(kctx); close(cacheDone) }()
 		testenv.Eventually(t, 5*time.Second, func() bool { return c.Redis() != nil }, "cache never connected")
-		co, err := streamgroups.New(c, streamgroups.Config{Groups: groups, Leases: leases, Members: reg.MarketNodes(), NodeID: id,
+		co, err := streamgroups.New(c, streamgroups.Config{Groups: groups, Leases: leases, Members: reg.MarketNodes(), NodeID: id, Keys: reg,
 			Poll: 100 * time.Millisecond, RetryEvery: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -287,8 +287,8 @@ func TestCoordinatorShares(t *testing.T) {
 func TestCoordinatorFreeGrace(t *testing.T) {
 	r := testenv.Shared(t)
 	const ttl = time.Second
-	reg := keyspace.MustNew(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
-		keyspace.KindMarketWSGroup: ttl, keyspace.KindMarketNodes: ttl}})
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t), TTL: map[string]time.Duration{
+		keyspace.KindMarketWSGroup: ttl, keyspace.KindMarketNodes: ttl}}))
 	groups := names("g", 8)
 	leases := map[string]streamgroups.Lease{}
 	for _, g := range groups {
@@ -335,7 +335,7 @@ func TestCoordinatorFreeGrace(t *testing.T) {
 		kctx, stopCache := context.WithCancel(context.Background())
 		cacheDone := make(chan struct{})
 		go func() { c.Run(kctx); close(cacheDone) }()
-		co, err := streamgroups.New(c, streamgroups.Config{Groups: groups, Leases: leases, Members: reg.MarketNodes(), NodeID: id,
+		co, err := streamgroups.New(c, streamgroups.Config{Groups: groups, Leases: leases, Members: reg.MarketNodes(), NodeID: id, Keys: reg,
 			Poll: 100 * time.Millisecond, RetryEvery: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
