@@ -1,5 +1,6 @@
 // End-to-end test of the dashboard in Debian's Chromium (playwright-core).
-// Env: E2E_URL (node base URL), E2E_TOKEN (/ws token), optional E2E_NODE_ID,
+// Env: E2E_URL (node base URL), E2E_TOKEN (/ws token), optional E2E_API_TOKEN
+// (the node's --api-token, given to the page as #apitoken=), E2E_NODE_ID,
 // E2E_REDIS_PID/E2E_REDIS_PORT (kill that Redis, then restart one on the port),
 // E2E_CHROMIUM (default /usr/bin/chromium), E2E_ARTIFACTS (default ../artifacts
 // from web/, i.e. <repo>/artifacts). Exits non-zero on failure.
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const base = (process.env.E2E_URL || '').replace(/\/$/, '');
 const token = process.env.E2E_TOKEN || '';
+const apiToken = process.env.E2E_API_TOKEN || '';
 const nodeId = process.env.E2E_NODE_ID || '';
 const redisPid = +process.env.E2E_REDIS_PID || 0; // set: kill this Redis and expect the degraded banner
 const redisPort = +process.env.E2E_REDIS_PORT || 0; // set with E2E_REDIS_PID: restart Redis on this port and expect recovery
@@ -62,7 +64,8 @@ const figures = {};
 let redisChild = null; // the Redis this script restarts, stopped at the end
 try {
   await step('page loads', async () => {
-    const res = await page.goto(`${base}/#token=${encodeURIComponent(token)}`, { waitUntil: 'load' });
+    const api = apiToken ? `&apitoken=${encodeURIComponent(apiToken)}` : '';
+    const res = await page.goto(`${base}/#token=${encodeURIComponent(token)}${api}`, { waitUntil: 'load' });
     if (!res.ok()) throw new Error(`GET / = ${res.status()}`);
     if (!(await page.locator('#chart').count())) throw new Error('no #chart: is the dashboard built?');
   });

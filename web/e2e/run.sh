@@ -81,6 +81,13 @@ start_node
 run_page
 stop "$node_pid"
 
+# 1b. Every route behind an API token (--api-auth all): the page sends the
+# one it is given (#apitoken=), so its chart and panels fill as without.
+api_token="e2e-api-token-$(date +%s)-0123456789"
+start_node --api-auth all --api-token "$api_token"
+run_page E2E_API_TOKEN="$api_token" E2E_SHOT_PREFIX=dashboard-apitoken
+stop "$node_pid"
+
 # 2. Against a Redis of its own, killed during the test: the degraded banner;
 # then restarted on the same port (by dashboard.mjs): back to ok.
 # Skipped when redis-server is missing or E2E_REDIS=0.

@@ -8,30 +8,45 @@ const dash = (window.__dash = {
   ws: 'off', health: null, wsEvents: 0, klineEvents: 0, polledBars: 0, logs: 0, nodes: 0, staleNodes: 0, heartbeats: 0,
 });
 
-// ---- token: #token=… in the URL, else the field, kept in localStorage ----
-function readToken() {
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) {
-    const t = decodeURIComponent(m[1]);
-    try { localStorage.setItem('tradecache.token', t); } catch {}
-    history.replaceState(null, '', location.pathname + location.search); // keep it out of the address bar
-    return t;
+// ---- tokens: #token=…&apitoken=… in the URL, else the fields, kept in localStorage ----
+// token is /ws's (--ws-token); apiToken the API's (--api-token), sent as a
+// Bearer header when set: the account and audit panels need it, and every
+// panel with --api-auth all.
+function readSecrets() {
+  const out = {};
+  for (const [name, key] of [['token', 'tradecache.token'], ['apitoken', 'tradecache.apitoken']]) {
+    const m = location.hash.match(new RegExp('(?:^#|&)' + name + '=([^&]+)'));
+    if (m) {
+      out[name] = decodeURIComponent(m[1]);
+      try { localStorage.setItem(key, out[name]); } catch {}
+    } else {
+      try { out[name] = localStorage.getItem(key) || ''; } catch { out[name] = ''; }
+    }
   }
-  try { return localStorage.getItem('tradecache.token') || ''; } catch { return ''; }
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search); // keep them out of the address bar
+  return out;
 }
-let token = readToken();
+const secrets = readSecrets();
+let token = secrets.token;
+let apiToken = secrets.apitoken;
 $('token').value = token;
 $('token').addEventListener('change', () => {
   token = $('token').value.trim();
   try { localStorage.setItem('tradecache.token', token); } catch {}
   reconnectNow();
 });
+$('apitoken').value = apiToken;
+$('apitoken').addEventListener('change', () => {
+  apiToken = $('apitoken').value.trim();
+  try { localStorage.setItem('tradecache.apitoken', apiToken); } catch {}
+});
+const authHeaders = () => (apiToken ? { Authorization: 'Bearer ' + apiToken } : {});
 
 async function getJSON(path, timeoutMs = 3000) {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), timeoutMs);
   try {
-    const res = await fetch(path, { cache: 'no-store', signal: ctl.signal });
+    const res = await fetch(path, { cache: 'no-store', signal: ctl.signal, headers: authHeaders() });
     const body = await res.json().catch(() => null);
     return { ok: res.ok, status: res.status, body };
   } finally {
@@ -192,7 +207,7 @@ function sumMetric(text, name) {
 }
 async function pollMetrics() {
   try {
-    const res = await fetch('metrics', { cache: 'no-store' });
+    const res = await fetch('metrics', { cache: 'no-store', headers: authHeaders() });
     if (!res.ok) return;
     const text = await res.text();
     const hits = sumMetric(text, 'tradecache_cache_hits_total');
