@@ -39,12 +39,25 @@ type buffer struct {
 	tickers map[string]exchange.Ticker24h // configured symbols
 	market  map[string]exchange.Ticker24h // whole market
 	books   map[string]exchange.BookTicker
+	// With gated set, a series' klines stay here until its term's first
+	// reconciliation has written the window from REST (released): readers
+	// never see a series holding only the stream's newest klines, which
+	// they would take for all the history there is.
+	gated    bool
+	released map[keyspace.Key]bool
 }
 
-func newBuffer(maxMarket int, sg *streamGroup) *buffer {
-	b := &buffer{maxMarket: maxMarket, sg: sg}
+func newBuffer(maxMarket int, sg *streamGroup, gated bool) *buffer {
+	b := &buffer{maxMarket: maxMarket, sg: sg, gated: gated, released: map[keyspace.Key]bool{}}
 	b.reset()
 	return b
+}
+
+// release lets flushes write key's klines.
+func (b *buffer) release(key keyspace.Key) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.released[key] = true
 }
 
 func (b *buffer) reset() {
@@ -61,6 +74,15 @@ func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, oldes
 	defer b.mu.Unlock()
 	klines, oldest, tickers, market, books = b.klines, b.oldest, b.tickers, b.market, b.books
 	b.reset()
+	if b.gated {
+		for key, m := range klines {
+			if !b.released[key] {
+				b.klines[key], b.oldest[key] = m, oldest[key]
+				delete(klines, key)
+				delete(oldest, key)
+			}
+		}
+	}
 	return
 }
 
@@ -143,7 +165,8 @@ func (b *buffer) putMarket(t exchange.Ticker24h) {
 // priority in the weight budget, never starved by user read-throughs.
 func (n *Node) ingest(ctx context.Context, s sink, sg *streamGroup) error {
 	ctx = ratelimit.WithPriority(ctx, ratelimit.System)
-	b := newBuffer(n.cfg.MaxMarketSymbols, sg)
+	// Without REST there is no first reconciliation to wait for.
+	b := newBuffer(n.cfg.MaxMarketSymbols, sg, n.rest != nil)
 	ig := n.newIntegrity(b)
 	// The term's pending reconciliations no longer are, once it has ended.
 	defer ig.untrack()

@@ -29,6 +29,9 @@ type scripted struct {
 
 	pubMu     sync.Mutex // guards published
 	published []exchange.Kline
+
+	// restGate, when set, holds every REST klines call until closed.
+	restGate chan struct{}
 }
 
 // PublishAsync records the node's kline events.
@@ -86,7 +89,14 @@ func forged(t int64) exchange.Kline {
 	return k
 }
 
-func (s *scripted) Klines(_ context.Context, _, _ string, start, _ int64, limit int) ([]exchange.Kline, error) {
+func (s *scripted) Klines(ctx context.Context, _, _ string, start, _ int64, limit int) ([]exchange.Kline, error) {
+	if s.restGate != nil {
+		select {
+		case <-s.restGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	s.restCalls.Add(1)
 	cur := s.cur.Load()
 	from := cur - int64(limit-1)*bar
@@ -171,9 +181,11 @@ func startScripted(t *testing.T, s *scripted, ic marketdata.Integrity) (*marketd
 	wg.Go(func() { c.Run(ctx) })
 	wg.Go(func() { n.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	testenv.Eventually(t, 5*time.Second, func() bool {
-		return n.Mode() == marketdata.ModeLeader && n.IntegrityStats().Reconciliations["start"] == 1 && n.IntegrityStats().Pending == 0
-	}, "no term or no first reconciliation")
+	if s.restGate == nil {
+		testenv.Eventually(t, 5*time.Second, func() bool {
+			return n.Mode() == marketdata.ModeLeader && n.IntegrityStats().Reconciliations["start"] == 1 && n.IntegrityStats().Pending == 0
+		}, "no term or no first reconciliation")
+	}
 	stored := func() []exchange.Kline {
 		ks, err := n.Reader().Klines(context.Background(), "BTCUSDT", "1m", 50)
 		if err != nil {
@@ -367,4 +379,26 @@ func TestIntegrityLongOutage(t *testing.T) {
 	for _, k := range ks[:len(ks)-1] {
 		wantTruth(t, stored, k.OpenTime)
 	}
+}
+
+// TestNoPartialHistoryAtStart: until a term's first reconciliation has
+// written the window from REST, the stream's klines stay in the buffer: a
+// reader never finds a series holding only the newest klines, which it
+// would take for all the history there is.
+func TestNoPartialHistoryAtStart(t *testing.T) {
+	s := newScripted()
+	s.restGate = make(chan struct{})
+	n, stored := startScripted(t, s, marketdata.Integrity{VerifyEvery: -1})
+	testenv.Eventually(t, 5*time.Second, func() bool { return n.Mode() == marketdata.ModeLeader }, "no term")
+	s.next()
+	s.next()
+	time.Sleep(200 * time.Millisecond) // twenty flushes
+	if w := n.Stats().KlinesWritten.Load(); w != 0 {
+		t.Fatalf("%d stream klines written before the window", w)
+	}
+	close(s.restGate)
+	settled(t, n)
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(stored()) >= 49 }, "the window was not written")
+	checkSeries(t, stored())
+	wantTruth(t, stored, s.cur.Load()-bar)
 }

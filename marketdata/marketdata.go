@@ -19,7 +19,11 @@
 //
 // The stream owns the open kline; closed klines are kept equal to REST's
 // (see Kline integrity): after any gap — the start of a term, a reconnect,
-// a failover to a new leader — the missing ones are written from REST.
+// a failover to a new leader — the missing ones are written from REST. A
+// series' stream klines are held back until its term's first
+// reconciliation has written the window (or failed), so no reader finds a
+// series holding only the newest klines; one holding none is answered
+// from REST.
 //
 // Every node reads through a Reader: klines, book tickers and the
 // whole-market tickers from Redis; ticker_24h:{SYMBOL} and

@@ -316,6 +316,12 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 // a capped backoff, with its reasons and those that came meanwhile.
 func (ig *integrity) finish(j job, res result, err error) {
 	n, st := ig.n, j.st
+	if j.reasons&reasonStart != 0 {
+		// The window is written (or REST failed: the stream's klines are
+		// better than none meanwhile); the stream's may follow. Before
+		// ig.mu: the buffer's lock comes first.
+		ig.b.release(st.key)
+	}
 	now := time.Now()
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
