@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/tradecache/tradecache/exchange"
 )
 
 var (
@@ -37,6 +39,12 @@ type wsConn struct {
 
 	mu      sync.Mutex
 	pending map[int64]chan error
+
+	// Owned by the reading goroutine: the kline frame decoded in place,
+	// and the symbols and intervals seen, so that a kline costs one
+	// allocation (its decimals) on the way to OnEvent.
+	kf    KlineFrame
+	names map[string]string
 }
 
 // streamURL returns base + path + "/stream?streams=" (combined mode with
@@ -183,9 +191,37 @@ func (wc *wsConn) readLoop(ctx context.Context) error {
 	}
 }
 
+// maxInterned bounds a connection's table of names beyond its streams'.
+const maxInterned = 64
+
+// intern returns the string of name when the connection has seen it, and
+// keeps it while the table has room; "" otherwise.
+func (wc *wsConn) intern(name []byte) string {
+	if s, ok := wc.names[string(name)]; ok {
+		return s
+	}
+	if wc.names == nil {
+		wc.names = map[string]string{}
+	}
+	if len(wc.names) >= len(wc.sl.streams)+maxInterned {
+		return ""
+	}
+	s := string(name)
+	wc.names[s] = s
+	return s
+}
+
 // handle processes one message. Nothing here ends the connection.
 func (wc *wsConn) handle(b []byte) {
 	s := wc.sl.s
+	// Klines, most of the traffic, take the one-pass decoder; anything it
+	// does not take, errors included, goes the general way below.
+	if wc.kf.decodePlain(b) {
+		if name, ok := wc.sl.set[string(wc.kf.Stream)]; ok {
+			wc.sl.deliver(wc.id, exchange.Event{Kind: exchange.EventKline, Stream: name, EventTime: wc.kf.EventTime, Kline: wc.kf.kline(wc.intern)})
+			return
+		}
+	}
 	f, err := parseFrame(b)
 	if err != nil {
 		wc.drop(&s.c.malformed, "malformed", b, err)
