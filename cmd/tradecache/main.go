@@ -100,6 +100,7 @@ func commands() []command {
 func hiddenCommands() []command {
 	return []command{
 		{"bench fanout-clients", "", "the client process of bench fanout (started by it, settings in its environment)", benchFanoutClientsCmd},
+		{"bench ingest-sim", "", "the exchange process of bench ingest (started by it, settings in its environment)", benchIngestSimCmd},
 	}
 }
 
