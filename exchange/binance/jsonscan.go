@@ -516,9 +516,12 @@ func literal(b []byte, i int, lit string) int {
 //
 // After a clean walk, end is the index just past the closing brace.
 type objIter struct {
-	b        []byte
-	i        int
-	depth    int // containers around the object
+	b     []byte
+	i     int
+	depth int // containers around the object
+	// valid says that b was validated already (it is a value a validating
+	// walk returned): values are then only delimited, not checked again.
+	valid    bool
 	started  bool
 	last     bool // the closing brace was seen
 	bad      bool
@@ -549,7 +552,12 @@ func (it *objIter) next() bool {
 		it.bad = true
 		return false
 	}
-	e := scanString(b, i)
+	var e int
+	if it.valid {
+		e = stringEnd(b, i)
+	} else {
+		e = scanString(b, i)
+	}
 	if e < 0 {
 		it.bad = true
 		return false
@@ -565,8 +573,13 @@ func (it *objIter) next() bool {
 		return false
 	}
 	i = skipSpace(b, i+1)
-	ve := scanValue(b, i, it.depth+1)
-	if ve < 0 {
+	var ve int
+	if it.valid {
+		ve = valueEnd(b, i)
+	} else {
+		ve = scanValue(b, i, it.depth+1)
+	}
+	if ve <= i {
 		it.bad = true
 		return false
 	}

@@ -150,7 +150,8 @@ func (f *KlineFrame) decodePlain(b []byte) bool {
 	}
 	var kraw, outerSym []byte
 	var seen uint32
-	ev := objIter{b: data, depth: 1}
+	// The walk above validated data, "k" included.
+	ev := objIter{b: data, depth: 1, valid: true}
 	for ev.next() {
 		key, val := ev.key, ev.val
 		if len(key) != 1 {
@@ -188,7 +189,7 @@ func (f *KlineFrame) decodePlain(b []byte) bool {
 		return false
 	}
 	seen = 0
-	k := objIter{b: kraw, depth: 2}
+	k := objIter{b: kraw, depth: 2, valid: true}
 	for k.next() {
 		key, val := k.key, k.val
 		if len(key) != 1 || isNull(val) {
