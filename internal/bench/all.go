@@ -41,6 +41,7 @@ type AllOptions struct {
 //	filecache.*    sets and hits at 1k, 10k and 100k entries
 //	fanout.*       1,000 /ws clients of 200-byte events, 1,000 events/s (1M messages/s)
 //	ingest.*       exchange streams → leader → Redis, as fast as the exchange sends
+//	replay.*       the same node fed recorded-style kline frames as fast as it reads them: its own limit
 //	cadence.*      1,000 kline streams at Binance's 250 ms: the node's CPU as follower and leader
 func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	if o.Cache.Redis == nil {
@@ -98,6 +99,12 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 		return rep, err
 	}
 	add("", r)
+	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: max(d(10*time.Second), time.Second),
+		Replay: true, SimCommand: o.IngestSimCommand, Log: o.Log})
+	if err != nil {
+		return rep, err
+	}
+	add("replay", r)
 	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 500, UpdateEvery: 250 * time.Millisecond, Duration: max(d(20*time.Second), time.Second),
 		Follower: true, SimCommand: o.IngestSimCommand, Log: o.Log})
 	if err != nil {

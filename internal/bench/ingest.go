@@ -44,6 +44,10 @@ type IngestOptions struct {
 	// Follower first measures the node as a follower for Duration, while
 	// the bench holds the lease, then lets it lead.
 	Follower bool
+	// Replay sends the kline streams from templates as fast as the node
+	// reads them, instead of the simulator's market (which REST and the
+	// other streams still come from); UpdateEvery is then unused.
+	Replay bool
 	// Log receives progress lines; nil discards.
 	Log io.Writer
 }
@@ -69,25 +73,23 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	intervals := []string{"1m", "5m"}
 	var base string
 	if len(o.SimCommand) > 0 {
-		p, err := startSim(ctx, o.SimCommand, syms, o.UpdateEvery)
+		p, err := startSim(ctx, o.SimCommand, syms, o.UpdateEvery, o.Replay)
 		if err != nil {
 			return nil, fmt.Errorf("bench ingest: %w", err)
 		}
 		defer p.stop()
 		base = p.addr
 	} else {
-		s, err := newBenchSim(syms, o.UpdateEvery)
-		if err != nil {
-			return nil, err
-		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		sctx, stopSim := context.WithCancel(ctx)
 		defer stopSim()
-		go s.Serve(sctx, ln)
-		go s.Run(sctx)
+		if err := serveExchange(sctx, ln, syms, o.UpdateEvery, o.Replay); err != nil {
+			ln.Close()
+			return nil, err
+		}
 		base = ln.Addr().String()
 	}
 
@@ -153,13 +155,18 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	go func() { md.Run(mctx); close(done) }()
 	defer func() { stopNode(); <-done }()
 
-	fmt.Fprintf(log, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.Symbols, intervals, o.UpdateEvery, strings.Join(cc.Redis.InitAddress, ","))
+	rate := "an update per stream every " + o.UpdateEvery.String()
+	if o.Replay {
+		rate = "klines replayed as fast as the node reads them"
+	}
+	fmt.Fprintf(log, "bench ingest: %d symbols × %v, %s, into %s\n", o.Symbols, intervals, rate, strings.Join(cc.Redis.InitAddress, ","))
 	st := md.Stats()
 	series := uint64(o.Symbols * len(intervals))
 	var rep benchfmt.Report
 	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
 	rep.Add("ingest.streams", float64(series), "kline streams")
 	rep.Add("ingest.sim_process", boolFigure(len(o.SimCommand) > 0), "bool")
+	rep.Add("ingest.replay", boolFigure(o.Replay), "bool")
 	if o.Follower {
 		// The holder's lease renewals are in the figure too: a follower's
 		// own cost is at most it.

@@ -67,6 +67,13 @@ func TestIngestSimProcessFollower(t *testing.T) {
 	}
 	requireFigures(t, rep, true, "ingest.events", "ingest.sim_process", "ingest.cpu", "ingest.cpu_per_100k_events")
 	requireFigures(t, rep, false, "ingest.follower_cpu")
+	// The kline streams replayed from templates, the exchange in process.
+	rep, err = Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t),
+		Symbols: 2, UpdateEvery: time.Second, Duration: 300 * time.Millisecond, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireFigures(t, rep, true, "ingest.events", "ingest.replay", "ingest.kline_upserts")
 	if _, err := Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t),
 		Symbols: 1, UpdateEvery: time.Millisecond, Duration: time.Millisecond, SimCommand: []string{"/nonexistent/tradecache"}}); err == nil {
 		t.Error("an exchange process that cannot start: no error")

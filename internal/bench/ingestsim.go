@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tradecache/tradecache/exchange/binance"
 	"github.com/tradecache/tradecache/exchange/sim"
 )
 
@@ -24,8 +27,9 @@ import (
 // process prints one JSON line, {"addr":..} or {"error":..}, and serves
 // until its stdin closes.
 const (
-	envIngestSim      = "TRADECACHE_BENCH_INGEST_SIM" // symbols, comma-separated
-	envIngestSimEvery = "TRADECACHE_BENCH_INGEST_SIM_EVERY"
+	envIngestSim       = "TRADECACHE_BENCH_INGEST_SIM" // symbols, comma-separated
+	envIngestSimEvery  = "TRADECACHE_BENCH_INGEST_SIM_EVERY"
+	envIngestSimReplay = "TRADECACHE_BENCH_INGEST_SIM_REPLAY" // "1": klines from a replayFeed
 )
 
 // IsIngestSim reports whether this process was started as the ingest
@@ -37,11 +41,36 @@ type simMsg struct {
 	Error string `json:"error,omitempty"`
 }
 
-// newBenchSim is the ingest bench's exchange: klines of every symbol
-// updated every `every`, the other streams slow.
-func newBenchSim(syms []string, every time.Duration) (*sim.Server, error) {
-	return sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: every, History: 10,
+// serveExchange serves the ingest bench's exchange on ln until ctx ends:
+// the simulator, klines of every symbol updated every `every` and the
+// other streams slow; with replay, the kline streams come from a
+// replayFeed as fast as the node reads them, the rest from the simulator.
+func serveExchange(ctx context.Context, ln net.Listener, syms []string, every time.Duration, replay bool) error {
+	if replay {
+		every = time.Second // the simulator's klines serve REST only
+	}
+	s, err := sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: every, History: 10,
 		TickerEvery: time.Second, TickerArrEvery: 5 * time.Second, BookTickerEvery: time.Second, WriteQueue: 1 << 16})
+	if err != nil {
+		return err
+	}
+	if !replay {
+		go s.Serve(ctx, ln)
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", s.Handler())
+	feed := &replayFeed{ctx: ctx}
+	mux.Handle(binance.PathMarket+"/stream", feed)
+	srv := &http.Server{Handler: mux, ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: 10 * time.Second}
+	go s.Run(ctx)
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		feed.wg.Wait()
+	}()
+	return nil
 }
 
 // IngestSimMain runs the ingest bench's exchange process: it serves on a
@@ -57,18 +86,16 @@ func IngestSimMain(ctx context.Context, in io.Reader, out io.Writer, getenv func
 	if err != nil || every <= 0 {
 		return fail(fmt.Errorf("bench ingest exchange: %s=%q: want a positive duration", envIngestSimEvery, getenv(envIngestSimEvery)))
 	}
-	s, err := newBenchSim(strings.Split(getenv(envIngestSim), ","), every)
-	if err != nil {
-		return fail(err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.Serve(ctx, ln)
-	go s.Run(ctx)
+	if err := serveExchange(ctx, ln, strings.Split(getenv(envIngestSim), ","), every, getenv(envIngestSimReplay) == "1"); err != nil {
+		ln.Close()
+		return fail(err)
+	}
 	if err := enc.Encode(simMsg{Addr: ln.Addr().String()}); err != nil {
 		return 1
 	}
@@ -85,9 +112,12 @@ type simProcess struct {
 
 // startSim runs argv as the exchange process of syms, updated every
 // `every`, and waits for its address.
-func startSim(ctx context.Context, argv []string, syms []string, every time.Duration) (*simProcess, error) {
+func startSim(ctx context.Context, argv []string, syms []string, every time.Duration, replay bool) (*simProcess, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), envIngestSim+"="+strings.Join(syms, ","), envIngestSimEvery+"="+every.String())
+	if replay {
+		cmd.Env = append(cmd.Env, envIngestSimReplay+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
