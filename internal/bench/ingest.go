@@ -44,6 +44,8 @@ type IngestOptions struct {
 	// Follower first measures the node as a follower for Duration, while
 	// the bench holds the lease, then lets it lead.
 	Follower bool
+	// FlushEvery is the node's buffer → Redis period; 0: its default.
+	FlushEvery time.Duration
 	// Replay sends the kline streams from templates as fast as the node
 	// reads them, instead of the simulator's market (which REST and the
 	// other streams still come from); UpdateEvery is then unused.
@@ -144,7 +146,7 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	// The simulated exchange does not limit REST weight: the backfill of a
 	// thousand series need not take the minutes production's budget gives
 	// it.
-	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger(),
+	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger(), FlushEvery: o.FlushEvery,
 		Integrity: marketdata.Integrity{WeightPerMinute: 100000, Concurrency: 8}},
 		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
 	if err != nil {
