@@ -115,7 +115,14 @@ func (wc *wsConn) run(ctx context.Context) {
 			wc.fail(err)
 		}
 	})
-	err := wc.readLoop(ctx)
+	// The reads take a context that never ends, which spares the
+	// WebSocket library a cancellation hook per message; the end of ctx
+	// closes the connection instead, which ends the read just the same.
+	helpers.Go(func() {
+		<-ctx.Done()
+		wc.fail(ctx.Err())
+	})
+	err := wc.readLoop(context.WithoutCancel(ctx))
 	wc.fail(err)
 	helpers.Wait()
 	wc.mu.Lock()
