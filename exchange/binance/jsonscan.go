@@ -514,6 +514,8 @@ func literal(b []byte, i int, lit string) int {
 //	for it.next() { ... it.key, it.val ... }
 //	if it.bad { ... }
 //
+// A caller may walk a value itself instead: member reads the key and
+// leaves i at the value, and after says where the value ended.
 // After a clean walk, end is the index just past the closing brace.
 type objIter struct {
 	b     []byte
@@ -523,21 +525,24 @@ type objIter struct {
 	// walk returned): values are then only delimited, not checked again.
 	valid    bool
 	started  bool
-	last     bool // the closing brace was seen
 	bad      bool
 	end      int
 	key, val []byte
 }
 
-func (it *objIter) next() bool {
-	if it.last || it.bad {
+// next reads the next member into key and val.
+func (it *objIter) next() bool { return it.member() && it.value() }
+
+// member reads the next member's key and leaves i at its value; false at
+// the end of the object or on an error (then bad).
+func (it *objIter) member() bool {
+	if it.bad || it.end > 0 {
 		return false
 	}
 	b := it.b
-	i := it.i
+	i := skipSpace(b, it.i)
 	if !it.started {
 		it.started = true
-		i = skipSpace(b, i)
 		if i >= len(b) || b[i] != '{' || it.depth >= maxDepth {
 			it.bad = true
 			return false
@@ -545,6 +550,17 @@ func (it *objIter) next() bool {
 		i = skipSpace(b, i+1)
 		if i < len(b) && b[i] == '}' {
 			it.end = i + 1
+			return false
+		}
+	} else {
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			it.end = i + 1
+			return false
+		default:
+			it.bad = true
 			return false
 		}
 	}
@@ -572,32 +588,26 @@ func (it *objIter) next() bool {
 		it.bad = true
 		return false
 	}
-	i = skipSpace(b, i+1)
+	it.i = skipSpace(b, i+1)
+	return true
+}
+
+// value reads the value member left i at into val.
+func (it *objIter) value() bool {
 	var ve int
 	if it.valid {
-		ve = valueEnd(b, i)
+		ve = valueEnd(it.b, it.i)
 	} else {
-		ve = scanValue(b, i, it.depth+1)
+		ve = scanValue(it.b, it.i, it.depth+1)
 	}
-	if ve <= i {
+	if ve <= it.i {
 		it.bad = true
 		return false
 	}
-	it.val = b[i:ve]
-	i = skipSpace(b, ve)
-	if i >= len(b) {
-		it.bad = true
-		return false
-	}
-	switch b[i] {
-	case ',':
-		it.i = skipSpace(b, i+1)
-		return true
-	case '}':
-		// The member is returned now; the next call ends the walk.
-		it.end, it.last = i+1, true
-		return true
-	}
-	it.bad = true
-	return false
+	it.val = it.b[it.i:ve]
+	it.i = ve
+	return true
 }
+
+// after moves past a value the caller walked itself, which ended at end.
+func (it *objIter) after(end int) { it.i = end }

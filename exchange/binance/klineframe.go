@@ -29,7 +29,8 @@ type KlineFrame struct {
 	Trades              int64
 	Closed              bool
 
-	buf []byte // the text of a frame the general decoder handled
+	buf      []byte // the text of a frame the general decoder handled
+	outerSym []byte // the event's own "s", the kline's symbol when it has none
 }
 
 // DecodeKlineFrame decodes one message of a combined-mode connection
@@ -128,39 +129,87 @@ func (f *KlineFrame) kline(intern func([]byte) string) exchange.Kline {
 // included), leaving the verdict and its wording to the general decoder.
 // Every rule here mirrors parseFrame, decodePayload and decodeKline.
 func (f *KlineFrame) decodePlain(b []byte) bool {
-	var stream, data []byte
-	var hasStream, hasData bool
+	var stream []byte
+	var hasStream, hasData, hasSym bool
+	var kSeen uint32
 	top := objIter{b: b}
-	for top.next() {
+	for top.member() {
 		switch string(top.key) {
 		case "stream":
+			if !top.value() {
+				return false
+			}
 			s, ok := plainText(top.val)
 			if !ok {
 				return false
 			}
 			stream, hasStream = s, true
 		case "data":
-			data, hasData = top.val, true
+			// Walked in place, validating: one pass over the frame.
+			if hasData {
+				return false // the general decoder keeps the last
+			}
+			end, ok := f.decodeData(b, top.i, &hasSym, &kSeen)
+			if !ok {
+				return false
+			}
+			top.after(end)
+			hasData = true
 		case "id", "error":
 			return false
+		default:
+			if !top.value() {
+				return false
+			}
 		}
 	}
 	if top.bad || skipSpace(b, top.end) != len(b) || !hasStream || !hasData || !validTextBytes(stream, maxStreamNameLen) {
 		return false
 	}
-	var kraw, outerSym []byte
+	if kSeen&(1<<2) == 0 && hasSym {
+		f.Symbol = f.outerSym
+		kSeen |= 1 << 2
+	}
+	if kSeen != 1<<len(klineFields)-1 {
+		return false
+	}
+	f.Stream = stream
+	f.buf = f.buf[:0]
+	return validTextBytes(f.Symbol, maxSymbolLen) && validTextBytes(f.Interval, maxSymbolLen) && f.OpenTime >= 0 && f.CloseTime >= f.OpenTime &&
+		f.Trades >= 0 && f.EventTime >= 0
+}
+
+// decodeData walks the kline event object at b[i:], validating, and
+// returns where it ends. hasSym tells whether it had a non-null outer
+// "s" (in f.outerSym); kSeen gets the kline fields found.
+func (f *KlineFrame) decodeData(b []byte, i int, hasSym *bool, kSeen *uint32) (int, bool) {
 	var seen uint32
-	// The walk above validated data, "k" included.
-	ev := objIter{b: data, depth: 1, valid: true}
-	for ev.next() {
-		key, val := ev.key, ev.val
+	ev := objIter{b: b, i: i, depth: 1}
+	for ev.member() {
+		key := ev.key
+		if len(key) == 1 && key[0] == 'k' && ev.i < len(b) && b[ev.i] == '{' {
+			if seen&(1<<2) != 0 {
+				return 0, false // the general decoder keeps the last
+			}
+			end, ok := f.decodeK(b, ev.i, kSeen)
+			if !ok {
+				return 0, false
+			}
+			ev.after(end)
+			seen |= 1 << 2
+			continue
+		}
+		if !ev.value() {
+			return 0, false
+		}
+		val := ev.val
 		if len(key) != 1 {
 			continue
 		}
 		if key[0] == 'e' {
 			// eventType reads every "e", null included.
 			if string(val) != `"kline"` {
-				return false
+				return 0, false
 			}
 			seen |= 1 << 0
 			continue
@@ -171,25 +220,29 @@ func (f *KlineFrame) decodePlain(b []byte) bool {
 		switch key[0] {
 		case 'E':
 			if !setInt(&f.EventTime, val) {
-				return false
+				return 0, false
 			}
 			seen |= 1 << 1
 		case 's':
 			s, ok := plainText(val)
 			if !ok {
-				return false
+				return 0, false
 			}
-			outerSym = s
+			f.outerSym, *hasSym = s, len(s) > 0
 		case 'k':
-			kraw = val
-			seen |= 1 << 2
+			return 0, false // neither null nor an object
 		}
 	}
-	if ev.bad || seen != 1<<3-1 || kraw[0] != '{' {
-		return false
+	if ev.bad || seen != 1<<3-1 {
+		return 0, false
 	}
-	seen = 0
-	k := objIter{b: kraw, depth: 2, valid: true}
+	return ev.end, true
+}
+
+// decodeK walks the kline object at b[i:], validating, into f, and
+// returns where it ends; seen gets the fields found.
+func (f *KlineFrame) decodeK(b []byte, i int, seen *uint32) (int, bool) {
+	k := objIter{b: b, i: i, depth: 2}
 	for k.next() {
 		key, val := k.key, k.val
 		if len(key) != 1 || isNull(val) {
@@ -246,24 +299,14 @@ func (f *KlineFrame) decodePlain(b []byte) bool {
 			continue
 		}
 		if !ok {
-			return false
+			return 0, false
 		}
-		seen |= bit
+		*seen |= bit
 	}
 	if k.bad {
-		return false
+		return 0, false
 	}
-	if seen&(1<<2) == 0 && len(outerSym) > 0 {
-		f.Symbol = outerSym
-		seen |= 1 << 2
-	}
-	if seen != 1<<len(klineFields)-1 {
-		return false
-	}
-	f.Stream = stream
-	f.buf = f.buf[:0]
-	return validTextBytes(f.Symbol, maxSymbolLen) && validTextBytes(f.Interval, maxSymbolLen) && f.OpenTime >= 0 && f.CloseTime >= f.OpenTime &&
-		f.Trades >= 0 && f.EventTime >= 0
+	return k.end, true
 }
 
 // setInt decodes an integer as intVal does into *dst.
