@@ -138,3 +138,29 @@ func BenchmarkSetNew(b *testing.B) {
 	}
 	reportOps(b)
 }
+
+// BenchmarkKernelFloor is what the file system alone costs a hit: open,
+// fstat, pread and close of a random entry file by its path, none of the
+// cache's own work. Compared across sizes with BenchmarkGetHit, it tells
+// how much of a hit's slowdown at more entries is the kernel's (its
+// dentry and inode working set) and how much the cache's.
+func BenchmarkKernelFloor(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			c := prefilled(b, n)
+			paths := make([]string, n)
+			for i := range paths {
+				_, paths[i] = c.paths(benchKey(i))
+			}
+			rng := rand.New(rand.NewPCG(4, uint64(n)))
+			for b.Loop() {
+				buf, _, h, err := readFile(paths[rng.IntN(n)])
+				if err != nil || len(buf) == 0 {
+					b.Fatal(err)
+				}
+				h.close()
+			}
+			reportOps(b)
+		})
+	}
+}

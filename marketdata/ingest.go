@@ -1,6 +1,7 @@
 package marketdata
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -240,6 +242,28 @@ func leaseHeld(ctx context.Context, s sink) error {
 	return rs.fence.Held(cctx, rs.cl)
 }
 
+// flushWorkers bounds a flush's concurrent writes.
+const flushWorkers = 64
+
+// runJobs runs jobs on at most workers goroutines and returns when all
+// have returned.
+func runJobs(jobs []func(), workers int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(jobs)) {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(jobs)) {
+					return
+				}
+				jobs[i]()
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // flush writes what the buffer holds. A fenced write ends the term; other
 // failures put the klines back for the next flush.
 func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
@@ -258,8 +282,10 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 	}
 	klines, oldest, tickers, market, books := b.take()
 	n.st.Flushes.Add(1)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(64) // concurrent scripts: valkey-go pipelines them on one connection
+	// One job per key, run by at most flushWorkers goroutines: valkey-go
+	// pipelines their scripts on one connection, and a goroutine per key
+	// would grow a fresh stack for every key of every flush.
+	var jobs []func()
 	var fenced bool
 	var mu sync.Mutex
 	fail := func(key keyspace.Key, err error) {
@@ -275,13 +301,19 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 		n.writeLog.warn(n.cfg.Logger, key.Name(), "marketdata: write failed", "key", key.Name(), "err", err)
 	}
 	for key, m := range klines {
-		g.Go(func() error {
-			ks := slices.SortedFunc(maps.Values(m), func(a, b exchange.Kline) int { return int(a.OpenTime - b.OpenTime) })
-			rp, err := s.putKlines(gctx, key, ks)
+		jobs = append(jobs, func() {
+			ks := make([]exchange.Kline, 0, len(m))
+			for _, k := range m {
+				ks = append(ks, k)
+			}
+			if len(ks) > 1 {
+				slices.SortFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) })
+			}
+			rp, err := s.putKlines(ctx, key, ks)
 			if err != nil {
 				fail(key, err)
 				b.restore(key, m, oldest[key])
-				return nil
+				return
 			}
 			n.repaired(b.sg, key, rp)
 			n.st.KlinesWritten.Add(uint64(len(ks)))
@@ -289,49 +321,45 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			for _, k := range ks {
 				n.publish("kline", k)
 			}
-			return nil
 		})
 	}
 	for sym, t := range tickers {
-		g.Go(func() error {
+		jobs = append(jobs, func() {
 			key, _ := n.keys.Ticker24h(sym)
 			v, _ := json.Marshal(t)
-			if err := s.putValue(gctx, key, v); err != nil {
+			if err := s.putValue(ctx, key, v); err != nil {
 				fail(key, err)
-				return nil
+				return
 			}
 			n.publish("ticker", t)
-			return nil
 		})
 	}
 	if len(market) > 0 {
-		g.Go(func() error {
+		jobs = append(jobs, func() {
 			key := n.keys.MarketTicker24h()
-			rp, err := s.putFields(gctx, key, jsonFields(market))
+			rp, err := s.putFields(ctx, key, jsonFields(market))
 			if err != nil {
 				fail(key, err)
-				return nil
+				return
 			}
 			n.repaired(b.sg, key, rp)
-			return nil
 		})
 	}
 	if len(books) > 0 {
-		g.Go(func() error {
+		jobs = append(jobs, func() {
 			key := n.keys.BookTicker()
-			rp, err := s.putFields(gctx, key, jsonFields(books))
+			rp, err := s.putFields(ctx, key, jsonFields(books))
 			if err != nil {
 				fail(key, err)
-				return nil
+				return
 			}
 			n.repaired(b.sg, key, rp)
 			for _, bt := range books {
 				n.publish("book_ticker", bt)
 			}
-			return nil
 		})
 	}
-	g.Wait()
+	runJobs(jobs, flushWorkers)
 	if fenced {
 		return errFenced
 	}

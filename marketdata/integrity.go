@@ -281,6 +281,9 @@ func validKline(c barClock, i int64, k *exchange.Kline) bool {
 		if s == "" && j > 4 {
 			continue // the quote and taker volumes are optional
 		}
+		if j >= 4 && plainNonNegative(s) {
+			continue // a volume needs no value, only to be one ≥ 0
+		}
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || f < 0 || f != f {
 			return false
@@ -289,6 +292,27 @@ func validKline(c barClock, i int64, k *exchange.Kline) bool {
 	}
 	o, h, l, cl := v[0], v[1], v[2], v[3]
 	return l <= o && l <= cl && o <= h && cl <= h
+}
+
+// plainNonNegative reports, without parsing it, that s is a decimal
+// strconv.ParseFloat reads as a finite number ≥ 0: digits with at most
+// one point, not too long to overflow. false says nothing.
+func plainNonNegative(s string) bool {
+	if s == "" || len(s) > 300 {
+		return false
+	}
+	digits, points := 0, 0
+	for i := range len(s) {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
 }
 
 // finalRec is the final kept for one bar: its values' hash, and whether it

@@ -90,14 +90,18 @@ func benchFilecacheCmd(ctx context.Context, e *env, args []string) error {
 func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 	var b benchSettings
 	o := bench.IngestOptions{Log: e.stderr}
-	var asJSON bool
-	cmd := config.Command{Name: "bench ingest", Summary: "Runs a fast simulated exchange and one leading node, and measures kline events/s from the streams through the leader into Redis.",
+	var asJSON, inProcess bool
+	cmd := config.Command{Name: "bench ingest", Summary: "Runs a simulated exchange in a process of its own and one leading node, and measures kline events/s from the streams through the leader into Redis and the node's CPU per 100k events/s.",
 		Groups: []config.Group{config.Redis(&b.redis), config.Keys(&b.keys)},
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured run to this file")
 			fs.IntVar(&o.Symbols, "symbols", 100, "number of simulated symbols (each streams every interval)")
 			fs.DurationVar(&o.UpdateEvery, "update-every", 5*time.Millisecond, "kline update period of the simulated exchange per stream")
 			fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured run")
+			fs.BoolVar(&o.Follower, "follower", false, "first measure the node's CPU as a follower for --duration (the bench holds the lease), then as the leader")
+			fs.BoolVar(&inProcess, "in-process", false, "run the exchange in the node's process (its CPU figures then hold both)")
+			fs.DurationVar(&o.FlushEvery, "flush-every", 0, "the node's buffer → Redis period (0: its default, 100ms)")
+			fs.BoolVar(&o.Replay, "replay", false, "send the kline streams from templates as fast as the node reads them (--update-every unused), not from the simulated market")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 		}}
 	if _, err := e.parse(cmd, args); err != nil {
@@ -105,6 +109,12 @@ func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 	}
 	if b.redis.URL == "" {
 		return fmt.Errorf("%w: bench ingest measures writes into Redis: set --redis or REDIS_URL", errUsage)
+	}
+	if !inProcess {
+		var err error
+		if o.SimCommand, err = selfCommand("bench ingest", "bench", "ingest-sim"); err != nil {
+			return err
+		}
 	}
 	if o.Symbols < 1 || o.UpdateEvery <= 0 || o.Duration <= 0 {
 		return fmt.Errorf("%w: bench ingest: --symbols ≥ 1, --update-every and --duration > 0", errUsage)
@@ -164,6 +174,28 @@ func fanoutClientCommand() ([]string, error) {
 	return []string{exe, "bench", "fanout-clients"}, nil
 }
 
+// selfCommand is the command line of a bench's helper process: this
+// executable with args (a hidden command).
+func selfCommand(bench string, args ...string) ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot find this executable to start its helper process (--in-process runs without one): %w", bench, err)
+	}
+	return append([]string{exe}, args...), nil
+}
+
+// benchIngestSimCmd is the exchange process of bench ingest: Ingest
+// starts it with its settings in the environment and reads its stdout.
+func benchIngestSimCmd(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 || !bench.IsIngestSim(e.getenv) {
+		return fmt.Errorf("%w: bench ingest-sim is started by bench ingest, not by hand", errUsage)
+	}
+	if code := bench.IngestSimMain(ctx, os.Stdin, e.stdout, e.getenv); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
 // benchFanoutClientsCmd is the client process of bench fanout: Fanout
 // starts it with its settings in the environment and reads its stdout.
 func benchFanoutClientsCmd(ctx context.Context, e *env, args []string) error {
@@ -181,7 +213,7 @@ func benchAllCmd(ctx context.Context, e *env, args []string) error {
 	o := bench.AllOptions{Log: e.stderr}
 	var asJSON bool
 	var baseline string
-	cmd := config.Command{Name: "bench all", Summary: "Runs every bench in one sitting (cache at 64 and 1,024 callers beside redis-benchmark, file cache, fan-out, ingest) and prints a table, with an earlier run's figures beside them (--baseline).",
+	cmd := config.Command{Name: "bench all", Summary: "Runs every bench in one sitting (cache at 64 and 1,024 callers beside redis-benchmark, file cache, fan-out, ingest, CPU at Binance's cadence) and prints a table, with an earlier run's figures beside them (--baseline).",
 		Groups: []config.Group{config.Redis(&b.redis), config.Keys(&b.keys)},
 		Flags: func(fs *flag.FlagSet) {
 			fs.Float64Var(&o.Scale, "scale", 1, "multiplies every bench's duration (0.05: a smoke run)")
@@ -210,6 +242,9 @@ func benchAllCmd(ctx context.Context, e *env, args []string) error {
 	}
 	o.Cache, o.KeyPrefix = cc, b.keys.Prefix
 	if o.FanoutClientCommand, err = fanoutClientCommand(); err != nil {
+		return err
+	}
+	if o.IngestSimCommand, err = selfCommand("bench all", "bench", "ingest-sim"); err != nil {
 		return err
 	}
 	rep, err := bench.All(ctx, o)

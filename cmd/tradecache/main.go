@@ -84,7 +84,7 @@ func commands() []command {
 		{"cache stats", "--dir DIR [--json]", "what a file cache directory holds: entries, bytes, expired, corrupt", cacheStats},
 		{"bench cache", "[--concurrency N]", "tiered cache throughput and latency (and redis-benchmark's)", benchCacheCmd},
 		{"bench filecache", "[--entries 1000,10000]", "file cache sets and hits at several sizes", benchFilecacheCmd},
-		{"bench ingest", "--redis URL", "exchange stream → leader → Redis, events/s", benchIngestCmd},
+		{"bench ingest", "--redis URL", "exchange stream → leader → Redis, events/s and the node's CPU", benchIngestCmd},
 		{"bench fanout", "[--clients N]", "/ws fan-out: messages/s delivered and latency", benchFanoutCmd},
 		{"bench all", "--redis URL [--baseline F]", "every bench in one sitting, a table beside an earlier run", benchAllCmd},
 		{"config check", "[flags]", "the effective configuration of serve with sources, secrets redacted", configCheck},
@@ -100,6 +100,7 @@ func commands() []command {
 func hiddenCommands() []command {
 	return []command{
 		{"bench fanout-clients", "", "the client process of bench fanout (started by it, settings in its environment)", benchFanoutClientsCmd},
+		{"bench ingest-sim", "", "the exchange process of bench ingest (started by it, settings in its environment)", benchIngestSimCmd},
 	}
 }
 

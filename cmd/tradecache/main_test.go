@@ -23,10 +23,11 @@ import (
 	"github.com/tradecache/tradecache/internal/testenv"
 )
 
-// TestMain runs the tests, or, started by bench fanout (in a test) as its
-// client process, this executable's bench fanout-clients.
+// TestMain runs the tests, or, started by bench fanout or bench ingest
+// (in a test) as its client or exchange process, this executable's bench
+// fanout-clients or bench ingest-sim.
 func TestMain(m *testing.M) {
-	if bench.IsFanoutClients(os.Getenv) {
+	if bench.IsFanoutClients(os.Getenv) || bench.IsIngestSim(os.Getenv) {
 		os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	testenv.Main(m)

@@ -126,14 +126,18 @@ func TestDecodeRawPayloads(t *testing.T) {
 
 const klineEnv = `{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1791382993250,"s":"BTCUSDT","k":{"t":1791382980000,"T":1791383039999,"s":"BTCUSDT","i":"1m","o":"83120.10","c":"83091.60","h":"83125.00","l":"83080.00","v":"52.318","n":304,"x":false,"q":"4347921.33","V":"20.114","Q":"1671540.12"}}}`
 
-func TestDecodeFrameVariants(t *testing.T) {
+// frameVariant is a kline frame written differently from klineEnv and
+// the event it decodes to.
+type frameVariant struct {
+	name string
+	in   string
+	want exchange.Event
+}
+
+func frameVariants() []frameVariant {
 	base := exchange.Event{Kind: exchange.EventKline, Stream: "btcusdt@kline_1m", EventTime: 1791382993250, Kline: wantKlineWS}
 	with := func(f func(*exchange.Event)) exchange.Event { e := base; f(&e); return e }
-	tests := []struct {
-		name string
-		in   string
-		want exchange.Event
-	}{
+	return []frameVariant{
 		{"base", klineEnv, base},
 		{"E as string", strings.Replace(klineEnv, `"E":1791382993250`, `"E":"1791382993250"`, 1), base},
 		{"ints as strings", strings.Replace(klineEnv, `"n":304`, `"n":"304"`, 1), base},
@@ -148,7 +152,10 @@ func TestDecodeFrameVariants(t *testing.T) {
 		{"null optional", strings.Replace(klineEnv, `"s":"BTCUSDT","k"`, `"s":null,"k"`, 1), base},
 		{"symbol from outer s", strings.Replace(klineEnv, `"s":"BTCUSDT","i"`, `"i"`, 1), base},
 	}
-	for _, tt := range tests {
+}
+
+func TestDecodeFrameVariants(t *testing.T) {
+	for _, tt := range frameVariants() {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeFrame([]byte(tt.in))
 			if err != nil {
@@ -161,12 +168,15 @@ func TestDecodeFrameVariants(t *testing.T) {
 	}
 }
 
-func TestDecodeFrameErrors(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		unknown bool // ErrUnknownEvent rather than ErrMalformed
-	}{
+// frameError is a frame DecodeFrame rejects.
+type frameError struct {
+	name    string
+	in      string
+	unknown bool // ErrUnknownEvent rather than ErrMalformed
+}
+
+func frameErrors() []frameError {
+	return []frameError{
 		{"invalid JSON", `{"stream":`, false},
 		{"not an object", `[1,2]`, false},
 		{"string", `"x"`, false},
@@ -196,7 +206,10 @@ func TestDecodeFrameErrors(t *testing.T) {
 		{"ack", `{"result":null,"id":1}`, true},
 		{"other object", `{"foo":1}`, true},
 	}
-	for _, tt := range tests {
+}
+
+func TestDecodeFrameErrors(t *testing.T) {
+	for _, tt := range frameErrors() {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := DecodeFrame([]byte(tt.in))
 			switch {

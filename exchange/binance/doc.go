@@ -185,4 +185,8 @@
 // (deltas; P is absent on a cross FUNDING_FEE) and o.N/o.n (no
 // commission). listenKeyExpired's E may be a number or a string and its
 // listenKey may be absent.
+//
+// DecodeKlineFrame is DecodeFrame for klines into a reused KlineFrame: the
+// same verdicts and errors, and for a frame without escapes one validating
+// pass and no allocation. Streams reads klines through it.
 package binance

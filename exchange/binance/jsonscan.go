@@ -347,3 +347,267 @@ func validText(s string, maxLen int) bool {
 	}
 	return true
 }
+
+// The strict scanner below validates as it splits, so that a hot path can
+// skip the separate json.Valid pass: it accepts exactly what json.Valid
+// accepts (strings are not checked for UTF-8 there either; the decoders
+// check the strings they keep).
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+// scanString returns the index just past the valid JSON string starting at
+// b[i] (a quote), or -1.
+func scanString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case c == '"':
+			return j + 1
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return -1
+				}
+				for _, h := range b[j+1 : j+5] {
+					if !isHex(h) {
+						return -1
+					}
+				}
+				j += 4
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// scanNumber returns the index just past the JSON number starting at b[i],
+// or -1.
+func scanNumber(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return -1
+	}
+	switch {
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		d := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+		if i == d {
+			return -1
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		d := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		}
+		if i == d {
+			return -1
+		}
+	}
+	return i
+}
+
+// scanValue returns the index just past the valid JSON value starting at
+// b[i] (no leading space), or -1. depth counts the enclosing containers.
+func scanValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; c {
+	case '"':
+		return scanString(b, i)
+	case '{', '[':
+		if depth >= maxDepth {
+			return -1
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == end {
+			return i + 1
+		}
+		for {
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return -1
+				}
+				if i = scanString(b, i); i < 0 {
+					return -1
+				}
+				i = skipSpace(b, i)
+				if i >= len(b) || b[i] != ':' {
+					return -1
+				}
+				i = skipSpace(b, i+1)
+			}
+			if i = scanValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ',':
+				i = skipSpace(b, i+1)
+			case end:
+				return i + 1
+			default:
+				return -1
+			}
+		}
+	case 't':
+		return literal(b, i, "true")
+	case 'f':
+		return literal(b, i, "false")
+	case 'n':
+		return literal(b, i, "null")
+	default:
+		return scanNumber(b, i)
+	}
+}
+
+func literal(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// objIter walks the members of a JSON object, validating each value with
+// scanValue. Keys are returned raw: a key with escapes sets bad, since the
+// callers of this fast path leave such objects to the general one.
+//
+//	it := objIter{b: v}
+//	for it.next() { ... it.key, it.val ... }
+//	if it.bad { ... }
+//
+// A caller may walk a value itself instead: member reads the key and
+// leaves i at the value, and after says where the value ended.
+// After a clean walk, end is the index just past the closing brace.
+type objIter struct {
+	b     []byte
+	i     int
+	depth int // containers around the object
+	// valid says that b was validated already (it is a value a validating
+	// walk returned): values are then only delimited, not checked again.
+	valid    bool
+	started  bool
+	bad      bool
+	end      int
+	key, val []byte
+}
+
+// next reads the next member into key and val.
+func (it *objIter) next() bool { return it.member() && it.value() }
+
+// member reads the next member's key and leaves i at its value; false at
+// the end of the object or on an error (then bad).
+func (it *objIter) member() bool {
+	if it.bad || it.end > 0 {
+		return false
+	}
+	b := it.b
+	i := skipSpace(b, it.i)
+	if !it.started {
+		it.started = true
+		if i >= len(b) || b[i] != '{' || it.depth >= maxDepth {
+			it.bad = true
+			return false
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			it.end = i + 1
+			return false
+		}
+	} else {
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			it.end = i + 1
+			return false
+		default:
+			it.bad = true
+			return false
+		}
+	}
+	if i >= len(b) || b[i] != '"' {
+		it.bad = true
+		return false
+	}
+	var e int
+	if it.valid {
+		e = stringEnd(b, i)
+	} else {
+		e = scanString(b, i)
+	}
+	if e < 0 {
+		it.bad = true
+		return false
+	}
+	it.key = b[i+1 : e-1]
+	if bytes.IndexByte(it.key, '\\') >= 0 {
+		it.bad = true
+		return false
+	}
+	i = skipSpace(b, e)
+	if i >= len(b) || b[i] != ':' {
+		it.bad = true
+		return false
+	}
+	it.i = skipSpace(b, i+1)
+	return true
+}
+
+// value reads the value member left i at into val.
+func (it *objIter) value() bool {
+	var ve int
+	if it.valid {
+		ve = valueEnd(it.b, it.i)
+	} else {
+		ve = scanValue(it.b, it.i, it.depth+1)
+	}
+	if ve <= it.i {
+		it.bad = true
+		return false
+	}
+	it.val = it.b[it.i:ve]
+	it.i = ve
+	return true
+}
+
+// after moves past a value the caller walked itself, which ended at end.
+func (it *objIter) after(end int) { it.i = end }

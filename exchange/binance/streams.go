@@ -209,10 +209,10 @@ func NewStreams(cfg StreamConfig) (*Streams, error) {
 				path:    p,
 				name:    fmt.Sprintf("%s#%d", p, i/cfg.MaxStreamsPerConn),
 				streams: chunk,
-				set:     make(map[string]struct{}, len(chunk)),
+				set:     make(map[string]string, len(chunk)),
 			}
 			for _, n := range chunk {
-				sl.set[n] = struct{}{}
+				sl.set[n] = n
 			}
 			s.slots = append(s.slots, sl)
 		}
@@ -308,7 +308,7 @@ type slot struct {
 	path    string
 	name    string // path#index, for logs
 	streams []string
-	set     map[string]struct{}
+	set     map[string]string // each of streams, to itself: a frame's stream name without allocating
 
 	mu      sync.Mutex // serialises delivery; guards the fields below
 	overlap bool

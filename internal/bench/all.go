@@ -27,7 +27,10 @@ type AllOptions struct {
 	// FanoutClientCommand runs the fan-out bench's clients in a process
 	// of their own (FanoutOptions.ClientCommand); nil: in this one.
 	FanoutClientCommand []string
-	Log                 io.Writer
+	// IngestSimCommand runs the ingest benches' exchange in a process of
+	// its own (IngestOptions.SimCommand); nil: in this one.
+	IngestSimCommand []string
+	Log              io.Writer
 }
 
 // All runs every bench in one sitting, each with its reference beside it,
@@ -37,7 +40,9 @@ type AllOptions struct {
 //	cache.c1024.*  at 1,024 callers; redis-benchmark -c 64 -P 16 beside it
 //	filecache.*    sets and hits at 1k, 10k and 100k entries
 //	fanout.*       1,000 /ws clients of 200-byte events, 1,000 events/s (1M messages/s)
-//	ingest.*       exchange streams → leader → Redis
+//	ingest.*       exchange streams → leader → Redis, as fast as the exchange sends
+//	replay.*       the same node fed recorded-style kline frames as fast as it reads them: its own limit
+//	cadence.*      1,000 kline streams at Binance's 250 ms: the node's CPU as follower and leader
 func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	if o.Cache.Redis == nil {
 		return nil, fmt.Errorf("bench all: needs Redis (the cache and ingest benches measure it)")
@@ -88,11 +93,24 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 		return rep, err
 	}
 	add("", r)
-	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: max(d(10*time.Second), time.Second), Log: o.Log})
+	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: max(d(10*time.Second), time.Second),
+		SimCommand: o.IngestSimCommand, Log: o.Log})
 	if err != nil {
 		return rep, err
 	}
 	add("", r)
+	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 100, UpdateEvery: 5 * time.Millisecond, Duration: max(d(10*time.Second), time.Second),
+		Replay: true, SimCommand: o.IngestSimCommand, Log: o.Log})
+	if err != nil {
+		return rep, err
+	}
+	add("replay", r)
+	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: 500, UpdateEvery: 250 * time.Millisecond, Duration: max(d(20*time.Second), time.Second),
+		Follower: true, SimCommand: o.IngestSimCommand, Log: o.Log})
+	if err != nil {
+		return rep, err
+	}
+	add("cadence", r)
 	return rep, nil
 }
 

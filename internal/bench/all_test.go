@@ -20,16 +20,18 @@ func TestAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The fan-out's clients in a process of their own: this test binary
-	// (TestMain).
+	// The fan-out's clients and the ingest benches' exchange in processes
+	// of their own: this test binary (TestMain).
 	rep, err := All(context.Background(), AllOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t), Scale: 0.02,
-		FanoutClientCommand: []string{os.Args[0]}})
+		FanoutClientCommand: []string{os.Args[0]}, IngestSimCommand: []string{os.Args[0]}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	requireFigures(t, rep, true, "machine.cpus", "cache.c64.get.redis", "cache.c1024.get.redis", "cache.c64.redis-benchmark.get",
 		"cache.c1024.redis-benchmark.get", "cache.c1024.get.redis.ratio", "filecache.1000.get_hit", "filecache.10000.set",
-		"fanout.delivered", "fanout.client_process", "ingest.events")
+		"fanout.delivered", "fanout.client_process", "ingest.events", "ingest.sim_process", "ingest.cpu", "ingest.cpu_per_100k_events",
+		"replay.ingest.events", "replay.ingest.cpu_per_100k_events", "cadence.ingest.events", "cadence.ingest.cpu")
+	requireFigures(t, rep, false, "cadence.ingest.follower_cpu")
 	if _, err := All(context.Background(), AllOptions{}); err == nil {
 		t.Error("All without Redis: no error")
 	}

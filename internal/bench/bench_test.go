@@ -11,10 +11,15 @@ import (
 )
 
 // TestMain runs the package's tests, or, started by a fan-out test as its
-// client process (FanoutOptions.ClientCommand), the clients.
+// client process (FanoutOptions.ClientCommand), the clients, or by an
+// ingest test as its exchange process (IngestOptions.SimCommand), the
+// exchange.
 func TestMain(m *testing.M) {
 	if IsFanoutClients(os.Getenv) {
 		os.Exit(FanoutClientsMain(context.Background(), os.Stdin, os.Stdout, os.Getenv))
+	}
+	if IsIngestSim(os.Getenv) {
+		os.Exit(IngestSimMain(context.Background(), os.Stdin, os.Stdout, os.Getenv))
 	}
 	testenv.Main(m)
 }

@@ -12,10 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valkey-io/valkey-go"
+
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/exchange/binance"
-	"github.com/tradecache/tradecache/exchange/sim"
 	"github.com/tradecache/tradecache/internal/benchfmt"
 	"github.com/tradecache/tradecache/keyspace"
 	"github.com/tradecache/tradecache/leader"
@@ -37,15 +38,30 @@ type IngestOptions struct {
 	// CPUProfile, when set, is the file a CPU profile of the measured run
 	// is written to.
 	CPUProfile string
+	// SimCommand runs the simulated exchange in a process of its own
+	// (this executable's hidden mode; see IngestSimMain), so that the CPU
+	// figures are the node's alone; nil: in this process, and the CPU
+	// figures hold both.
+	SimCommand []string
+	// Follower first measures the node as a follower for Duration, while
+	// the bench holds the lease, then lets it lead.
+	Follower bool
+	// FlushEvery is the node's buffer → Redis period; 0: its default.
+	FlushEvery time.Duration
+	// Replay sends the kline streams from templates as fast as the node
+	// reads them, instead of the simulator's market (which REST and the
+	// other streams still come from); UpdateEvery is then unused.
+	Replay bool
 	// Log receives progress lines; nil discards.
 	Log io.Writer
 }
 
-// Ingest runs a fast simulated exchange in process and one market data
-// node that leads and writes everything to Redis, and reports the kline
-// updates per second that went from the exchange's streams through the
-// leader into Redis (ingest.* figures, after machine.cpus). Every key it
-// writes carries its kind's TTL.
+// Ingest runs a simulated exchange (in this process, or in its own with
+// SimCommand) and one market data node that leads and writes everything
+// to Redis, and reports the kline updates per second that went from the
+// exchange's streams through the leader into Redis and the CPU the
+// bench's process used for them (ingest.* figures, after machine.cpus).
+// Every key it writes carries its kind's TTL.
 func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	if o.Cache.Redis == nil {
 		return nil, errors.New("bench ingest measures writes into Redis: no Redis configured")
@@ -59,19 +75,27 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		syms[i] = fmt.Sprintf("B%04dUSDT", i)
 	}
 	intervals := []string{"1m", "5m"}
-	s, err := sim.New(sim.Config{Symbols: syms, Speed: 1, KlineUpdateEvery: o.UpdateEvery, History: 10,
-		TickerEvery: time.Second, TickerArrEvery: 5 * time.Second, BookTickerEvery: time.Second, WriteQueue: 1 << 16})
-	if err != nil {
-		return nil, err
+	var base string
+	if len(o.SimCommand) > 0 {
+		p, err := startSim(ctx, o.SimCommand, syms, o.UpdateEvery, o.Replay)
+		if err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+		defer p.stop()
+		base = p.addr
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		sctx, stopSim := context.WithCancel(ctx)
+		defer stopSim()
+		if err := serveExchange(sctx, ln, syms, o.UpdateEvery, o.Replay); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		base = ln.Addr().String()
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	sctx, stopSim := context.WithCancel(ctx)
-	defer stopSim()
-	go s.Serve(sctx, ln)
-	go s.Run(sctx)
 
 	cc := o.Cache
 	if cc.Logger == nil {
@@ -85,21 +109,50 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		return nil, fmt.Errorf("bench ingest: %w", err)
 	}
 	defer tc.Close()
-	reg, err := keyspace.New(keyspace.Config{Prefix: o.KeyPrefix + benchKeys})
+	// On a cluster the keys carry hash tags, so each fenced script's keys
+	// share a slot.
+	cluster := tc.Redis() != nil && tc.Redis().Mode() == valkey.ClientModeCluster
+	reg, err := keyspace.New(keyspace.Config{Prefix: o.KeyPrefix + benchKeys, HashTags: cluster})
 	if err != nil {
 		return nil, err
 	}
 	lease := reg.MarketWSLeader()
 	epoch, _ := reg.LeaderEpoch(lease)
-	el, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench", Logger: discardLogger()})
+	el, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench", Logger: discardLogger(), Keys: reg})
 	if err != nil {
 		return nil, err
 	}
-	base := ln.Addr().String()
+	var stopHolder func()
+	if o.Follower {
+		// Another "node" takes the lease first; the node follows.
+		hold, err := leader.New(tc, leader.Config{Lease: lease, Epoch: epoch, NodeID: "bench-holder", Logger: discardLogger(), Keys: reg})
+		if err != nil {
+			return nil, err
+		}
+		hctx, cancel := context.WithCancel(ctx)
+		held := make(chan struct{})
+		go hold.Run(hctx, func(ctx context.Context, _ leader.Term) error {
+			close(held)
+			<-ctx.Done()
+			return nil
+		})
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+			cancel()
+			return nil, errors.New("bench ingest: the lease holder did not get the lease within 30 s")
+		}
+		stopHolder = cancel
+		defer cancel()
+	}
 	streams := func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
 		return binance.NewStreams(binance.StreamConfig{BaseURL: "ws://" + base, Streams: names, OnEvent: onEvent, OnConnect: onConnect})
 	}
-	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger()},
+	// The simulated exchange does not limit REST weight: the backfill of a
+	// thousand series need not take the minutes production's budget gives
+	// it.
+	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger(), FlushEvery: o.FlushEvery,
+		Integrity: marketdata.Integrity{WeightPerMinute: 100000, Concurrency: 8}},
 		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
 	if err != nil {
 		return nil, err
@@ -109,13 +162,59 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	go func() { md.Run(mctx); close(done) }()
 	defer func() { stopNode(); <-done }()
 
-	fmt.Fprintf(log, "bench ingest: %d symbols × %v, an update per stream every %v, into %s\n", o.Symbols, intervals, o.UpdateEvery, strings.Join(cc.Redis.InitAddress, ","))
+	rate := "an update per stream every " + o.UpdateEvery.String()
+	if o.Replay {
+		rate = "klines replayed as fast as the node reads them"
+	}
+	fmt.Fprintf(log, "bench ingest: %d symbols × %v, %s, into %s\n", o.Symbols, intervals, rate, strings.Join(cc.Redis.InitAddress, ","))
 	st := md.Stats()
 	series := uint64(o.Symbols * len(intervals))
-	warm := time.Now().Add(30 * time.Second)
-	for st.Backfills.Load() < series || md.Mode() != marketdata.ModeLeader {
+	var rep benchfmt.Report
+	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
+	rep.Add("ingest.streams", float64(series), "kline streams")
+	rep.Add("ingest.sim_process", boolFigure(len(o.SimCommand) > 0), "bool")
+	rep.Add("ingest.replay", boolFigure(o.Replay), "bool")
+	if o.Follower {
+		// The holder's lease renewals are in the figure too: a follower's
+		// own cost is at most it.
+		for deadline := time.Now().Add(30 * time.Second); md.Mode() != marketdata.ModeFollower; {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("bench ingest: the node did not follow within 30 s (mode %v)", md.Mode())
+			}
+			if !sleepCtx(ctx, 20*time.Millisecond) {
+				return nil, ctx.Err()
+			}
+		}
+		time.Sleep(time.Second)
+		cpu0, t0 := processCPU(), time.Now()
+		if !sleepCtx(ctx, o.Duration) {
+			return nil, ctx.Err()
+		}
+		if md.Mode() != marketdata.ModeFollower {
+			return nil, fmt.Errorf("bench ingest: the node left the follower's mode (%v) while measured", md.Mode())
+		}
+		rep.Add("ingest.follower_cpu", cpuPercent(processCPU()-cpu0, time.Since(t0)), "% of a core")
+		stopHolder()
+	}
+	// Backfilling is a REST call per series: allow for a thousand.
+	wait := 30*time.Second + time.Duration(series)*50*time.Millisecond
+	warm := time.Now().Add(wait)
+	// Warm: every series backfilled, or (when Redis held them already,
+	// from an earlier run, and a backfill wrote nothing) every start
+	// reconciliation made and none pending.
+	warmed := func() bool {
+		if md.Mode() != marketdata.ModeLeader {
+			return false
+		}
+		if st.Backfills.Load() >= series {
+			return true
+		}
+		is := md.IntegrityStats()
+		return is.Pending == 0 && is.Reconciliations["start"] >= series
+	}
+	for !warmed() {
 		if time.Now().After(warm) {
-			return nil, fmt.Errorf("bench ingest: the node did not lead and backfill within 30 s (mode %v, %d/%d series backfilled)", md.Mode(), st.Backfills.Load(), series)
+			return nil, fmt.Errorf("bench ingest: the node did not lead and backfill within %v (mode %v, %d/%d series backfilled)", wait, md.Mode(), st.Backfills.Load(), series)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -132,6 +231,7 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		defer pprof.StopCPUProfile()
 	}
 	ev0, wr0, fl0 := st.Events.Load(), st.KlinesWritten.Load(), st.Flushes.Load()
+	cpu0 := processCPU()
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
@@ -139,16 +239,21 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	case <-time.After(o.Duration):
 	}
 	el0 := time.Since(t0).Seconds()
+	cpu := cpuPercent(processCPU()-cpu0, time.Since(t0))
 	ev, wr, fl := st.Events.Load()-ev0, st.KlinesWritten.Load()-wr0, st.Flushes.Load()-fl0
 	if errs := st.WriteErrors.Load() + st.Fenced.Load(); errs > 0 {
 		return nil, fmt.Errorf("bench ingest: %d writes failed", errs)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	var rep benchfmt.Report
-	rep.Add("machine.cpus", float64(runtime.NumCPU()), "cores")
-	rep.Add("ingest.streams", float64(series), "kline streams")
-	rep.Add("ingest.events", benchfmt.Round(float64(ev)/el0, 4), "events/s")
+	evps := float64(ev) / el0
+	rep.Add("ingest.events", benchfmt.Round(evps, 4), "events/s")
+	// The process's CPU over the run: the node's (and the exchange's too
+	// without SimCommand), per 100k events/s.
+	rep.Add("ingest.cpu", cpu, "% of a core")
+	if evps > 0 {
+		rep.Add("ingest.cpu_per_100k_events", benchfmt.Round(cpu/(evps/100000), 3), "% of a core")
+	}
 	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
 	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")
 	p50, p99, _ := md.WriteLatency()
@@ -156,4 +261,31 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	rep.Add("ingest.latency.p99", float64(p99.Microseconds())/1000, "ms")
 	rep.Add("ingest.heap", benchfmt.Round(float64(m.HeapInuse)/(1<<20), 3), "MiB")
 	return rep, nil
+}
+
+// cpuPercent is CPU time used over wall time, in percent of one core.
+func cpuPercent(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return benchfmt.Round(float64(cpu)/float64(wall)*100, 3)
+}
+
+func boolFigure(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// sleepCtx sleeps for d or until ctx ends, reporting whether it slept.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

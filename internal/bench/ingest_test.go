@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,37 @@ func TestIngest(t *testing.T) {
 		if !strings.HasPrefix(k, prefix+"tradecache_bench:") {
 			t.Errorf("key %s outside %stradecache_bench:", k, prefix)
 		}
+	}
+}
+
+// With the exchange in a process of its own (this test binary, TestMain),
+// the node measured as a follower first, then as the leader.
+func TestIngestSimProcessFollower(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := testenv.Shared(t)
+	opt, err := cache.RedisOptions(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t),
+		Symbols: 2, UpdateEvery: 5 * time.Millisecond, Duration: 300 * time.Millisecond, Follower: true, SimCommand: []string{os.Args[0]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireFigures(t, rep, true, "ingest.events", "ingest.sim_process", "ingest.cpu", "ingest.cpu_per_100k_events")
+	requireFigures(t, rep, false, "ingest.follower_cpu")
+	// The kline streams replayed from templates, the exchange in process.
+	rep, err = Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t),
+		Symbols: 2, UpdateEvery: time.Second, Duration: 300 * time.Millisecond, Replay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireFigures(t, rep, true, "ingest.events", "ingest.replay", "ingest.kline_upserts")
+	if _, err := Ingest(context.Background(), IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t),
+		Symbols: 1, UpdateEvery: time.Millisecond, Duration: time.Millisecond, SimCommand: []string{"/nonexistent/tradecache"}}); err == nil {
+		t.Error("an exchange process that cannot start: no error")
 	}
 }
 
