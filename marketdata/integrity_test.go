@@ -389,7 +389,11 @@ func TestNoPartialHistoryAtStart(t *testing.T) {
 	s := newScripted()
 	s.restGate = make(chan struct{})
 	n, stored := startScripted(t, s, marketdata.Integrity{VerifyEvery: -1})
-	testenv.Eventually(t, 5*time.Second, func() bool { return n.Mode() == marketdata.ModeLeader }, "no term")
+	testenv.Eventually(t, 5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return n.Mode() == marketdata.ModeLeader && s.onEvent != nil
+	}, "no term streaming")
 	s.next()
 	s.next()
 	time.Sleep(200 * time.Millisecond) // twenty flushes
