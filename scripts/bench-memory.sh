@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Memory of a leader and a follower node streaming STREAMS exchange streams
 # (default: 200, then 1000) from the simulator, against a private
-# redis-server: each count is SYMBOLS symbols × 4 kline intervals plus a
-# bookTicker stream per symbol (STREAMS = 5 × SYMBOLS). After SETTLE
-# seconds (60) it prints each node's resident memory, Go heap in use and
-# goroutines, read from its /metrics.
+# redis-server: each count is STREAMS/6 symbols, each with 4 kline
+# intervals, @ticker and @bookTicker (plus the market's !ticker@arr), in
+# one stream group (--stream-group-size 1024), so one node holds them all. After SETTLE
+# seconds (60) it prints each node's mode (from /healthz), resident
+# memory, Go heap in use and goroutines (from /metrics).
 #
 #   scripts/bench-memory.sh            # 200 and 1000 streams
 #   scripts/bench-memory.sh 400        # one count
@@ -29,9 +30,9 @@ metric() { # url name divisor
 	curl -fsS "$1/metrics" | awk -v n="$2" -v d="${3:-1}" '$1 == n { printf (d == 1 ? "%.0f" : "%.1f"), $2 / d }'
 }
 
-printf "%-8s %-9s %10s %10s %11s\n" STREAMS ROLE RSS_MB HEAP_MB GOROUTINES
+printf "%-8s %-9s %10s %10s %11s\n" STREAMS MODE RSS_MB HEAP_MB GOROUTINES
 for streams in "${counts[@]}"; do
-	symbols=$((streams / 5))
+	symbols=$((streams / 6))
 	list="$(seq -f 'S%gUSDT' 1 "$symbols" | paste -sd, -)"
 	rport="$(freeport)"
 	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
@@ -45,15 +46,14 @@ for streams in "${counts[@]}"; do
 		port="$(freeport)"
 		"$work/tradecache" serve --listen "127.0.0.1:$port" --redis "redis://127.0.0.1:$rport" --node-id "$id" \
 			--exchange-rest "http://127.0.0.1:$sport" --exchange-ws "ws://127.0.0.1:$sport" \
-			--symbols "$list" --intervals 1m,5m,15m,1h >"$work/$id.log" 2>&1 &
+			--symbols "$list" --intervals 1m,5m,15m,1h --stream-group-size 1024 >"$work/$id.log" 2>&1 &
 		pids+=($!)
 		urls+=("http://127.0.0.1:$port")
 		sleep 2 # the first node started leads
 	done
 	sleep "$settle"
 	for i in 0 1; do
-		role=leader
-		[ "$i" = 1 ] && role=follower
+		role="$(curl -fsS "${urls[$i]}/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mode"])')"
 		rss="$(metric "${urls[$i]}" process_resident_memory_bytes 1048576)"
 		heap="$(metric "${urls[$i]}" go_memstats_heap_inuse_bytes 1048576)"
 		gor="$(metric "${urls[$i]}" go_goroutines)"
