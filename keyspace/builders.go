@@ -138,7 +138,7 @@ func (r *Registry) leasePart(lease string) (string, error) {
 // leader's fenced scripts on a cluster check it instead of the lease,
 // which lives in another slot; each lease has its own, since epochs of
 // different leases (stream groups writing one shared hash) do not
-// compare. Under seed naming there is none (an error).
+// compare. Under standard naming there is none (an error).
 func (r *Registry) SlotFence(data Key, lease string) (Key, error) {
 	if !r.hashTags {
 		return Key{}, fmt.Errorf("keyspace: slot fence of %q: keys are not named for a cluster", data.Name())
@@ -220,7 +220,7 @@ func (r *Registry) Table() string {
 	if r.hashTags {
 		b.WriteString("\nNAMING cluster: each key carries its SLOT as a Redis Cluster hash tag, a placeholder's value in braces (market:kline:{BTCUSDT}:1m) or a word in front ({market}:market_ws_leader)\n")
 	} else {
-		b.WriteString("\nNAMING seed: the names above; SLOT is the hash tag each kind takes under cluster naming (--key-naming cluster)\n")
+		b.WriteString("\nNAMING standard: the names above; SLOT is the hash tag each kind takes under cluster naming (--key-naming cluster)\n")
 	}
 	b.WriteString("\nKLINE INTERVAL TTL\n")
 	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

@@ -135,7 +135,7 @@ type Kind struct {
 	// "market:kline:{BTCUSDT}:1m"), or a word that cluster naming puts
 	// in front of the key ("market": "{market}:market_ws_leader"). Keys
 	// that one script touches share a tag, so they share a slot. Empty:
-	// the kind's name is the word. Seed naming ignores it.
+	// the kind's name is the word. Standard naming ignores it.
 	Slot string
 }
 
@@ -218,7 +218,7 @@ type Config struct {
 	// HashTags selects cluster naming: every key carries a Redis Cluster
 	// hash tag (Kind.Slot), so the keys one script touches — a lease and
 	// its epoch, a series and its slot fence — hash to one slot. Off (the
-	// default, seed naming), keys are the trading system's names, which a
+	// default, standard naming), keys are the trading system's names, which a
 	// single Redis or a Sentinel-managed one needs. Every process sharing
 	// a Redis must use the same naming.
 	HashTags bool

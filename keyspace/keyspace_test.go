@@ -366,7 +366,7 @@ func TestClusterNaming(t *testing.T) {
 		t.Error("a seed name parsed under cluster naming")
 	}
 	if _, err := keyspace.MustNew(keyspace.Config{}).SlotFence(kline, lease.Name()); err == nil {
-		t.Error("a slot fence under seed naming")
+		t.Error("a slot fence under standard naming")
 	}
 	if _, err := keyspace.New(keyspace.Config{Prefix: "a{b}:", HashTags: true}); err == nil {
 		t.Error("a braced prefix accepted under cluster naming")

@@ -115,7 +115,7 @@ type Config struct {
 	// Logger gets one line per change of leadership.
 	Logger *slog.Logger
 	// Keys, when its keys are named for a cluster, makes every term's
-	// Fence per slot (see Redis Cluster above); nil or seed naming: the
+	// Fence per slot (see Redis Cluster above); nil or standard naming: the
 	// lease itself fences.
 	Keys *keyspace.Registry
 }

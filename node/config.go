@@ -86,15 +86,15 @@ type Keys struct {
 	// MaxValue caps every value read from Redis, in bytes, over each
 	// kind's own limit; 0 = keyspace.DefaultMaxValue (1 MiB).
 	MaxValue int
-	// Naming is NamingSeed (the default) or NamingCluster: keys with
+	// Naming is NamingStandard (the default) or NamingCluster: keys with
 	// Redis Cluster hash tags (keyspace.Config.HashTags).
 	Naming string
 }
 
 // Key namings.
 const (
-	NamingSeed    = "seed"
-	NamingCluster = "cluster"
+	NamingStandard = "standard"
+	NamingCluster  = "cluster"
 )
 
 // Registry returns the key registry of k.
@@ -109,9 +109,9 @@ func (k Keys) Registry() (*keyspace.Registry, error) {
 		ttl[keyspace.KindMarketNodes] = k.LeaseTTL
 	}
 	switch k.Naming {
-	case "", NamingSeed, NamingCluster:
+	case "", NamingStandard, NamingCluster:
 	default:
-		return nil, fmt.Errorf("node: key naming %q: want %s or %s", k.Naming, NamingSeed, NamingCluster)
+		return nil, fmt.Errorf("node: key naming %q: want %s or %s", k.Naming, NamingStandard, NamingCluster)
 	}
 	return keyspace.New(keyspace.Config{Prefix: k.Prefix, TTL: ttl, MaxValue: k.MaxValue, HashTags: k.Naming == NamingCluster})
 }

@@ -72,11 +72,11 @@ func Keys(k *node.Keys) Group {
 				k.Prefix = s
 				return nil
 			}},
-		{Flag: "key-naming", Env: "TRADECACHE_KEY_NAMING", Default: node.NamingSeed,
-			Usage: "seed: the trading system's key names (a single Redis, Sentinel); cluster: keys with Redis Cluster hash tags, needed on a cluster (tradecache keys kinds shows both); every process sharing a Redis must use the same",
+		{Flag: "key-naming", Env: "TRADECACHE_KEY_NAMING", Default: node.NamingStandard,
+			Usage: "standard: the trading system's key names (a single Redis, Sentinel); cluster: keys with Redis Cluster hash tags, needed on a cluster (tradecache keys kinds shows both); every process sharing a Redis must use the same",
 			Set: func(s string) error {
-				if s != node.NamingSeed && s != node.NamingCluster {
-					return fmt.Errorf("want %s or %s", node.NamingSeed, node.NamingCluster)
+				if s != node.NamingStandard && s != node.NamingCluster {
+					return fmt.Errorf("want %s or %s", node.NamingStandard, node.NamingCluster)
 				}
 				k.Naming = s
 				return nil

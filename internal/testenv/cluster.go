@@ -44,13 +44,13 @@ func Keys(cfg keyspace.Config) keyspace.Config {
 	return cfg
 }
 
-// KeyNaming is the node's key naming setting for the topology ("seed" or
+// KeyNaming is the node's key naming setting for the topology ("standard" or
 // "cluster").
 func KeyNaming() string {
 	if Topology() == TopologyCluster {
 		return "cluster"
 	}
-	return "seed"
+	return "standard"
 }
 
 // ClusterReplicas gives each master of a cluster a replica, so a master
