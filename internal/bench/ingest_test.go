@@ -37,10 +37,9 @@ func TestIngest(t *testing.T) {
 		t.Errorf("log = %q", log.String())
 	}
 	// Everything lives under the deployment's prefix and the bench's.
-	rc := r.Client(t)
-	keys, err := rc.Do(context.Background(), rc.B().Keys().Pattern(prefix+"*").Build()).AsStrSlice()
-	if err != nil || len(keys) == 0 {
-		t.Fatalf("keys under %s: %v %v", prefix, keys, err)
+	keys := r.KeysMatching(t, prefix+"*")
+	if len(keys) == 0 {
+		t.Fatalf("no keys under %s", prefix)
 	}
 	for _, k := range keys {
 		if !strings.HasPrefix(k, prefix+"tradecache_bench:") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/tradecache/tradecache/internal/keyaudit"
 	"github.com/tradecache/tradecache/keyspace"
 )
 
@@ -398,4 +399,27 @@ func (r *Redis) Master(tb testing.TB, i int) *Redis {
 	}
 	tb.Fatalf("testenv: shard %d has no master", i)
 	return nil
+}
+
+// KeysMatching returns the keys matching pattern (KEYS) on every master:
+// on a cluster a KEYS sent through the client reaches one node only.
+func (r *Redis) KeysMatching(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	c := r.Client(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	masters, err := keyaudit.Masters(ctx, c, 5*time.Second)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	var out []string
+	for addr, n := range masters {
+		ks, err := n.Do(ctx, n.B().Keys().Pattern(pattern).Build()).AsStrSlice()
+		if err != nil {
+			tb.Fatalf("testenv: KEYS on %s: %v", addr, err)
+		}
+		out = append(out, ks...)
+	}
+	slices.Sort(out)
+	return out
 }
