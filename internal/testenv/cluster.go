@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -73,25 +72,13 @@ func isReplica(opts []Option) bool {
 // free port serves.
 func StartCluster(tb testing.TB, opts ...Option) *Redis {
 	tb.Helper()
-	r, err := startCluster(tb.TempDir(), opts...)
-	if err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if r.running() {
-			if err := auditNoTTL(r); err != nil {
-				tb.Errorf("testenv: %v", err)
-			}
-		}
-		r.kill()
-	})
-	return r
+	return private(tb, startCluster, opts)
 }
 
 func startCluster(dir string, opts ...Option) (*Redis, error) {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := redisServer()
 	if err != nil {
-		return nil, fmt.Errorf("redis-server not found on PATH: install Debian's package (apt-get install -y redis-server) or run the README's test command, which installs it: %w", err)
+		return nil, err
 	}
 	c := &Redis{dir: dir}
 	for _, o := range opts {

@@ -120,7 +120,14 @@ func StartOne(tb testing.TB, opts ...Option) *Redis {
 
 func startOne(tb testing.TB, opts ...Option) *Redis {
 	tb.Helper()
-	r, err := start(tb.TempDir(), opts...)
+	return private(tb, start, opts)
+}
+
+// private starts a server (or cluster) with startFn in tb's temporary
+// directory, audited for keys without TTL and stopped when tb ends.
+func private(tb testing.TB, startFn func(string, ...Option) (*Redis, error), opts []Option) *Redis {
+	tb.Helper()
+	r, err := startFn(tb.TempDir(), opts...)
 	if err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -135,10 +142,19 @@ func startOne(tb testing.TB, opts ...Option) *Redis {
 	return r
 }
 
-func start(dir string, opts ...Option) (*Redis, error) {
+// redisServer is the redis-server binary, or why there is none.
+func redisServer() (string, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return nil, fmt.Errorf("redis-server not found on PATH: install Debian's package (apt-get install -y redis-server) or run the README's test command, which installs it: %w", err)
+		return "", fmt.Errorf("redis-server not found on PATH: install Debian's package (apt-get install -y redis-server) or run the README's test command, which installs it: %w", err)
+	}
+	return bin, nil
+}
+
+func start(dir string, opts ...Option) (*Redis, error) {
+	bin, err := redisServer()
+	if err != nil {
+		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
