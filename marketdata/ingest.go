@@ -3,7 +3,6 @@ package marketdata
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +35,7 @@ type buffer struct {
 	write sync.Mutex
 
 	mu      sync.Mutex // guards everything below
-	klines  map[keyspace.Key]map[int64]exchange.Kline
+	klines  map[keyspace.Key]*pendingKlines
 	oldest  map[keyspace.Key]time.Time    // receipt time of the oldest unflushed update per series
 	tickers map[string]exchange.Ticker24h // configured symbols
 	market  map[string]exchange.Ticker24h // whole market
@@ -62,16 +61,20 @@ func (b *buffer) release(key keyspace.Key) {
 	b.released[key] = true
 }
 
+// reset gives the buffer new maps, sized as the ones taken were: at
+// Binance's cadence a flush's maps hold most series and symbols, and
+// growing them again from empty every flush was a visible part of the
+// leader's CPU.
 func (b *buffer) reset() {
-	b.klines = map[keyspace.Key]map[int64]exchange.Kline{}
-	b.oldest = map[keyspace.Key]time.Time{}
-	b.tickers = map[string]exchange.Ticker24h{}
-	b.market = map[string]exchange.Ticker24h{}
-	b.books = map[string]exchange.BookTicker{}
+	b.klines = make(map[keyspace.Key]*pendingKlines, len(b.klines))
+	b.oldest = make(map[keyspace.Key]time.Time, len(b.oldest))
+	b.tickers = make(map[string]exchange.Ticker24h, len(b.tickers))
+	b.market = make(map[string]exchange.Ticker24h, len(b.market))
+	b.books = make(map[string]exchange.BookTicker, len(b.books))
 }
 
 // take swaps the buffer's contents out.
-func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, oldest map[keyspace.Key]time.Time, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
+func (b *buffer) take() (klines map[keyspace.Key]*pendingKlines, oldest map[keyspace.Key]time.Time, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	klines, oldest, tickers, market, books = b.klines, b.oldest, b.tickers, b.market, b.books
@@ -90,7 +93,7 @@ func (b *buffer) take() (klines map[keyspace.Key]map[int64]exchange.Kline, oldes
 
 // restore puts back klines whose write failed, under newer ones that
 // arrived meanwhile.
-func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline, oldest time.Time) {
+func (b *buffer) restore(key keyspace.Key, ks *pendingKlines, oldest time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if o, ok := b.oldest[key]; !ok || oldest.Before(o) {
@@ -101,12 +104,40 @@ func (b *buffer) restore(key keyspace.Key, ks map[int64]exchange.Kline, oldest t
 		b.klines[key] = ks
 		return
 	}
-	for t, k := range ks {
-		if _, newer := cur[t]; !newer {
-			cur[t] = k
+	for _, k := range *ks {
+		if cur.index(k.OpenTime) < 0 {
+			*cur = append(*cur, k)
 		}
 	}
 }
+
+// pendingKlines is a series' klines between flushes, one per open time.
+// Nearly always it holds one or two (the bar in progress, and the one
+// that just closed), so a slice searched from its newest end costs less
+// than a map, which allocated room for eight klines per series per flush.
+type pendingKlines []exchange.Kline
+
+// index returns the position of the kline opening at open, or -1.
+func (p pendingKlines) index(open int64) int {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i].OpenTime == open {
+			return i
+		}
+	}
+	return -1
+}
+
+// put adds k, replacing the kline of its open time.
+func (p *pendingKlines) put(k *exchange.Kline) {
+	if i := p.index(k.OpenTime); i >= 0 {
+		(*p)[i] = *k
+		return
+	}
+	*p = append(*p, *k)
+}
+
+// remove drops the kline at position i.
+func (p *pendingKlines) remove(i int) { *p = slices.Delete(*p, i, i+1) }
 
 func (n *Node) onEvent(b *buffer, ig *integrity) func(exchange.Event) {
 	sg := b.sg
@@ -129,11 +160,11 @@ func (n *Node) onEvent(b *buffer, ig *integrity) func(exchange.Event) {
 			}
 			m := b.klines[key]
 			if m == nil {
-				m = map[int64]exchange.Kline{}
+				m = new(pendingKlines)
 				b.klines[key] = m
 				b.oldest[key] = time.Now()
 			}
-			m[ev.Kline.OpenTime] = ev.Kline
+			m.put(&ev.Kline)
 		case exchange.EventTicker:
 			if !symbols[ev.Ticker.Symbol] {
 				n.st.Ignored.Add(1)
@@ -282,9 +313,10 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 	}
 	klines, oldest, tickers, market, books := b.take()
 	n.st.Flushes.Add(1)
-	// One job per key, run by at most flushWorkers goroutines: valkey-go
-	// pipelines their scripts on one connection, and a goroutine per key
-	// would grow a fresh stack for every key of every flush.
+	// One job per ticker key, and one for all klines, run by at most
+	// flushWorkers goroutines: valkey-go pipelines their scripts on one
+	// connection, and a goroutine per key would grow a fresh stack for
+	// every key of every flush.
 	var jobs []func()
 	var fenced bool
 	var mu sync.Mutex
@@ -300,38 +332,52 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 		// A failure that repeats every flush is one line a minute per key.
 		n.writeLog.warn(n.cfg.Logger, key.Name(), "marketdata: write failed", "key", key.Name(), "err", err)
 	}
-	for key, m := range klines {
+	if len(klines) > 0 {
+		// Every series in one batch: the sink writes those sharing a slot
+		// (all, on one Redis) with one script.
 		jobs = append(jobs, func() {
-			ks := make([]exchange.Kline, 0, len(m))
-			for _, k := range m {
-				ks = append(ks, k)
+			ws := make([]seriesWrite, 0, len(klines))
+			for key, m := range klines {
+				// Taken from the buffer, m is the flush's until it puts it
+				// back (restore, after which ks is not used).
+				ks := *m
+				if len(ks) > 1 {
+					slices.SortFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) })
+				}
+				ws = append(ws, seriesWrite{key: key, ks: ks})
 			}
-			if len(ks) > 1 {
-				slices.SortFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) })
-			}
-			rp, err := s.putKlines(ctx, key, ks)
-			if err != nil {
-				fail(key, err)
-				b.restore(key, m, oldest[key])
-				return
-			}
-			n.repaired(b.sg, key, rp)
-			n.st.KlinesWritten.Add(uint64(len(ks)))
-			n.lat.record(time.Since(oldest[key]))
-			for _, k := range ks {
-				n.publish("kline", k)
+			for i, r := range s.putSeries(ctx, ws) {
+				key, ks := ws[i].key, ws[i].ks
+				if r.err != nil {
+					fail(key, r.err)
+					b.restore(key, klines[key], oldest[key])
+					continue
+				}
+				n.repaired(b.sg, key, r.rp)
+				n.st.KlinesWritten.Add(uint64(len(ks)))
+				n.lat.record(time.Since(oldest[key]))
+				for _, k := range ks {
+					n.publish("kline", k)
+				}
 			}
 		})
 	}
-	for sym, t := range tickers {
+	if len(tickers) > 0 {
 		jobs = append(jobs, func() {
-			key, _ := n.keys.Ticker24h(sym)
-			v, _ := json.Marshal(t)
-			if err := s.putValue(ctx, key, v); err != nil {
-				fail(key, err)
-				return
+			ws := make([]valueWrite, 0, len(tickers))
+			ts := make([]exchange.Ticker24h, 0, len(tickers))
+			for sym, t := range tickers {
+				key, _ := n.keys.Ticker24h(sym)
+				ws = append(ws, valueWrite{key: key, v: t.AppendJSON(nil)})
+				ts = append(ts, t)
 			}
-			n.publish("ticker", t)
+			for i, err := range s.putValues(ctx, ws) {
+				if err != nil {
+					fail(ws[i].key, err)
+					continue
+				}
+				n.publish("ticker", ts[i])
+			}
 		})
 	}
 	if len(market) > 0 {
@@ -377,10 +423,18 @@ func (n *Node) publish(name string, vs ...any) {
 	}
 }
 
-func jsonFields[T any](m map[string]T) map[string][]byte {
+// jsonFields encodes each value of m (exchange.Ticker24h or BookTicker)
+// as its JSON, into one shared allocation.
+func jsonFields[T any, P interface {
+	*T
+	AppendJSON([]byte) []byte
+}](m map[string]T) map[string][]byte {
 	out := make(map[string][]byte, len(m))
+	buf := make([]byte, 0, 256*len(m))
 	for k, v := range m {
-		out[k], _ = json.Marshal(v)
+		start := len(buf)
+		buf = P(&v).AppendJSON(buf)
+		out[k] = buf[start:len(buf):len(buf)]
 	}
 	return out
 }

@@ -425,10 +425,16 @@ type integrity struct {
 	// wake tells the reconciler a reconciliation may be due.
 	wake chan struct{}
 
-	mu     sync.Mutex // guards the seriesState values and busy
-	busy   int        // series of this term counted in the node's pending
-	series map[keyspace.Key]*seriesState
-	list   []*seriesState // in a fixed order: verification phases
+	mu   sync.Mutex // guards the seriesState values and busy
+	busy int        // series of this term counted in the node's pending
+	// scanned is when due last walked every series, scannedMinute the
+	// exchange clock's minute then, and verifyAt the earliest
+	// verification it left due (zero: none).
+	scanned       time.Time
+	scannedMinute int64
+	verifyAt      time.Time
+	series        map[keyspace.Key]*seriesState
+	list          []*seriesState // in a fixed order: verification phases
 }
 
 // newIntegrity returns the state of a term that is starting: every series

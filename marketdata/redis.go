@@ -187,41 +187,55 @@ local function kline(m, score, max)
 end
 `
 
-// putKlinesScript upserts klines into a series, fenced. Before writing it
-// replaces a key of another type; after, it removes every member from
-// ARGV[5] ('-inf': all) up that no reader can use. Then it trims the
-// window and refreshes the TTL. KEYS[2] is the series; ARGV[2] the window,
-// ARGV[3] the TTL (ms), ARGV[4] the largest member, ARGV[6..] score,
-// member pairs. It returns {replaced type or ”, {score, size, ...}}.
+// putKlinesScript upserts klines into one or more series, fenced. For
+// each series, before writing it replaces a key of another type; after,
+// it removes every member from its "from" score ('-inf': all) up that no
+// reader can use. Then it trims the window and refreshes the TTL.
+// KEYS[2..] are the series; ARGV[2] the window, then per series: TTL
+// (ms), the largest member, from, the number of klines n, and n score,
+// member pairs. It returns, per series, {replaced type or ”, {score,
+// size, ...}}. One script writes many series because at Binance's cadence
+// a flush holds an update of most series: a script each would cost the
+// leader a round of command building, reply parsing and scheduling per
+// series.
 var putKlinesScript = valkey.NewLuaScript(leader.FenceCheck + klineCheck + `
-local replaced = ''
-local t = redis.call('TYPE', KEYS[2]).ok
-if t ~= 'zset' and t ~= 'none' then
-  redis.call('DEL', KEYS[2])
-  replaced = t
-end
-for i = 6, #ARGV, 2 do
-  -- A closed kline is final: an open version of it (a late, restored
-  -- update) never replaces it.
-  local old = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
-  if not (old[1] and string.find(old[1], '"x":true', 1, true) and not string.find(ARGV[i+1], '"x":true', 1, true)) then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[i], ARGV[i])
-    redis.call('ZADD', KEYS[2], ARGV[i], ARGV[i+1])
+local window = tonumber(ARGV[2])
+local out = {}
+local p = 3
+for j = 2, #KEYS do
+  local key = KEYS[j]
+  local ttl, max, from, n = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], tonumber(ARGV[p+3])
+  p = p + 4
+  local replaced = ''
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'zset' and t ~= 'none' then
+    redis.call('DEL', key)
+    replaced = t
   end
-end
-local removed = {}
-local max = tonumber(ARGV[4])
-local ms = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[5], '+inf', 'WITHSCORES')
-for i = 1, #ms, 2 do
-  if not kline(ms[i], ms[i+1], max) then
-    redis.call('ZREM', KEYS[2], ms[i])
-    removed[#removed+1] = ms[i+1]
-    removed[#removed+1] = string.len(ms[i])
+  for i = p, p + 2 * n - 1, 2 do
+    -- A closed kline is final: an open version of it (a late, restored
+    -- update) never replaces it.
+    local old = redis.call('ZRANGEBYSCORE', key, ARGV[i], ARGV[i])
+    if not (old[1] and string.find(old[1], '"x":true', 1, true) and not string.find(ARGV[i+1], '"x":true', 1, true)) then
+      redis.call('ZREMRANGEBYSCORE', key, ARGV[i], ARGV[i])
+      redis.call('ZADD', key, ARGV[i], ARGV[i+1])
+    end
   end
+  p = p + 2 * n
+  local removed = {}
+  local ms = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES')
+  for i = 1, #ms, 2 do
+    if not kline(ms[i], ms[i+1], max) then
+      redis.call('ZREM', key, ms[i])
+      removed[#removed+1] = ms[i+1]
+      removed[#removed+1] = string.len(ms[i])
+    end
+  end
+  redis.call('ZREMRANGEBYRANK', key, 0, -window - 1)
+  redis.call('PEXPIRE', key, ttl)
+  out[#out+1] = {replaced, removed}
 end
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-return {replaced, removed}
+return out
 `)
 
 // putFieldsScript sets fields of a hash, fenced. Before writing it
@@ -261,8 +275,12 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return {replaced, removed}
 `)
 
-var putValueScript = valkey.NewLuaScript(leader.FenceCheck + `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+// putValuesScript sets string keys, fenced: KEYS[2..] with ARGV value,
+// TTL (ms) pairs from ARGV[2].
+var putValuesScript = valkey.NewLuaScript(leader.FenceCheck + `
+for j = 2, #KEYS do
+  redis.call('SET', KEYS[j], ARGV[2*j-2], 'PX', ARGV[2*j-1])
+end
 return 1
 `)
 
@@ -377,41 +395,136 @@ func (s *redisSink) ctx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchange.Kline) (repair, error) {
+	r := s.putSeries(ctx, []seriesWrite{{key: key, ks: ks}})
+	return r[0].rp, r[0].err
+}
+
+// Bounds of one putKlinesScript call: Redis runs a script alone, so a
+// flush of thousands of series is cut into scripts of at most this many
+// series and klines (about a millisecond of Redis's time each).
+const (
+	maxScriptSeries = 128
+	maxScriptKlines = 1024
+)
+
+// scriptBatch is the keys and arguments of one fenced batch script:
+// KEYS[1] and ARGV[1] the fence, then the writes of indexes idx.
+type scriptBatch struct {
+	idx    []int
+	keys   []string
+	args   []string
+	weight int
+}
+
+// batcher cuts writes into fenced scripts of writes sharing a slot (all
+// of them on one Redis), each of at most maxWrites writes and maxWeight
+// weight (a write heavier than maxWeight gets a script of its own).
+type batcher struct {
+	s                    *redisSink
+	head                 []string // ARGV[2..] of every script
+	maxWrites, maxWeight int
+	cluster              bool
+	open                 map[string]*scriptBatch // by slot: the batch being filled
+	batches              []*scriptBatch
+}
+
+func (s *redisSink) batcher(maxWrites, maxWeight int, head ...string) *batcher {
+	return &batcher{s: s, head: head, maxWrites: maxWrites, maxWeight: maxWeight,
+		cluster: s.cl.Mode() == valkey.ClientModeCluster, open: map[string]*scriptBatch{}}
+}
+
+// add returns the batch write i of key, weighing weight, goes to, with
+// key appended to its KEYS; the caller appends the write's arguments.
+func (bt *batcher) add(i int, key keyspace.Key, weight int) (*scriptBatch, error) {
 	if err := key.Valid(); err != nil {
-		return repair{}, err
+		return nil, err
 	}
-	from := "-inf"
-	checkAll := len(ks) == 0 || s.checks.due(key.Name())
-	if !checkAll {
-		from = strconv.FormatInt(slices.MinFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) }).OpenTime, 10)
-	}
-	fk, token, err := s.fence.For(key)
+	fk, token, err := bt.s.fence.For(key)
 	if err != nil {
-		return repair{}, err
+		return nil, err
 	}
-	args := make([]string, 0, 5+2*len(ks))
-	args = append(args, token, strconv.Itoa(s.window), ms(key.TTL()), strconv.Itoa(key.MaxValue()), from)
-	for _, k := range ks {
-		b, err := json.Marshal(k)
-		if err != nil {
-			return repair{}, err
-		}
-		args = append(args, strconv.FormatInt(k.OpenTime, 10), string(b))
+	slot := ""
+	if bt.cluster {
+		slot = keyspace.HashTag(key.Name())
 	}
-	cctx, cancel := s.ctx(ctx)
+	g := bt.open[slot]
+	if g == nil || len(g.idx) == bt.maxWrites || g.weight+weight > bt.maxWeight && len(g.idx) > 0 {
+		g = &scriptBatch{keys: []string{fk}, args: append([]string{token}, bt.head...)}
+		bt.open[slot] = g
+		bt.batches = append(bt.batches, g)
+	}
+	g.idx = append(g.idx, i)
+	g.keys = append(g.keys, key.Name())
+	g.weight += weight
+	return g, nil
+}
+
+// exec runs the batches' scripts, pipelined, and calls done with each
+// batch's reply.
+func (bt *batcher) exec(ctx context.Context, script *valkey.Lua, done func(g *scriptBatch, r valkey.ValkeyResult)) {
+	if len(bt.batches) == 0 {
+		return
+	}
+	execs := make([]valkey.LuaExec, len(bt.batches))
+	for i, g := range bt.batches {
+		execs[i] = valkey.LuaExec{Keys: g.keys, Args: g.args}
+	}
+	cctx, cancel := bt.s.ctx(ctx)
 	defer cancel()
-	rp, err := parseRepair(putKlinesScript.Exec(cctx, s.cl, []string{fk, key.Name()}, args))
-	if err != nil {
-		return repair{}, fmt.Errorf("marketdata: write %s: %w", key, err)
+	for i, r := range script.ExecMulti(cctx, bt.s.cl, execs...) {
+		done(bt.batches[i], r)
 	}
-	if checkAll && s.checks != nil {
-		s.checks.done(key.Name())
+}
+
+// putSeries writes the series that share a slot (all of them on one
+// Redis) with one script per maxScriptSeries, pipelined.
+func (s *redisSink) putSeries(ctx context.Context, ws []seriesWrite) []seriesResult {
+	res := make([]seriesResult, len(ws))
+	bt := s.batcher(maxScriptSeries, maxScriptKlines, strconv.Itoa(s.window))
+	var buf []byte
+	for i, w := range ws {
+		g, err := bt.add(i, w.key, len(w.ks))
+		if err != nil {
+			res[i].err = err
+			continue
+		}
+		from := "-inf"
+		if len(w.ks) > 0 && !s.checks.due(w.key.Name()) {
+			from = strconv.FormatInt(slices.MinFunc(w.ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) }).OpenTime, 10)
+		}
+		res[i].checkedAll = from == "-inf"
+		g.args = append(g.args, ms(w.key.TTL()), strconv.Itoa(w.key.MaxValue()), from, strconv.Itoa(len(w.ks)))
+		for _, k := range w.ks {
+			buf = k.AppendJSON(buf[:0])
+			g.args = append(g.args, strconv.FormatInt(k.OpenTime, 10), string(buf))
+		}
 	}
-	return rp, nil
+	bt.exec(ctx, putKlinesScript, func(g *scriptBatch, r valkey.ValkeyResult) {
+		arr, err := r.ToArray()
+		if err == nil && len(arr) != len(g.idx) {
+			err = fmt.Errorf("unexpected reply of %d series for %d", len(arr), len(g.idx))
+		}
+		for j, i := range g.idx {
+			var rp repair
+			werr := err
+			if werr == nil {
+				rp, werr = parseRepair(arr[j])
+			}
+			if werr != nil {
+				res[i].err = fmt.Errorf("marketdata: write %s: %w", ws[i].key, werr)
+				continue
+			}
+			res[i].rp = rp
+			if res[i].checkedAll && s.checks != nil {
+				s.checks.done(ws[i].key.Name())
+			}
+		}
+	})
+	return res
 }
 
 // parseRepair reads a put script's {replaced, {at, size, ...}}.
-func parseRepair(res valkey.ValkeyResult) (repair, error) {
+func parseRepair(res valkey.ValkeyMessage) (repair, error) {
 	arr, err := res.ToArray()
 	if err != nil {
 		return repair{}, err
@@ -607,7 +720,11 @@ func (s *redisSink) putFields(ctx context.Context, key keyspace.Key, fields map[
 	}
 	cctx, cancel := s.ctx(ctx)
 	defer cancel()
-	rp, err := parseRepair(putFieldsScript.Exec(cctx, s.cl, []string{fk, key.Name()}, args))
+	msg, err := putFieldsScript.Exec(cctx, s.cl, []string{fk, key.Name()}, args).ToMessage()
+	var rp repair
+	if err == nil {
+		rp, err = parseRepair(msg)
+	}
 	if err != nil {
 		return repair{}, fmt.Errorf("marketdata: write %s: %w", key, err)
 	}
@@ -681,20 +798,33 @@ func (s *redisSink) fields(ctx context.Context, key keyspace.Key) (map[string][]
 	return out, nil
 }
 
-func (s *redisSink) putValue(ctx context.Context, key keyspace.Key, v []byte) error {
-	if err := key.Valid(); err != nil {
-		return err
+// Bounds of one putValuesScript call.
+const (
+	maxScriptValues     = 256
+	maxScriptValueBytes = 256 << 10
+)
+
+// putValues sets the string keys, with their TTLs, fenced: one script
+// per batch of keys sharing a slot, pipelined.
+func (s *redisSink) putValues(ctx context.Context, ws []valueWrite) []error {
+	errs := make([]error, len(ws))
+	bt := s.batcher(maxScriptValues, maxScriptValueBytes)
+	for i, w := range ws {
+		g, err := bt.add(i, w.key, len(w.v))
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		g.args = append(g.args, string(w.v), ms(w.key.TTL()))
 	}
-	fk, token, err := s.fence.For(key)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := s.ctx(ctx)
-	defer cancel()
-	if err := putValueScript.Exec(cctx, s.cl, []string{fk, key.Name()}, []string{token, string(v), ms(key.TTL())}).Error(); err != nil {
-		return fmt.Errorf("marketdata: write %s: %w", key, err)
-	}
-	return nil
+	bt.exec(ctx, putValuesScript, func(g *scriptBatch, r valkey.ValkeyResult) {
+		if err := r.Error(); err != nil {
+			for _, i := range g.idx {
+				errs[i] = fmt.Errorf("marketdata: write %s: %w", ws[i].key, err)
+			}
+		}
+	})
+	return errs
 }
 
 // replaceFieldsScript replaces a hash whole, atomically: readers see the

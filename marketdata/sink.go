@@ -20,6 +20,9 @@ type sink interface {
 	// putKlines upserts klines (by open time) into key's window, and
 	// says what it removed that readers could not use.
 	putKlines(ctx context.Context, key keyspace.Key, ks []exchange.Kline) (repair, error)
+	// putSeries does what putKlines does for several series at once;
+	// result i is write i's.
+	putSeries(ctx context.Context, ws []seriesWrite) []seriesResult
 	// klines returns the last n klines of key, oldest first.
 	klines(ctx context.Context, key keyspace.Key, n int) ([]exchange.Kline, error)
 	// lastOpen returns the open time of the newest kline of key (0 if none).
@@ -31,13 +34,34 @@ type sink interface {
 	field(ctx context.Context, key keyspace.Key, f string) ([]byte, bool, error)
 	// fields reads the whole hash key.
 	fields(ctx context.Context, key keyspace.Key) (map[string][]byte, error)
-	// putValue sets the string key with its TTL.
-	putValue(ctx context.Context, key keyspace.Key, v []byte) error
+	// putValues sets string keys with their TTLs; error i is write i's.
+	putValues(ctx context.Context, ws []valueWrite) []error
 	// replaceFields replaces the whole hash key by fields, with its TTL.
 	replaceFields(ctx context.Context, key keyspace.Key, fields map[string][]byte) error
 	// age is how long ago key was last written (from its TTL left);
 	// false when it does not exist.
 	age(ctx context.Context, key keyspace.Key) (time.Duration, bool, error)
+}
+
+// seriesWrite is klines to upsert into one series, oldest first.
+type seriesWrite struct {
+	key keyspace.Key
+	ks  []exchange.Kline
+}
+
+// valueWrite is a string key's new value.
+type valueWrite struct {
+	key keyspace.Key
+	v   []byte
+}
+
+// seriesResult is what became of one seriesWrite.
+type seriesResult struct {
+	rp  repair
+	err error
+	// checkedAll: the write checked the whole series, not only from its
+	// oldest kline up.
+	checkedAll bool
 }
 
 // memSink is the memory tier of market data: bounded windows of klines and
@@ -91,6 +115,14 @@ func (m *memSink) putKlines(_ context.Context, key keyspace.Key, ks []exchange.K
 	}
 	s.expires = time.Now().Add(key.TTL())
 	return repair{}, nil
+}
+
+func (m *memSink) putSeries(ctx context.Context, ws []seriesWrite) []seriesResult {
+	res := make([]seriesResult, len(ws))
+	for i, w := range ws {
+		res[i].rp, res[i].err = m.putKlines(ctx, w.key, w.ks)
+	}
+	return res
 }
 
 func (m *memSink) klines(_ context.Context, key keyspace.Key, n int) ([]exchange.Kline, error) {
@@ -185,11 +217,16 @@ func (m *memSink) fields(_ context.Context, key keyspace.Key) (map[string][]byte
 // the tiered cache it would land in Redis unfenced.
 var errRedisBack = errors.New("marketdata: redis is back; standalone writes stop")
 
-func (m *memSink) putValue(ctx context.Context, key keyspace.Key, v []byte) error {
-	if m.values.Redis() != nil {
-		return errRedisBack
+func (m *memSink) putValues(ctx context.Context, ws []valueWrite) []error {
+	errs := make([]error, len(ws))
+	for i, w := range ws {
+		if m.values.Redis() != nil {
+			errs[i] = errRedisBack
+			continue
+		}
+		errs[i] = m.values.Set(ctx, w.key, w.v)
 	}
-	return m.values.Set(ctx, key, v)
+	return errs
 }
 
 func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

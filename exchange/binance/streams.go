@@ -87,8 +87,13 @@ type StreamConfig struct {
 	DialTimeout       time.Duration // handshake; default 10 s
 	AckTimeout        time.Duration // wait for SUBSCRIBE acks; default 10 s
 	HTTPClient        *http.Client  // for the handshake; default http.DefaultClient
-	UserAgent         string
-	Logger            *slog.Logger // default: discard
+	// ReadBatch is how long a connection whose socket a read drained
+	// waits before reading again, so that the frames arriving meanwhile
+	// are read in one go (see batchConn); default DefaultReadBatch,
+	// negative: read at once.
+	ReadBatch time.Duration
+	UserAgent string
+	Logger    *slog.Logger // default: discard
 }
 
 // Stats are cumulative counters of a Streams (a snapshot).
@@ -165,6 +170,10 @@ func NewStreams(cfg StreamConfig) (*Streams, error) {
 	def(&cfg.HealthyAfter, DefaultHealthyAfter)
 	def(&cfg.DialTimeout, DefaultDialTimeout)
 	def(&cfg.AckTimeout, DefaultAckTimeout)
+	if cfg.ReadBatch == 0 {
+		cfg.ReadBatch = DefaultReadBatch
+	}
+	cfg.HTTPClient = batchingClient(cfg.HTTPClient, cfg.ReadBatch)
 	cfg.BackoffMax = max(cfg.BackoffMax, cfg.BackoffMin)
 	if cfg.StaleAfter <= cfg.PingInterval {
 		return nil, fmt.Errorf("binance: StaleAfter %v must exceed PingInterval %v (a quiet connection is only kept alive by pongs)", cfg.StaleAfter, cfg.PingInterval)
@@ -319,7 +328,7 @@ type slot struct {
 type seenState struct {
 	e      int64
 	conn   uint64
-	closed [8]int64 // open times of closed klines delivered (ring)
+	closed [32]int64 // open times of closed klines delivered (ring; a lagging connection replays them)
 	nc     int
 }
 
