@@ -328,6 +328,7 @@ type finalRec struct {
 // term. Guarded by integrity.mu.
 type seriesState struct {
 	id   seriesID
+	idx  int // in integrity.list
 	key  keyspace.Key
 	bars barClock
 	// finals holds the final kept per bar for the last len(finals) bars,
@@ -366,9 +367,11 @@ func (ig *integrity) track(st *seriesState, was bool) {
 	if is := st.busy(); is != was {
 		if is {
 			ig.busy++
+			ig.pending[st] = struct{}{}
 			ig.n.ist.pending.Add(1)
 		} else {
 			ig.busy--
+			delete(ig.pending, st)
 			ig.n.ist.pending.Add(-1)
 		}
 	}
@@ -427,12 +430,15 @@ type integrity struct {
 
 	mu   sync.Mutex // guards the seriesState values and busy
 	busy int        // series of this term counted in the node's pending
+	// pending holds the busy series (busy counts them): the ones due
+	// looks at for a reconciliation that is due.
+	pending map[*seriesState]struct{}
 	// scanned is when due last walked every series, scannedMinute the
-	// exchange clock's minute then, and verifyAt the earliest
-	// verification it left due (zero: none).
+	// exchange clock's minute then; verifyNext is the index in list of
+	// the next series to verify.
 	scanned       time.Time
 	scannedMinute int64
-	verifyAt      time.Time
+	verifyNext    int
 	series        map[keyspace.Key]*seriesState
 	list          []*seriesState // in a fixed order: verification phases
 }
@@ -441,12 +447,12 @@ type integrity struct {
 // is due for a reconciliation of its whole window.
 func (n *Node) newIntegrity(b *buffer) *integrity {
 	cfg := n.cfg.Integrity.withDefaults()
-	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}}
+	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}, pending: map[*seriesState]struct{}{}}
 	keep := min(max(n.cfg.Window, cfg.VerifyDepth+2), 1500) + 2
 	now := time.Now()
 	for _, id := range sortedSeries(b.sg.series) {
 		key := b.sg.series[id]
-		st := &seriesState{id: id, key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
+		st := &seriesState{id: id, idx: len(ig.list), key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
 		ig.series[key] = st
 		ig.list = append(ig.list, st)
 	}

@@ -11,10 +11,13 @@
 //	market:ticker_24h                 hash, symbol → JSON 24hr ticker, 120 s
 //	market:book_ticker                hash, symbol → JSON book ticker, 30 s
 //
-// Each write is one Lua script that first checks the leader's fence (the
-// lease still holds the leader's token) and refreshes the key's TTL in the
+// Each write is a Lua script that first checks the leader's fence (the
+// lease still holds the leader's token) and refreshes each key's TTL in the
 // same step, so a deposed leader writes nothing and no key outlives its
-// TTL. Updates are buffered between flushes and dropped from the buffer once
+// TTL. A flush writes the series (and tickers) sharing a slot — all of
+// them on one Redis — with one script per batch, pipelined: at Binance's
+// cadence a flush holds an update of most series, and a script per key
+// cost the leader more than everything else it does. Updates are buffered between flushes and dropped from the buffer once
 // written: only unflushed klines stay in process memory.
 //
 // The stream owns the open kline; closed klines are kept equal to REST's
