@@ -34,9 +34,12 @@ type buffer struct {
 	// end of its writes: neither overwrites what the other decided.
 	write sync.Mutex
 
-	mu      sync.Mutex // guards everything below
-	klines  map[keyspace.Key]*pendingKlines
-	oldest  map[keyspace.Key]time.Time    // receipt time of the oldest unflushed update per series
+	mu sync.Mutex // guards everything below
+	// klines and oldest are keyed by the term's series state: a pointer
+	// hashes for nothing, where a keyspace.Key hashed its strings on
+	// every event.
+	klines  map[*seriesState]*pendingKlines
+	oldest  map[*seriesState]time.Time    // receipt time of the oldest unflushed update per series
 	tickers map[string]exchange.Ticker24h // configured symbols
 	market  map[string]exchange.Ticker24h // whole market
 	books   map[string]exchange.BookTicker
@@ -66,25 +69,25 @@ func (b *buffer) release(key keyspace.Key) {
 // growing them again from empty every flush was a visible part of the
 // leader's CPU.
 func (b *buffer) reset() {
-	b.klines = make(map[keyspace.Key]*pendingKlines, len(b.klines))
-	b.oldest = make(map[keyspace.Key]time.Time, len(b.oldest))
+	b.klines = make(map[*seriesState]*pendingKlines, len(b.klines))
+	b.oldest = make(map[*seriesState]time.Time, len(b.oldest))
 	b.tickers = make(map[string]exchange.Ticker24h, len(b.tickers))
 	b.market = make(map[string]exchange.Ticker24h, len(b.market))
 	b.books = make(map[string]exchange.BookTicker, len(b.books))
 }
 
 // take swaps the buffer's contents out.
-func (b *buffer) take() (klines map[keyspace.Key]*pendingKlines, oldest map[keyspace.Key]time.Time, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
+func (b *buffer) take() (klines map[*seriesState]*pendingKlines, oldest map[*seriesState]time.Time, tickers, market map[string]exchange.Ticker24h, books map[string]exchange.BookTicker) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	klines, oldest, tickers, market, books = b.klines, b.oldest, b.tickers, b.market, b.books
 	b.reset()
 	if b.gated {
-		for key, m := range klines {
-			if !b.released[key] {
-				b.klines[key], b.oldest[key] = m, oldest[key]
-				delete(klines, key)
-				delete(oldest, key)
+		for st, m := range klines {
+			if !b.released[st.key] {
+				b.klines[st], b.oldest[st] = m, oldest[st]
+				delete(klines, st)
+				delete(oldest, st)
 			}
 		}
 	}
@@ -93,15 +96,15 @@ func (b *buffer) take() (klines map[keyspace.Key]*pendingKlines, oldest map[keys
 
 // restore puts back klines whose write failed, under newer ones that
 // arrived meanwhile.
-func (b *buffer) restore(key keyspace.Key, ks *pendingKlines, oldest time.Time) {
+func (b *buffer) restore(st *seriesState, ks *pendingKlines, oldest time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if o, ok := b.oldest[key]; !ok || oldest.Before(o) {
-		b.oldest[key] = oldest
+	if o, ok := b.oldest[st]; !ok || oldest.Before(o) {
+		b.oldest[st] = oldest
 	}
-	cur := b.klines[key]
+	cur := b.klines[st]
 	if cur == nil {
-		b.klines[key] = ks
+		b.klines[st] = ks
 		return
 	}
 	for _, k := range *ks {
@@ -150,19 +153,19 @@ func (n *Node) onEvent(b *buffer, ig *integrity) func(exchange.Event) {
 		defer b.mu.Unlock()
 		switch ev.Kind {
 		case exchange.EventKline:
-			key, ok := sg.series[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
-			if !ok {
+			st := ig.byID[seriesID{ev.Kline.Symbol, ev.Kline.Interval}]
+			if st == nil {
 				n.st.Ignored.Add(1)
 				return
 			}
-			if !ig.admit(key, &ev.Kline, ev.EventTime) {
+			if !ig.admit(st, &ev.Kline, ev.EventTime) {
 				return
 			}
-			m := b.klines[key]
+			m := b.klines[st]
 			if m == nil {
 				m = new(pendingKlines)
-				b.klines[key] = m
-				b.oldest[key] = time.Now()
+				b.klines[st] = m
+				b.oldest[st] = time.Now()
 			}
 			m.put(&ev.Kline)
 		case exchange.EventTicker:
@@ -337,25 +340,27 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 		// (all, on one Redis) with one script.
 		jobs = append(jobs, func() {
 			ws := make([]seriesWrite, 0, len(klines))
-			for key, m := range klines {
+			sts := make([]*seriesState, 0, len(klines))
+			for st, m := range klines {
 				// Taken from the buffer, m is the flush's until it puts it
 				// back (restore, after which ks is not used).
 				ks := *m
 				if len(ks) > 1 {
 					slices.SortFunc(ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) })
 				}
-				ws = append(ws, seriesWrite{key: key, ks: ks})
+				ws = append(ws, seriesWrite{key: st.key, ks: ks})
+				sts = append(sts, st)
 			}
 			for i, r := range s.putSeries(ctx, ws) {
-				key, ks := ws[i].key, ws[i].ks
+				st, key, ks := sts[i], ws[i].key, ws[i].ks
 				if r.err != nil {
 					fail(key, r.err)
-					b.restore(key, klines[key], oldest[key])
+					b.restore(st, klines[st], oldest[st])
 					continue
 				}
 				n.repaired(b.sg, key, r.rp)
 				n.st.KlinesWritten.Add(uint64(len(ks)))
-				n.lat.record(time.Since(oldest[key]))
+				n.lat.record(time.Since(oldest[st]))
 				for _, k := range ks {
 					n.publish("kline", k)
 				}

@@ -440,20 +440,24 @@ type integrity struct {
 	scannedMinute int64
 	verifyNext    int
 	series        map[keyspace.Key]*seriesState
-	list          []*seriesState // in a fixed order: verification phases
+	// byID is series by symbol and interval, fixed at creation (read
+	// without the lock).
+	byID map[seriesID]*seriesState
+	list []*seriesState // in a fixed order: verification phases
 }
 
 // newIntegrity returns the state of a term that is starting: every series
 // is due for a reconciliation of its whole window.
 func (n *Node) newIntegrity(b *buffer) *integrity {
 	cfg := n.cfg.Integrity.withDefaults()
-	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}, pending: map[*seriesState]struct{}{}}
+	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}, byID: map[seriesID]*seriesState{}, pending: map[*seriesState]struct{}{}}
 	keep := min(max(n.cfg.Window, cfg.VerifyDepth+2), 1500) + 2
 	now := time.Now()
 	for _, id := range sortedSeries(b.sg.series) {
 		key := b.sg.series[id]
 		st := &seriesState{id: id, idx: len(ig.list), key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
 		ig.series[key] = st
+		ig.byID[id] = st
 		ig.list = append(ig.list, st)
 	}
 	for i, st := range ig.list {
@@ -542,13 +546,9 @@ func (ig *integrity) reconnected() {
 // in-progress update is dropped once its bar has a final or a later bar
 // has begun. An event for a bar after one that never had its final is a
 // gap. The caller holds the buffer's lock.
-func (ig *integrity) admit(key keyspace.Key, k *exchange.Kline, eventTime int64) bool {
+func (ig *integrity) admit(st *seriesState, k *exchange.Kline, eventTime int64) bool {
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
-	st := ig.series[key]
-	if st == nil {
-		return true
-	}
 	stats := &ig.n.ist
 	// Invalid too: a bar after the one the exchange's clock is in, a final
 	// sent before its bar closed.

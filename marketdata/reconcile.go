@@ -345,7 +345,7 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 	// them is dropped.
 	ig.b.mu.Lock()
 	ig.mu.Lock()
-	bm := ig.b.klines[st.key]
+	bm := ig.b.klines[st]
 	for i := range closed {
 		c := &closed[i]
 		if bm != nil {
@@ -356,8 +356,8 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 		st.keep(c.bar, klineHash(&c.k), true)
 	}
 	if bm != nil && len(*bm) == 0 {
-		delete(ig.b.klines, st.key)
-		delete(ig.b.oldest, st.key)
+		delete(ig.b.klines, st)
+		delete(ig.b.oldest, st)
 	}
 	// Known good now up to the last bar compared, if the comparison began
 	// at the first bar not known good (bars before the window's start, left
