@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/valkey-io/valkey-go"
 
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/internal/testenv"
 	"github.com/tradecache/tradecache/keyspace"
+	"github.com/tradecache/tradecache/leader"
 )
 
 // TestPutSeriesBatches writes more series than one script takes, among
@@ -95,5 +97,100 @@ func TestPutSeriesBatches(t *testing.T) {
 	n, _ := cl.Do(ctx, cl.B().Zcard().Key(ws[0].key.Name()).Build()).AsInt64()
 	if n != 3 {
 		t.Errorf("series 0 holds %d members after a rewrite, want the window of 3", n)
+	}
+}
+
+type redisSource struct{ cl valkey.Client }
+
+func (s redisSource) Redis() valkey.Client { return s.cl }
+
+// TestPutSeriesFencesEverySlot: under cluster naming on a single server,
+// each symbol has a slot fence of its own, so a batch must not hold two
+// symbols behind the first one's fence: every symbol written gets its
+// fence advanced by the term.
+func TestPutSeriesFencesEverySlot(t *testing.T) {
+	r := testenv.StartOne(t)
+	cl := r.Client(t)
+	reg, err := keyspace.New(keyspace.Config{Prefix: "fences:", HashTags: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := reg.MarketWSLeader()
+	epoch, _ := reg.LeaderEpoch(lease)
+	el, err := leader.New(redisSource{cl}, leader.Config{Lease: lease, Epoch: epoch, NodeID: "t", Keys: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	terms := make(chan leader.Term, 1)
+	go el.Run(ctx, func(ctx context.Context, term leader.Term) error {
+		terms <- term
+		<-ctx.Done()
+		return nil
+	})
+	var term leader.Term
+	select {
+	case term = <-terms:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never led")
+	}
+	if !term.Fence.Slotted() {
+		t.Fatal("want per-slot fences under cluster naming")
+	}
+	s := &redisSink{cl: cl, fence: term.Fence, window: 10, timeout: 5 * time.Second}
+	var ws []seriesWrite
+	for _, sym := range []string{"AAAUSDT", "BBBUSDT", "CCCUSDT"} {
+		key, err := reg.Kline(sym, "1m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, seriesWrite{key: key, ks: []exchange.Kline{{Symbol: sym, Interval: "1m", OpenTime: 60000, CloseTime: 119999,
+			Open: "1", High: "1", Low: "1", Close: "1", Volume: "1", QuoteVolume: "1", TakerBuyBase: "1", TakerBuyQuote: "1"}}})
+	}
+	for i, r := range s.putSeries(ctx, ws) {
+		if r.err != nil {
+			t.Fatalf("series %d: %v", i, r.err)
+		}
+	}
+	for _, w := range ws {
+		fence, err := reg.SlotFence(w.key, lease.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := cl.Do(ctx, cl.B().Exists().Key(fence.Name()).Build()).AsInt64(); n != 1 {
+			t.Errorf("%s was written but its slot fence %s was not advanced", w.key, fence)
+		}
+	}
+}
+
+// TestPutKlinesScriptFailsOneSeries: a series whose write fails inside
+// the script is reported alone; the others are written.
+func TestPutKlinesScriptFailsOneSeries(t *testing.T) {
+	r := testenv.StartOne(t)
+	cl := r.Client(t)
+	ctx := context.Background()
+	good := `{"s":"A","i":"1m","t":60000,"T":119999,"o":"1","h":"1","l":"1","c":"1","v":"1","q":"1","n":0,"V":"1","Q":"1","x":false}`
+	res, err := putKlinesScript.Exec(ctx, cl, []string{"f", "ks:a", "ks:b", "ks:c"}, []string{"", "10",
+		"60000", "4096", "-inf", "1", "60000", good,
+		"60000", "4096", "-inf", "1", "not-a-score", good, // ZRANGEBYSCORE refuses the score
+		"60000", "4096", "-inf", "1", "60000", good,
+	}).ToArray()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("%d replies, want one per series", len(res))
+	}
+	for i, want := range []bool{false, true, false} {
+		msg, failed := seriesFailed(res[i])
+		if failed != want {
+			t.Errorf("series %d failed=%v (%q), want %v", i, failed, msg, want)
+		}
+	}
+	for _, key := range []string{"ks:a", "ks:c"} {
+		if n, _ := cl.Do(ctx, cl.B().Zcard().Key(key).Build()).AsInt64(); n != 1 {
+			t.Errorf("%s holds %d members, want the one written", key, n)
+		}
 	}
 }

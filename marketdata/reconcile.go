@@ -94,6 +94,15 @@ func (ig *integrity) closedBar(st *seriesState) int64 {
 	return c
 }
 
+// silence asks for a reconciliation of st if a whole bar has closed after
+// the first one whose final never came, and nothing has asked for one
+// yet. The caller holds ig.mu.
+func (ig *integrity) silence(st *seriesState, now time.Time) {
+	if st.good >= 0 && st.reasons == 0 && !st.running && ig.closedBar(st) >= st.good+2 {
+		ig.disturbLocked(st, reasonSilence, st.good+1, now)
+	}
+}
+
 // nextLook is how long the reconciler may wait before calling due again
 // (a disturbance wakes it earlier).
 func (ig *integrity) nextLook() time.Duration {
@@ -123,11 +132,7 @@ func (ig *integrity) due(now time.Time) []job {
 	if minute := ig.clock.Load() / msMinute; minute != ig.scannedMinute || now.Sub(ig.scanned) >= maxScanGap {
 		ig.scanned, ig.scannedMinute = now, minute
 		for _, st := range ig.list {
-			// Silence: a whole bar has closed after the first one whose
-			// final never came, and nothing has asked for a reconciliation.
-			if st.good >= 0 && st.reasons == 0 && !st.running && ig.closedBar(st) >= st.good+2 {
-				ig.disturbLocked(st, reasonSilence, st.good+1, now)
-			}
+			ig.silence(st, now)
 		}
 	}
 	if ig.cfg.VerifyEvery > 0 {
@@ -384,7 +389,12 @@ func (ig *integrity) finish(j job, res result, err error) {
 	now := time.Now()
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
-	defer ig.track(st, true)
+	defer func() {
+		ig.track(st, true)
+		// Silence that arose while it ran is found now, not at the next
+		// walk of every series.
+		ig.silence(st, now)
+	}()
 	st.running = false
 	if err != nil {
 		n.ist.failures.Add(1)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -200,12 +201,7 @@ end
 // series.
 var putKlinesScript = valkey.NewLuaScript(leader.FenceCheck + klineCheck + `
 local window = tonumber(ARGV[2])
-local out = {}
-local p = 3
-for j = 2, #KEYS do
-  local key = KEYS[j]
-  local ttl, max, from, n = ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], tonumber(ARGV[p+3])
-  p = p + 4
+local function put(key, ttl, max, from, p, n)
   local replaced = ''
   local t = redis.call('TYPE', key).ok
   if t ~= 'zset' and t ~= 'none' then
@@ -221,7 +217,6 @@ for j = 2, #KEYS do
       redis.call('ZADD', key, ARGV[i], ARGV[i+1])
     end
   end
-  p = p + 2 * n
   local removed = {}
   local ms = redis.call('ZRANGEBYSCORE', key, from, '+inf', 'WITHSCORES')
   for i = 1, #ms, 2 do
@@ -233,7 +228,22 @@ for j = 2, #KEYS do
   end
   redis.call('ZREMRANGEBYRANK', key, 0, -window - 1)
   redis.call('PEXPIRE', key, ttl)
-  out[#out+1] = {replaced, removed}
+  return {replaced, removed}
+end
+local out = {}
+local p = 3
+for j = 2, #KEYS do
+  local n = tonumber(ARGV[p+3])
+  -- A series that fails (a script is not rolled back) is reported on its
+  -- own: the others' writes and repairs stand and are reported.
+  local ok, r = pcall(put, KEYS[j], ARGV[p], tonumber(ARGV[p+1]), ARGV[p+2], p + 4, n)
+  if ok then
+    out[#out+1] = r
+  else
+    if type(r) == 'table' then r = r.err end
+    out[#out+1] = {'!', tostring(r)}
+  end
+  p = p + 4 + 2 * n
 end
 return out
 `)
@@ -401,7 +411,8 @@ func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchan
 
 // Bounds of one putKlinesScript call: Redis runs a script alone, so a
 // flush of thousands of series is cut into scripts of at most this many
-// series and klines (about a millisecond of Redis's time each).
+// series and klines, a series whose write checks all its members counting
+// as a window of klines (a millisecond or a few of Redis's time each).
 const (
 	maxScriptSeries = 128
 	maxScriptKlines = 1024
@@ -447,10 +458,17 @@ func (bt *batcher) add(i int, key keyspace.Key, weight int) (*scriptBatch, error
 	if bt.cluster {
 		slot = keyspace.HashTag(key.Name())
 	}
-	g := bt.open[slot]
+	// A batch shares its fence: all of one slot on a cluster, and on one
+	// Redis all under the lease (standard naming) or one symbol's slot
+	// fence (cluster naming on a single server).
+	group := slot
+	if token != "" {
+		group = fk + "\x00" + slot
+	}
+	g := bt.open[group]
 	if g == nil || len(g.idx) == bt.maxWrites || g.weight+weight > bt.maxWeight && len(g.idx) > 0 {
 		g = &scriptBatch{keys: []string{fk}, args: append([]string{token}, bt.head...)}
-		bt.open[slot] = g
+		bt.open[group] = g
 		bt.batches = append(bt.batches, g)
 	}
 	g.idx = append(g.idx, i)
@@ -459,21 +477,26 @@ func (bt *batcher) add(i int, key keyspace.Key, weight int) (*scriptBatch, error
 	return g, nil
 }
 
-// exec runs the batches' scripts, pipelined, and calls done with each
-// batch's reply.
+// scriptWorkers bounds a batch of writes' scripts in flight: valkey-go
+// pipelines them on one connection, and each has its own deadline (a
+// script that checks whole series may take milliseconds of Redis's time,
+// and a term's first flush holds one per series).
+const scriptWorkers = 8
+
+// exec runs the batches' scripts, at most scriptWorkers at once, each with
+// its own deadline, and calls done (concurrently) with each batch's reply.
+// Each is EVALSHA, falling back to EVAL once if Redis does not hold the
+// script yet.
 func (bt *batcher) exec(ctx context.Context, script *valkey.Lua, done func(g *scriptBatch, r valkey.ValkeyResult)) {
-	if len(bt.batches) == 0 {
-		return
-	}
-	execs := make([]valkey.LuaExec, len(bt.batches))
+	jobs := make([]func(), len(bt.batches))
 	for i, g := range bt.batches {
-		execs[i] = valkey.LuaExec{Keys: g.keys, Args: g.args}
+		jobs[i] = func() {
+			cctx, cancel := bt.s.ctx(ctx)
+			defer cancel()
+			done(g, script.Exec(cctx, bt.s.cl, g.keys, g.args))
+		}
 	}
-	cctx, cancel := bt.s.ctx(ctx)
-	defer cancel()
-	for i, r := range script.ExecMulti(cctx, bt.s.cl, execs...) {
-		done(bt.batches[i], r)
-	}
+	runJobs(jobs, scriptWorkers)
 }
 
 // putSeries writes the series that share a slot (all of them on one
@@ -483,14 +506,20 @@ func (s *redisSink) putSeries(ctx context.Context, ws []seriesWrite) []seriesRes
 	bt := s.batcher(maxScriptSeries, maxScriptKlines, strconv.Itoa(s.window))
 	var buf []byte
 	for i, w := range ws {
-		g, err := bt.add(i, w.key, len(w.ks))
-		if err != nil {
-			res[i].err = err
-			continue
-		}
 		from := "-inf"
 		if len(w.ks) > 0 && !s.checks.due(w.key.Name()) {
 			from = strconv.FormatInt(slices.MinFunc(w.ks, func(a, b exchange.Kline) int { return cmp.Compare(a.OpenTime, b.OpenTime) }).OpenTime, 10)
+		}
+		// A write that checks the whole series decodes up to a window of
+		// members in Redis: it weighs that much.
+		weight := len(w.ks)
+		if from == "-inf" {
+			weight += s.window
+		}
+		g, err := bt.add(i, w.key, weight)
+		if err != nil {
+			res[i].err = err
+			continue
 		}
 		res[i].checkedAll = from == "-inf"
 		g.args = append(g.args, ms(w.key.TTL()), strconv.Itoa(w.key.MaxValue()), from, strconv.Itoa(len(w.ks)))
@@ -508,7 +537,11 @@ func (s *redisSink) putSeries(ctx context.Context, ws []seriesWrite) []seriesRes
 			var rp repair
 			werr := err
 			if werr == nil {
-				rp, werr = parseRepair(arr[j])
+				if msg, failed := seriesFailed(arr[j]); failed {
+					werr = errors.New(msg)
+				} else {
+					rp, werr = parseRepair(arr[j])
+				}
 			}
 			if werr != nil {
 				res[i].err = fmt.Errorf("marketdata: write %s: %w", ws[i].key, werr)
@@ -521,6 +554,20 @@ func (s *redisSink) putSeries(ctx context.Context, ws []seriesWrite) []seriesRes
 		}
 	})
 	return res
+}
+
+// seriesFailed reports whether a putKlinesScript reply of one series is
+// its failure ({"!", message}).
+func seriesFailed(m valkey.ValkeyMessage) (string, bool) {
+	arr, err := m.ToArray()
+	if err != nil || len(arr) != 2 {
+		return "", false
+	}
+	if mark, _ := arr[0].ToString(); mark != "!" {
+		return "", false
+	}
+	msg, _ := arr[1].ToString()
+	return msg, true
 }
 
 // parseRepair reads a put script's {replaced, {at, size, ...}}.
