@@ -199,11 +199,13 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	// Backfilling is a REST call per series: allow for a thousand.
 	wait := 30*time.Second + time.Duration(series)*50*time.Millisecond
 	warm := time.Now().Add(wait)
-	// Warm: every series backfilled, or (when Redis held them already,
-	// from an earlier run, and a backfill wrote nothing) every start
-	// reconciliation made and none pending.
+	// Warm: the streams deliver, and every series is backfilled, or (when
+	// Redis held them already, from an earlier run, and a backfill wrote
+	// nothing) every start reconciliation made and none pending. On a
+	// loaded machine the streams' subscriptions (200 names a SUBSCRIBE,
+	// five a second) can finish after the backfills.
 	warmed := func() bool {
-		if md.Mode() != marketdata.ModeLeader {
+		if md.Mode() != marketdata.ModeLeader || st.Events.Load() == 0 {
 			return false
 		}
 		if st.Backfills.Load() >= series {
@@ -214,7 +216,7 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	}
 	for !warmed() {
 		if time.Now().After(warm) {
-			return nil, fmt.Errorf("bench ingest: the node did not lead and backfill within %v (mode %v, %d/%d series backfilled)", wait, md.Mode(), st.Backfills.Load(), series)
+			return nil, fmt.Errorf("bench ingest: the node did not lead, stream and backfill within %v (mode %v, %d events, %d/%d series backfilled)", wait, md.Mode(), st.Events.Load(), st.Backfills.Load(), series)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
