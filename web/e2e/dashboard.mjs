@@ -109,11 +109,14 @@ try {
     figures.last = { time: d1.lastTime, close: d1.lastClose, was: d0.lastClose };
   });
   await step('updates keep coming', async () => {
+    // The simulator's price moves at most once a second and may stay put
+    // for a second or two: wait for two more changes rather than counting
+    // them in a fixed 3 s (which failed when the walk paused).
     const u0 = (await dash()).updates;
-    await page.waitForTimeout(3000);
-    const u1 = (await dash()).updates;
-    figures.updates_per_s = (u1 - u0) / 3;
-    if (u1 - u0 < 2) throw new Error(`only ${u1 - u0} updates in 3 s`);
+    const t0 = Date.now();
+    await page.waitForFunction((u0) => window.__dash.updates >= u0 + 2, u0, { timeout: 15000, polling: 100 })
+      .catch(async () => { throw new Error(`only ${(await dash()).updates - u0} updates in 15 s`); });
+    figures.updates_per_s = ((await dash()).updates - u0) / ((Date.now() - t0) / 1000);
   });
   await step('market, cache and attribution are shown', async () => {
     await page.waitForFunction(() => document.getElementById('mk-bid').textContent !== '–' && document.getElementById('ca-hits').textContent !== '–', null, { timeout: 10000 });
