@@ -248,7 +248,7 @@ func (n *Node) ingest(ctx context.Context, s sink, sg *streamGroup) error {
 				clear(sg.refills)
 				sg.refillMu.Unlock()
 				for _, id := range ids {
-					ig.refill(sg.series[id])
+					ig.refill(id)
 				}
 			}
 		}

@@ -366,11 +366,9 @@ func (st *seriesState) busy() bool { return st.reasons != 0 || st.running }
 func (ig *integrity) track(st *seriesState, was bool) {
 	if is := st.busy(); is != was {
 		if is {
-			ig.busy++
 			ig.pending[st] = struct{}{}
 			ig.n.ist.pending.Add(1)
 		} else {
-			ig.busy--
 			delete(ig.pending, st)
 			ig.n.ist.pending.Add(-1)
 		}
@@ -382,8 +380,8 @@ func (ig *integrity) track(st *seriesState, was bool) {
 func (ig *integrity) untrack() {
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
-	ig.n.ist.pending.Add(-int64(ig.busy))
-	ig.busy = 0
+	ig.n.ist.pending.Add(-int64(len(ig.pending)))
+	clear(ig.pending)
 }
 
 func (st *seriesState) final(bar int64) (finalRec, bool) {
@@ -428,10 +426,9 @@ type integrity struct {
 	// wake tells the reconciler a reconciliation may be due.
 	wake chan struct{}
 
-	mu   sync.Mutex // guards the seriesState values and busy
-	busy int        // series of this term counted in the node's pending
-	// pending holds the busy series (busy counts them): the ones due
-	// looks at for a reconciliation that is due.
+	mu sync.Mutex // guards the seriesState values and pending
+	// pending holds the busy series, the ones counted in the node's
+	// pending: due looks among them for a reconciliation that is due.
 	pending map[*seriesState]struct{}
 	// scanned is when due last walked every series, scannedMinute the
 	// exchange clock's minute then; verifyNext is the index in list of
@@ -439,9 +436,8 @@ type integrity struct {
 	scanned       time.Time
 	scannedMinute int64
 	verifyNext    int
-	series        map[keyspace.Key]*seriesState
-	// byID is series by symbol and interval, fixed at creation (read
-	// without the lock).
+	// byID is the series by symbol and interval, fixed at creation
+	// (read without the lock).
 	byID map[seriesID]*seriesState
 	list []*seriesState // in a fixed order: verification phases
 }
@@ -450,13 +446,12 @@ type integrity struct {
 // is due for a reconciliation of its whole window.
 func (n *Node) newIntegrity(b *buffer) *integrity {
 	cfg := n.cfg.Integrity.withDefaults()
-	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), series: map[keyspace.Key]*seriesState{}, byID: map[seriesID]*seriesState{}, pending: map[*seriesState]struct{}{}}
+	ig := &integrity{n: n, cfg: cfg, b: b, wake: make(chan struct{}, 1), byID: map[seriesID]*seriesState{}, pending: map[*seriesState]struct{}{}}
 	keep := min(max(n.cfg.Window, cfg.VerifyDepth+2), 1500) + 2
 	now := time.Now()
 	for _, id := range sortedSeries(b.sg.series) {
 		key := b.sg.series[id]
 		st := &seriesState{id: id, idx: len(ig.list), key: key, bars: newBarClock(id.interval), finals: make([]finalRec, keep), newest: -1, good: -1}
-		ig.series[key] = st
 		ig.byID[id] = st
 		ig.list = append(ig.list, st)
 	}
@@ -519,12 +514,12 @@ func (ig *integrity) disturbLocked(st *seriesState, reason int, from int64, now 
 	st.reasons |= reason
 }
 
-// refill asks for a reconciliation of the series of key over the whole
-// window (its key was replaced: nothing stored can be trusted).
-func (ig *integrity) refill(key keyspace.Key) {
+// refill asks for a reconciliation of series id over the whole window
+// (its key was replaced: nothing stored can be trusted).
+func (ig *integrity) refill(id seriesID) {
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
-	if st := ig.series[key]; st != nil {
+	if st := ig.byID[id]; st != nil {
 		ig.disturbLocked(st, reasonStart, -1, time.Now())
 	}
 }

@@ -17,14 +17,9 @@ import (
 	"github.com/tradecache/tradecache/leader"
 )
 
-// reconcileTick is how often the reconciler looks for due
-// reconciliations while one is pending or running; otherwise it looks
-// every scanEvery, and walks every series (for silence and due
-// verifications) only when that can find something: the exchange's clock
-// entered another minute (every bar of every interval starts on a
-// minute), a verification is due, or maxScanGap passed. A walk reads each
-// series' state, a few cache misses each: at 1,000 series every 50 ms it
-// was a visible part of an idle leader's CPU.
+// reconcileTick is how often the reconciler calls due while a
+// reconciliation is pending or running, scanEvery how often otherwise;
+// maxScanGap bounds the time between two walks of every series (see due).
 const (
 	reconcileTick = 50 * time.Millisecond
 	scanEvery     = 250 * time.Millisecond
@@ -108,7 +103,7 @@ func (ig *integrity) silence(st *seriesState, now time.Time) {
 func (ig *integrity) nextLook() time.Duration {
 	ig.mu.Lock()
 	defer ig.mu.Unlock()
-	if ig.busy > 0 {
+	if len(ig.pending) > 0 {
 		return reconcileTick
 	}
 	return scanEvery
@@ -331,11 +326,11 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 		if err := leaseHeld(ctx, s); err != nil {
 			return res, err
 		}
-		rp, err := s.putKlines(ctx, st.key, writes)
-		if err != nil {
-			return res, err
+		r := s.putSeries(ctx, []seriesWrite{{key: st.key, ks: writes}})[0]
+		if r.err != nil {
+			return res, r.err
 		}
-		ig.n.repaired(ig.b.sg, st.key, rp)
+		ig.n.repaired(ig.b.sg, st.key, r.rp)
 		if j.reasons&reasonStart == 0 {
 			// Readers that follow the events (a live Store) get the
 			// repaired finals too: the newest maxRepublish of them. A

@@ -404,11 +404,6 @@ func (s *redisSink) ctx(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-func (s *redisSink) putKlines(ctx context.Context, key keyspace.Key, ks []exchange.Kline) (repair, error) {
-	r := s.putSeries(ctx, []seriesWrite{{key: key, ks: ks}})
-	return r[0].rp, r[0].err
-}
-
 // Bounds of one putKlinesScript call: Redis runs a script alone, so a
 // flush of thousands of series is cut into scripts of at most this many
 // series and klines, a series whose write checks all its members counting

@@ -17,11 +17,9 @@ import (
 // sink is where market data goes and is read back from: Redis (shared by
 // every node) or memory (this node alone, while Redis is down).
 type sink interface {
-	// putKlines upserts klines (by open time) into key's window, and
-	// says what it removed that readers could not use.
-	putKlines(ctx context.Context, key keyspace.Key, ks []exchange.Kline) (repair, error)
-	// putSeries does what putKlines does for several series at once;
-	// result i is write i's.
+	// putSeries upserts klines (by open time) into each series' window,
+	// and says what it removed that readers could not use; result i is
+	// write i's.
 	putSeries(ctx context.Context, ws []seriesWrite) []seriesResult
 	// klines returns the last n klines of key, oldest first.
 	klines(ctx context.Context, key keyspace.Key, n int) ([]exchange.Kline, error)

@@ -50,9 +50,6 @@ func (c *batchConn) Read(p []byte) (int, error) {
 		c.r, c.w, c.err = 0, n, err
 		c.drained = n < len(c.buf)
 		if n == 0 {
-			if err == nil {
-				return 0, nil
-			}
 			return 0, err
 		}
 	}
