@@ -1,6 +1,7 @@
 package filecache
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -68,6 +69,14 @@ type Options struct {
 	OnCorrupt func(*CorruptError)
 	// SweepEvery is Run's period, 0 for DefaultSweepEvery.
 	SweepEvery time.Duration
+	// TableBytes is the size of the slot table that Open creates for
+	// small entries (see the package doc), within MaxBytes: 0 for half of
+	// MaxBytes, negative for none (every entry in a file of its own). A
+	// table that exists is used whatever this says, with its own size, so
+	// that every process sharing the directory sees the same entries.
+	// Where memory-mapped files are not coherent between processes (a
+	// network file system), create the cache with -1.
+	TableBytes int64
 }
 
 // CorruptError describes a corrupt entry file that was dropped.
@@ -106,8 +115,9 @@ type Stats struct {
 	// miss nor a caller's mistake (ErrClosed, ErrInvalidExpire,
 	// ErrTooLarge, ErrKeyTooLong), which are not counted.
 	GetErrors, SetErrors, DeleteErrors uint64
-	Bytes                              int64 // approximate bytes of entry files
-	Entries                            int64 // approximate number of entry files
+	Bytes                              int64 // approximate bytes of entries, in the table and in files
+	Entries                            int64 // approximate number of entries
+	TableBytes                         int64 // size of the slot table file, 0 without one
 	MaxBytes                           int64
 }
 
@@ -123,6 +133,13 @@ type Cache struct {
 	onCorrupt     func(*CorruptError)
 	sweepEvery    time.Duration
 
+	// tab is the slot table (nil: none). tabMu is held for reading by
+	// every operation that touches it and for writing by Close, which
+	// unmaps it.
+	tab        *table
+	tabMu      sync.RWMutex
+	fileBudget int64 // MaxBytes less the table
+
 	closed     atomic.Bool
 	noExchange atomic.Bool // the file system refused RENAME_EXCHANGE
 	spareMu    sync.Mutex
@@ -131,8 +148,8 @@ type Cache struct {
 	closeOnce  sync.Once
 	evictMu    sync.Mutex // one eviction walk at a time
 
-	bytes   atomic.Int64
-	entries atomic.Int64
+	bytes, entries   atomic.Int64 // entry files
+	tbytes, tentries atomic.Int64 // entries in the table
 
 	hits, misses, sets, deletes             atomic.Uint64
 	expired, corrupt, evictions, evictWalks atomic.Uint64
@@ -163,8 +180,8 @@ func openDir(dir string, opts Options, create bool) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filecache: %w", err)
 	}
-	if opts.MaxBytes < 0 || opts.DefaultExpire < 0 || opts.SweepEvery < 0 {
-		return nil, errors.New("filecache: negative option")
+	if opts.MaxBytes < 0 || opts.DefaultExpire < 0 || opts.SweepEvery < 0 || opts.TableBytes > cmpOr(opts.MaxBytes, DefaultMaxBytes) {
+		return nil, errors.New("filecache: negative option, or TableBytes over MaxBytes")
 	}
 	c := &Cache{
 		root:          root,
@@ -204,7 +221,19 @@ func openDir(dir string, opts Options, create bool) (*Cache, error) {
 			return nil, fmt.Errorf("filecache: %s is not a directory (%s)", d, fi.Mode().Type())
 		}
 	}
+	tableBytes := cmpOr(opts.TableBytes, c.maxBytes/2)
+	c.tab, err = openTable(root, tableBytes, create && opts.TableBytes >= 0)
+	if err != nil {
+		return nil, err
+	}
+	c.fileBudget = c.maxBytes
+	if c.tab != nil {
+		// A table made by a process with a larger budget leaves files
+		// at least a quarter of this one's.
+		c.fileBudget = max(c.maxBytes-c.tab.bytes(), c.maxBytes/4)
+	}
 	if err := c.measure(); err != nil {
+		c.Close()
 		return nil, err
 	}
 	return c, nil
@@ -228,6 +257,12 @@ func (c *Cache) Close() error {
 		c.closed.Store(true)
 		close(c.done)
 		c.dropSpares()
+		c.tabMu.Lock()
+		if c.tab != nil {
+			c.tab.close()
+			c.tab = nil
+		}
+		c.tabMu.Unlock()
 	})
 	return nil
 }
@@ -248,8 +283,9 @@ func (c *Cache) Stats() Stats {
 		GetErrors:    c.getErrors.Load(),
 		SetErrors:    c.setErrors.Load(),
 		DeleteErrors: c.deleteErrors.Load(),
-		Bytes:        max(c.bytes.Load(), 0),
-		Entries:      max(c.entries.Load(), 0),
+		Bytes:        max(c.bytes.Load(), 0) + max(c.tbytes.Load(), 0),
+		Entries:      max(c.entries.Load(), 0) + max(c.tentries.Load(), 0),
+		TableBytes:   c.tableBytes(),
 		MaxBytes:     c.maxBytes,
 	}
 }
@@ -260,11 +296,25 @@ func (c *Cache) shardDir(i int) string {
 	return c.root + string(filepath.Separator) + string([]byte{hexDigits[i>>4], hexDigits[i&15]})
 }
 
+// tableBytes is the table file's size, 0 without one.
+func (c *Cache) tableBytes() int64 {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	if c.tab == nil {
+		return 0
+	}
+	return c.tab.bytes()
+}
+
 // paths returns the shard directory and the entry file of key: the file is
 // named by the hex SHA-256 of the key, in the shard of its first byte, so
 // no key can name a path outside the root.
 func (c *Cache) paths(key string) (dir, path string) {
 	sum := sha256.Sum256([]byte(key))
+	return c.pathsOf(&sum)
+}
+
+func (c *Cache) pathsOf(sum *[32]byte) (dir, path string) {
 	b := make([]byte, 0, len(c.root)+2+2+64)
 	b = append(b, c.root...)
 	b = append(b, filepath.Separator)
@@ -310,21 +360,93 @@ func (c *Cache) Get(key string) ([]byte, bool, error) {
 		c.misses.Add(1)
 		return nil, false, nil
 	}
-	_, path := c.paths(key)
+	sum := sha256.Sum256([]byte(key))
+	v, ok, bad, err := c.lookup(&sum, key)
+	if bad != nil && c.onCorrupt != nil {
+		c.onCorrupt(bad)
+	}
+	switch {
+	case ok:
+		c.hits.Add(1)
+	case err == nil:
+		c.misses.Add(1)
+	case err != ErrClosed:
+		c.getErrors.Add(1)
+	}
+	return v, ok, err
+}
+
+// lookup finds key in the table and, when the table does not have it and
+// its bucket says a file may, in its file.
+// A damaged slot it dropped comes back as bad, for OnCorrupt to be called
+// once the table is released (the callback may call the Cache).
+func (c *Cache) lookup(sum *[32]byte, key string) (v []byte, ok bool, bad *CorruptError, err error) {
+	c.tabMu.RLock()
+	if c.closed.Load() {
+		c.tabMu.RUnlock()
+		return nil, false, nil, ErrClosed
+	}
+	if c.tab != nil {
+		var done bool
+		v, ok, done, bad, err = c.getSlot(sum, key)
+		if done || err != nil {
+			c.tabMu.RUnlock()
+			return v, ok, bad, err
+		}
+	}
+	c.tabMu.RUnlock()
+	_, path := c.pathsOf(sum)
 	for attempt := 0; ; attempt++ {
 		v, ok, retry, err := c.get(path, key, attempt < 3)
 		if !retry {
-			switch {
-			case ok:
-				c.hits.Add(1)
-			case err == nil:
-				c.misses.Add(1)
-			default:
-				c.getErrors.Add(1)
-			}
-			return v, ok, err
+			return v, ok, bad, err
 		}
 	}
+}
+
+// getSlot looks key up in the table. done is false when the table has no
+// entry of key and its bucket may have a file of it.
+func (c *Cache) getSlot(sum *[32]byte, key string) (v []byte, ok, done bool, bad *CorruptError, err error) {
+	t := c.tab
+	p := t.locate(sum)
+	r, e, err := t.find(p, key)
+	if err != nil {
+		return nil, false, true, nil, fmt.Errorf("filecache: %w", err)
+	}
+	if r.corrupt >= 0 {
+		derr, err := t.dropCorrupt(r.cb, r.corrupt, p.tag)
+		if err != nil {
+			return nil, false, true, nil, fmt.Errorf("filecache: %w", err)
+		}
+		if derr != nil {
+			c.tentries.Add(-1)
+			c.corrupt.Add(1)
+			bad = &CorruptError{Path: t.path, Key: key, Err: derr}
+		}
+	}
+	if r.way < 0 {
+		// Not in the table: in a file only if the bucket has files.
+		return nil, false, r.flags&flagFiles == 0, bad, nil
+	}
+	// The table has the key's latest entry (a large Set removes it after
+	// writing the file), live or not: the answer is here.
+	now := c.now().UnixNano()
+	if expireAt(r.access, e.ttl) <= now {
+		n, err := t.remove(p, key, func(h header, access int64) bool { return expireAt(access, h.ttl) > now })
+		if err != nil {
+			return nil, false, true, bad, fmt.Errorf("filecache: %w", err)
+		}
+		if n > 0 {
+			c.expired.Add(1)
+			c.tentries.Add(-1)
+			c.tbytes.Add(-int64(n))
+		}
+		return nil, false, true, bad, nil
+	}
+	if now-r.access >= renewSlack(e.ttl) {
+		_ = t.touch(r.b, r.way, now) // a fault here is found by the next call
+	}
+	return e.value, true, true, bad, nil
 }
 
 var (
@@ -474,17 +596,116 @@ func (c *Cache) Set(key string, value []byte, expire time.Duration) error {
 	if size > c.maxBytes || uint64(len(value)) > math.MaxInt32 {
 		return ErrTooLarge
 	}
-	if err := c.set(key, value, ttl, size); err != nil {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	sum := sha256.Sum256([]byte(key))
+	switch {
+	case c.tab != nil && size <= maxSlotEntry:
+		err = c.setSlot(&sum, key, value, ttl)
+	case size > c.fileBudget:
+		return ErrTooLarge
+	default:
+		err = c.set(&sum, key, value, ttl, size)
+		if err == nil && c.tab != nil {
+			err = c.unslot(&sum, key)
+		}
+	}
+	if err != nil {
 		c.setErrors.Add(1)
 		return err
 	}
 	return nil
 }
 
-// set writes an entry Set has validated.
-func (c *Cache) set(key string, value []byte, ttl time.Duration, size int64) error {
+// setSlot stores a small entry in the table.
+func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Duration) error {
+	t := c.tab
+	p := t.locate(sum)
+	now := c.now().UnixNano()
+	bp := bufPool.Get().(*[]byte)
+	enc := appendEntry((*bp)[:0], ttl, now, key, value)
+	res, err := t.put(p, key, enc, now, func(flags uint32) error {
+		if flags&flagFiles == 0 {
+			return nil
+		}
+		// A file may hold an older, large entry of key: it goes first,
+		// or an eviction from the table would bring it back.
+		return c.removeFile(sum)
+	})
+	*bp = enc
+	bufPool.Put(bp)
+	if err != nil {
+		return fmt.Errorf("filecache: %w", err)
+	}
+	if c.sync {
+		for _, b := range p.list() {
+			if err := t.sync(b); err != nil {
+				return fmt.Errorf("filecache: %w", err)
+			}
+		}
+	}
+	c.sets.Add(1)
+	c.tbytes.Add(int64(len(enc) - res.oldLen))
+	switch {
+	case res.evicted:
+		c.evictions.Add(1)
+	case res.expired:
+		c.expired.Add(1)
+	case !res.sameKey:
+		c.tentries.Add(1)
+	}
+	return nil
+}
+
+// unslot runs after a large entry of key was written to its file: the
+// bucket is marked as having files, then an older small entry of key is
+// removed from the table, so a Get that misses the table finds the mark.
+func (c *Cache) unslot(sum *[32]byte, key string) error {
+	t := c.tab
+	p := t.locate(sum)
+	if err := t.markFiles(p.b1); err != nil {
+		return fmt.Errorf("filecache: %w", err)
+	}
+	n, err := t.remove(p, key, nil)
+	if err != nil {
+		return fmt.Errorf("filecache: %w", err)
+	}
+	if n > 0 {
+		c.tentries.Add(-1)
+		c.tbytes.Add(-int64(n))
+	}
+	return nil
+}
+
+// removeFile removes the entry file of the key whose SHA-256 is sum, if
+// there is one.
+func (c *Cache) removeFile(sum *[32]byte) error {
+	_, path := c.pathsOf(sum)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.discard(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	c.bytes.Add(-fi.Size())
+	c.entries.Add(-1)
+	return nil
+}
+
+// set writes an entry file Set has validated.
+func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, size int64) error {
 	now := c.now()
-	dir, path := c.paths(key)
+	dir, path := c.pathsOf(sum)
 	sp, err := c.takeSpare(dir)
 	if err != nil {
 		return fmt.Errorf("filecache: %w", err)
@@ -555,7 +776,7 @@ func (c *Cache) set(key string, value []byte, ttl time.Duration, size int64) err
 		c.bytes.Add(size)
 		c.entries.Add(1)
 	}
-	if c.bytes.Load() > c.maxBytes {
+	if c.bytes.Load() > c.fileBudget {
 		c.evict()
 	}
 	return nil
@@ -653,7 +874,30 @@ func (c *Cache) Delete(key string) error {
 	if len(key) > MaxKeyLen {
 		return nil
 	}
-	_, path := c.paths(key)
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	sum := sha256.Sum256([]byte(key))
+	if t := c.tab; t != nil {
+		p := t.locate(&sum)
+		n, err := t.remove(p, key, nil)
+		if err == nil && n > 0 {
+			c.deletes.Add(1)
+			c.tentries.Add(-1)
+			c.tbytes.Add(-int64(n))
+		}
+		files, ferr := t.hasFiles(p.b1)
+		if err = cmp.Or(err, ferr); err != nil {
+			c.deleteErrors.Add(1)
+			return fmt.Errorf("filecache: %w", err)
+		}
+		if !files {
+			return nil
+		}
+	}
+	_, path := c.pathsOf(&sum)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -161,7 +161,7 @@ func TestSetErrors(t *testing.T) {
 
 func TestClosed(t *testing.T) {
 	c := open(t, t.TempDir(), Options{})
-	mustSet(t, c, "k", []byte("v"), 0)
+	mustSet(t, c, "k", make([]byte, 1000), 0) // too large for a slot: a file, and a spare
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,8 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// cacheFiles lists every file under root, relative to it.
+// cacheFiles lists the files under root but slot tables: the entry files
+// (and others), relative to root.
 func cacheFiles(t testing.TB, root string) []string {
 	t.Helper()
 	var files []string
@@ -199,7 +200,7 @@ func cacheFiles(t testing.TB, root string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
+		if !d.IsDir() && d.Name() != tableName {
 			rel, err := filepath.Rel(root, p)
 			if err != nil {
 				return err
@@ -285,7 +286,7 @@ func TestExpiryInjectedClock(t *testing.T) {
 
 func TestRenewalSlack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := open(t, t.TempDir(), Options{})
+		c := open(t, t.TempDir(), Options{TableBytes: -1}) // a file's mtime; see TestTableRenewal
 		mustSet(t, c, "k", []byte("v"), time.Hour)
 		_, path := c.paths("k")
 		mtime := func() time.Time {
@@ -475,7 +476,8 @@ func TestCorruptEntries(t *testing.T) {
 			t.Run(d.name+"/"+via, func(t *testing.T) {
 				var reported []*CorruptError
 				var mu sync.Mutex
-				c := open(t, t.TempDir(), Options{OnCorrupt: func(e *CorruptError) {
+				// Entry files; TestTableCorrupt damages slots.
+				c := open(t, t.TempDir(), Options{TableBytes: -1, OnCorrupt: func(e *CorruptError) {
 					mu.Lock()
 					reported = append(reported, e)
 					mu.Unlock()
@@ -557,7 +559,7 @@ func TestEvictionOrder(t *testing.T) {
 		const val = 1000
 		size := entrySize(4, val)
 		// Room for 20 entries; eviction brings it down to 18.
-		c := open(t, t.TempDir(), Options{MaxBytes: 20 * size})
+		c := open(t, t.TempDir(), Options{MaxBytes: 20 * size, TableBytes: -1}) // the files' budget; TestTableEviction has the table's
 		v := make([]byte, val)
 		// 10 entries that never expire, then 10 with a short expiry.
 		for i := range 10 {
@@ -612,7 +614,7 @@ func TestEvictionOrder(t *testing.T) {
 
 func TestEvictionBudgetHolds(t *testing.T) {
 	dir := t.TempDir()
-	c := open(t, dir, Options{MaxBytes: 256 << 10})
+	c := open(t, dir, Options{MaxBytes: 256 << 10, TableBytes: -1}) // the files' budget
 	v := make([]byte, 3000)
 	for i := range 1000 {
 		mustSet(t, c, fmt.Sprint(i), v, 0)

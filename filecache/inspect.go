@@ -21,6 +21,7 @@ type DirStats struct {
 	TempFiles    int64 // temp files: Sets in progress, spares of open caches, or left by dead writers
 	Other        int64 // files in the shard directories that are not the cache's
 	MaxBytes     int64 // this handle's size budget (Options.MaxBytes)
+	TableBytes   int64 // the slot table file's size, 0 without one
 	// OldestAccess is the last access of the least recently used live
 	// entry; zero when there is none.
 	OldestAccess time.Time
@@ -81,6 +82,9 @@ func (c *Cache) Inspect(ctx context.Context) (DirStats, error) {
 		if err != nil {
 			return s, fmt.Errorf("filecache: %w", err)
 		}
+	}
+	if err := c.inspectTable(&s, &oldest); err != nil {
+		return s, err
 	}
 	if oldest != 0 {
 		s.OldestAccess = time.Unix(0, oldest)

@@ -142,8 +142,8 @@ func TestInspect(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	dir := t.TempDir()
-	c := open(t, dir, Options{Now: clock})
-	mustSet(t, c, "old", []byte("1"), time.Hour) // the least recently used
+	c := open(t, dir, Options{Now: clock, TableBytes: -1}) // entry files; TestTableInspect has slots
+	mustSet(t, c, "old", []byte("1"), time.Hour)           // the least recently used
 	advance(time.Second)
 	mustSet(t, c, "short", []byte("22"), time.Minute)
 	mustSet(t, c, "forever", []byte("333"), Never)

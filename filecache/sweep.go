@@ -72,6 +72,7 @@ func (c *Cache) eachName(ctx context.Context, i int, fn func(dir, name string)) 
 // (lstat only). Open's one O(n) step.
 func (c *Cache) measure() error {
 	var bytes, entries int64
+	var sums [][32]byte
 	for i := range 256 {
 		err := c.eachName(context.Background(), i, func(dir, name string) {
 			if classify(name) != kindEntry {
@@ -80,6 +81,9 @@ func (c *Cache) measure() error {
 			if fi, err := os.Lstat(dir + string(filepath.Separator) + name); err == nil && fi.Mode().IsRegular() {
 				bytes += fi.Size()
 				entries++
+				if sum, ok := nameSum(name); ok && c.tab != nil {
+					sums = append(sums, sum)
+				}
 			}
 		})
 		if err != nil {
@@ -88,7 +92,7 @@ func (c *Cache) measure() error {
 	}
 	c.bytes.Store(bytes)
 	c.entries.Store(entries)
-	return nil
+	return c.measureTable(sums)
 }
 
 // candidate is an entry the eviction walk may remove.
@@ -230,13 +234,22 @@ func (c *Cache) Sweep(ctx context.Context) (removed int, err error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
+	n, bad, err := c.sweepTable(ctx)
+	for _, e := range bad {
+		if c.onCorrupt != nil {
+			c.onCorrupt(e)
+		}
+	}
+	if err != nil {
+		return n, err
+	}
 	r, err := c.walk(ctx, nil)
 	if err != nil {
-		return r.removed, err
+		return n + r.removed, err
 	}
 	c.bytes.Store(r.bytes)
 	c.entries.Store(r.entries)
-	return r.removed, nil
+	return n + r.removed, nil
 }
 
 // Run sweeps every Options.SweepEvery until ctx ends or the cache is
@@ -269,7 +282,7 @@ func (c *Cache) evict() {
 		return
 	}
 	defer c.evictMu.Unlock()
-	target := c.maxBytes / 10 * 9
+	target := c.fileBudget / 10 * 9
 	for range 8 {
 		need := c.bytes.Load() - target
 		if need <= 0 {
@@ -330,6 +343,9 @@ func (c *Cache) Flush() error {
 		return ErrClosed
 	}
 	var errs []error
+	if err := c.flushTable(); err != nil {
+		errs = append(errs, err)
+	}
 	var bytes, entries int64
 	for i := range 256 {
 		err := c.eachName(context.Background(), i, func(dir, name string) {

@@ -1,0 +1,158 @@
+package filecache
+
+import (
+	"cmp"
+	"context"
+	"encoding/hex"
+	"fmt"
+)
+
+// The table's part of the walks (Open's measure, Sweep, Flush, Inspect).
+// Each reads the table without locks and takes a bucket's lock only to
+// remove a slot, after checking that it still holds what was read.
+
+// measureTable counts the table's entries, and marks the buckets of the
+// entry files the file walk found (sums), so that a Get that misses the
+// table looks for their files.
+func (c *Cache) measureTable(sums [][32]byte) error {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	t := c.tab
+	if t == nil {
+		return nil
+	}
+	for i := range sums {
+		if err := t.markFiles(t.locate(&sums[i]).b1); err != nil {
+			return fmt.Errorf("filecache: %w", err)
+		}
+	}
+	var bytes, entries int64
+	err := t.each(func(s slotInfo) bool {
+		if s.err == nil {
+			bytes += int64(s.n)
+			entries++
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("filecache: %w", err)
+	}
+	c.tbytes.Store(bytes)
+	c.tentries.Store(entries)
+	return nil
+}
+
+// nameSum decodes an entry file's name into its key's SHA-256.
+func nameSum(name string) (sum [32]byte, ok bool) {
+	n, err := hex.Decode(sum[:], []byte(name))
+	return sum, err == nil && n == len(sum)
+}
+
+// sweepTable removes the table's expired and damaged entries and
+// re-measures it. Damaged entries are returned, for OnCorrupt to be called
+// once the table is released.
+func (c *Cache) sweepTable(ctx context.Context) (removed int, bad []*CorruptError, err error) {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	t := c.tab
+	if t == nil || c.closed.Load() {
+		return 0, nil, nil
+	}
+	now := c.now().UnixNano()
+	var bytes, entries int64
+	var derr error
+	werr := t.each(func(s slotInfo) bool {
+		if derr = ctx.Err(); derr != nil {
+			return false
+		}
+		var ok bool
+		switch {
+		case s.err != nil:
+			ok, derr = t.dropIf(s, func(_ header, _ int, _ int64, herr error) bool { return herr != nil })
+			if ok {
+				c.corrupt.Add(1)
+				bad = append(bad, &CorruptError{Path: t.path, Err: s.err})
+			}
+		case expireAt(s.access, s.hdr.ttl) <= now:
+			ok, derr = t.dropIf(s, func(h header, _ int, acc int64, herr error) bool {
+				return herr == nil && expireAt(acc, h.ttl) <= now
+			})
+			if ok {
+				c.expired.Add(1)
+			}
+		default:
+			bytes += int64(s.n)
+			entries++
+		}
+		if ok {
+			removed++
+		}
+		return derr == nil
+	})
+	if err := cmp.Or(werr, derr); err != nil {
+		return removed, bad, fmt.Errorf("filecache: %w", err)
+	}
+	c.tbytes.Store(bytes)
+	c.tentries.Store(entries)
+	return removed, bad, nil
+}
+
+// flushTable empties the table.
+func (c *Cache) flushTable() error {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	t := c.tab
+	if t == nil || c.closed.Load() {
+		return nil
+	}
+	var derr error
+	werr := t.each(func(s slotInfo) bool {
+		var ok bool
+		ok, derr = t.dropIf(s, func(header, int, int64, error) bool { return true })
+		if ok {
+			c.tentries.Add(-1)
+			c.tbytes.Add(-int64(max(s.n, 0)))
+		}
+		return derr == nil
+	})
+	if err := cmp.Or(werr, derr); err != nil {
+		return fmt.Errorf("filecache: flush: %w", err)
+	}
+	return nil
+}
+
+// inspectTable adds the table's entries to s; oldest is the least recent
+// access seen so far (0: none).
+func (c *Cache) inspectTable(s *DirStats, oldest *int64) error {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	t := c.tab
+	if t == nil {
+		return nil
+	}
+	s.TableBytes = t.bytes()
+	now := c.now().UnixNano()
+	err := t.each(func(x slotInfo) bool {
+		switch {
+		case x.err != nil:
+			s.Corrupt++
+		case expireAt(x.access, x.hdr.ttl) <= now:
+			s.Expired++
+			s.ExpiredBytes += int64(x.n)
+		default:
+			s.Entries++
+			s.Bytes += int64(x.n)
+			if x.hdr.ttl == int64(Never) {
+				s.NoExpiry++
+			}
+			if *oldest == 0 || x.access < *oldest {
+				*oldest = x.access
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("filecache: %w", err)
+	}
+	return nil
+}
