@@ -596,28 +596,43 @@ func (c *Cache) Set(key string, value []byte, expire time.Duration) error {
 	if size > c.maxBytes || uint64(len(value)) > math.MaxInt32 {
 		return ErrTooLarge
 	}
-	c.tabMu.RLock()
-	defer c.tabMu.RUnlock()
-	if c.closed.Load() {
-		return ErrClosed
-	}
 	sum := sha256.Sum256([]byte(key))
-	switch {
-	case c.tab != nil && size <= maxSlotEntry:
-		err = c.setSlot(&sum, key, value, ttl)
-	case size > c.fileBudget:
-		return ErrTooLarge
-	default:
-		err = c.set(&sum, key, value, ttl, size)
-		if err == nil && c.tab != nil {
-			err = c.unslot(&sum, key)
+	if err := c.put(&sum, key, value, ttl, size); err != nil {
+		if err != ErrClosed && err != ErrTooLarge {
+			c.setErrors.Add(1)
 		}
-	}
-	if err != nil {
-		c.setErrors.Add(1)
 		return err
 	}
 	return nil
+}
+
+// put writes an entry Set has validated: in the table when it is small,
+// else in a file. A file is written without the table's read lock: its
+// eviction walk may call OnCorrupt, which may call the Cache.
+func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, size int64) error {
+	c.tabMu.RLock()
+	if c.closed.Load() {
+		c.tabMu.RUnlock()
+		return ErrClosed
+	}
+	if c.tab != nil && size <= maxSlotEntry {
+		defer c.tabMu.RUnlock()
+		return c.setSlot(sum, key, value, ttl)
+	}
+	table := c.tab != nil
+	c.tabMu.RUnlock()
+	if size > c.fileBudget {
+		return ErrTooLarge
+	}
+	if err := c.set(sum, key, value, ttl, size); err != nil || !table {
+		return err
+	}
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	if c.tab == nil {
+		return ErrClosed // closed meanwhile; the file is written
+	}
+	return c.unslot(sum, key)
 }
 
 // setSlot stores a small entry in the table.
