@@ -61,6 +61,12 @@
 // the table. Every process sharing the directory must use a build with
 // the table: an older one writes and reads files only.
 //
+// The table's pages a process has touched count in its resident set
+// (RssFile): they are page cache, shared by every process and reclaimable
+// by the kernel, at most the table's size. Walks skip the pages of buckets
+// never written (SEEK_DATA), and the mapping is MADV_RANDOM, so a lookup
+// brings in its own page and not its neighbours.
+//
 // Without Linux (mmap coherent with files, OFD locks) there is no table and
 // every entry is a file; a network file system wants TableBytes -1 too.
 //
