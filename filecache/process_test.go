@@ -59,6 +59,24 @@ func TestHelperProcess(t *testing.T) {
 				fmt.Println("ready")
 			}
 		}
+	case "churn":
+		// Rewrite FILECACHE_N keys in turn, FILECACHE_ROUNDS times: every
+		// value names its key, this process and the round; every fifth is
+		// too large for the table, so keys move between it and files.
+		n, _ := strconv.Atoi(os.Getenv("FILECACHE_N"))
+		rounds, _ := strconv.Atoi(os.Getenv("FILECACHE_ROUNDS"))
+		for r := range rounds {
+			for i := range n {
+				v := fmt.Sprintf("churn-%d/%d/%d", i, os.Getpid(), r)
+				if (i+r)%5 == 0 {
+					v += "/" + strings.Repeat("x", 600)
+				}
+				if err := c.Set(fmt.Sprint("churn-", i), []byte(v), Never); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+			}
+		}
 	case "holdtemp":
 		// Start a write and hang in the middle of it.
 		f, name, err := createTemp(c.shardDir(0x3c))

@@ -300,6 +300,19 @@ func TestTableDeadWriter(t *testing.T) {
 	}
 }
 
+// With Sync, a Set in the table returns once its bucket is on disk
+// (msync); what it wrote reads back after a re-Open.
+func TestTableSync(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, Options{Sync: true})
+	mustSet(t, c, "k", []byte("v"), Never)
+	c.Close()
+	c = open(t, dir, Options{Sync: true})
+	if diff := cmp.Diff(got{[]byte("v"), true}, get(t, c, "k")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 // Another program truncating the table file is an error, not a crash.
 func TestTableTruncated(t *testing.T) {
 	c := open(t, t.TempDir(), Options{})
@@ -368,4 +381,58 @@ func TestTableConcurrent(t *testing.T) {
 	if st := c.Stats(); st.Corrupt != 0 {
 		t.Errorf("%d corrupt entries from concurrent writers", st.Corrupt)
 	}
+}
+
+// Two processes rewrite the same keys while this one reads them; keys move
+// between the table and files. No read returns another key's value or a
+// damaged one, and each key ends with a value of its last writer's last
+// round (an older value coming back from a file would not be).
+func TestTableProcessesShareKeys(t *testing.T) {
+	dir := t.TempDir()
+	const keys, rounds = 60, 40
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for p := range 2 {
+		cmd := helper(t, "churn", dir, fmt.Sprint("FILECACHE_N=", keys), fmt.Sprint("FILECACHE_ROUNDS=", rounds))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { errs[p] = cmd.Wait() })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	c := open(t, dir, Options{})
+	reads, bad := 0, 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		for i := range keys {
+			k := fmt.Sprint("churn-", i)
+			g := get(t, c, k)
+			reads++
+			if g.OK && !strings.HasPrefix(string(g.V), k+"/") {
+				bad++
+			}
+		}
+	}
+	for p, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", p, err)
+		}
+	}
+	if bad != 0 || c.Stats().Corrupt != 0 {
+		t.Errorf("%d of %d reads returned a wrong value; %d corrupt", bad, reads, c.Stats().Corrupt)
+	}
+	for i := range keys {
+		k := fmt.Sprint("churn-", i)
+		g := get(t, c, k)
+		f := strings.Split(string(g.V), "/")
+		if !g.OK || len(f) < 3 || f[0] != k || f[2] != fmt.Sprint(rounds-1) {
+			t.Errorf("%s ends as %.40q, want its last round's", k, g.V)
+		}
+	}
+	t.Logf("%d reads while two processes wrote", reads)
 }
