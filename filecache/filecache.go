@@ -35,9 +35,10 @@ var (
 	// ErrInvalidExpire is returned by Set for a negative expire other
 	// than Never.
 	ErrInvalidExpire = errors.New("filecache: negative expire (use Never for no expiry)")
-	// ErrTooLarge is returned by Set for an entry larger than MaxBytes
-	// (or a value over 2 GiB).
-	ErrTooLarge = errors.New("filecache: entry larger than MaxBytes")
+	// ErrTooLarge is returned by Set for an entry larger than MaxBytes,
+	// or too large for the table and larger than the files' share of
+	// MaxBytes (MaxBytes less the table), or with a value over 2 GiB.
+	ErrTooLarge = errors.New("filecache: entry larger than the cache's budget")
 	// ErrKeyTooLong is returned by Set for a key over MaxKeyLen bytes.
 	ErrKeyTooLong = errors.New("filecache: key longer than MaxKeyLen")
 	// ErrNotCache is returned by OpenExisting for a directory that does
@@ -75,7 +76,9 @@ type Options struct {
 	// table that exists is used whatever this says, with its own size, so
 	// that every process sharing the directory sees the same entries.
 	// Where memory-mapped files are not coherent between processes (a
-	// network file system), create the cache with -1.
+	// network file system), create the cache with -1. Processes sharing a
+	// directory must agree: one that opened it before another made a
+	// table keeps writing files the table does not know of.
 	TableBytes int64
 }
 
@@ -619,11 +622,22 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 		defer c.tabMu.RUnlock()
 		return c.setSlot(sum, key, value, ttl)
 	}
-	table := c.tab != nil
-	c.tabMu.RUnlock()
 	if size > c.fileBudget {
+		c.tabMu.RUnlock()
 		return ErrTooLarge
 	}
+	// The key's bucket is marked as having files before the file is
+	// written: were the process to die between the two, a file unmarked
+	// would be invisible until the next Open, and a small Set meanwhile
+	// would not remove it.
+	table := c.tab != nil
+	if table {
+		if err := c.tab.markFiles(c.tab.locate(sum).b1); err != nil {
+			c.tabMu.RUnlock()
+			return fmt.Errorf("filecache: %w", err)
+		}
+	}
+	c.tabMu.RUnlock()
 	if err := c.set(sum, key, value, ttl, size); err != nil || !table {
 		return err
 	}
@@ -675,16 +689,11 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 	return nil
 }
 
-// unslot runs after a large entry of key was written to its file: the
-// bucket is marked as having files, then an older small entry of key is
-// removed from the table, so a Get that misses the table finds the mark.
+// unslot runs after a large entry of key was written to its file: it
+// removes an older small entry of key from the table, which would hide
+// the file.
 func (c *Cache) unslot(sum *[32]byte, key string) error {
-	t := c.tab
-	p := t.locate(sum)
-	if err := t.markFiles(p.b1); err != nil {
-		return fmt.Errorf("filecache: %w", err)
-	}
-	n, err := t.remove(p, key, nil)
+	n, err := c.tab.remove(c.tab.locate(sum), key, nil)
 	if err != nil {
 		return fmt.Errorf("filecache: %w", err)
 	}
@@ -899,9 +908,12 @@ func (c *Cache) Delete(key string) error {
 		p := t.locate(&sum)
 		n, err := t.remove(p, key, nil)
 		if err == nil && n > 0 {
+			// A key is in the table or in a file, not both (but for a
+			// moment while another process moves it): count one delete.
 			c.deletes.Add(1)
 			c.tentries.Add(-1)
 			c.tbytes.Add(-int64(n))
+			return nil
 		}
 		files, ferr := t.hasFiles(p.b1)
 		if err = cmp.Or(err, ferr); err != nil {
