@@ -33,9 +33,9 @@
 //
 // The table is a hash table of 4 KiB buckets, each a meta line (a
 // sequence number, eight tags, flags) and eight 504-byte slots. A key may
-// live in either of two buckets chosen by its SHA-256 (two choices keep
-// buckets from overflowing until the table is nearly full). When both are
-// full, Set evicts the entry expiring soonest, then the least recently
+// live in either of two buckets chosen by its SHA-256, and a new one goes
+// to the emptier (two choices placed by load: a table three-quarters full
+// has evicted nothing yet). When both are full, Set evicts the entry expiring soonest, then the least recently
 // used, of those sixteen: the table's size is its budget, and it never
 // walks. Its size is fixed when it is created (Options.TableBytes, half of
 // MaxBytes by default); files get the rest of MaxBytes.
@@ -46,7 +46,10 @@
 // lock: the bucket's sequence number is odd during a write, and a reader
 // that sees it change reads again (a seqlock); a reader that keeps seeing
 // it odd takes the lock, and an odd number under the lock was left by a
-// writer that died mid-write, whose torn slot the checksum rejects. The
+// writer that died mid-write, whose torn slot the checksum rejects (the
+// reader makes it even again). On processors that may reorder a reader's
+// loads around the second read of seq (arm64), the checksum and the key
+// comparison are what stand between a torn read and a caller. The
 // sliding expiry's access time is the slot's first word, renewed by an
 // atomic store. The file is sparse: a bucket's page is allocated (with
 // fallocate) by its first writer, so a full disk is a Set error, not a
@@ -58,7 +61,9 @@
 // before the table existed (Open flags those). A Get that misses the table
 // looks for a file only then, and a small Set removes the key's file
 // first, so an old large entry cannot come back when its successor leaves
-// the table. Every process sharing the directory must use a build with
+// the table; a large Set removes the key's slot before and after writing
+// its file. A cache with many large entries thus flags many buckets, and
+// its misses there cost a failed open, as before the table. Every process sharing the directory must use a build with
 // the table: an older one writes and reads files only.
 //
 // The table's pages a process has touched count in its resident set
@@ -84,14 +89,16 @@
 //
 // In the table the access time is the slot's first word instead, renewed
 // the same way. Expired entries are removed by the Get that finds them,
-// and by Sweep, which walks the table and the directory and removes expired entries, entries whose
-// header or size is wrong, and temp files whose writer died. Callers run
-// Sweep periodically, or run Run in a goroutine they own; Open starts no
-// goroutine.
+// and by Sweep, which walks the table and the directory and removes
+// expired entries, entries whose header or size is wrong, and temp files
+// whose writer died. Callers run Sweep periodically, or run Run in a
+// goroutine they own; Open starts no goroutine.
 //
 // # Writes, crashes and processes
 //
-// Set writes the entry to a temp file (.tmp-RANDOM) in a shard directory,
+// A small entry is written into its slot under the bucket's lock (see Slot
+// table); with Options.Sync the bucket's page is msynced before Set
+// returns. A large one: Set writes the entry to a temp file (.tmp-RANDOM) in a shard directory,
 // optionally fsyncs it (Options.Sync), and renames it over the entry. A
 // reader in any process sees the old entry or the new one, never a mix.
 // Sync is off by default: an fsync per Set costs milliseconds, more than
@@ -105,11 +112,11 @@
 // remove a temp file exactly when its lock can be taken, in any process,
 // without guessing from its age.
 //
-// Several processes can share a directory. Entries are separate files, so
-// writers of different keys never touch the same file, and writers of one
-// key replace it atomically: last rename wins. A corrupt, truncated or
-// empty entry costs that entry only: it is deleted, counted in
-// Stats.Corrupt and passed to Options.OnCorrupt.
+// Several processes can share a directory. Writers of different keys lock
+// different buckets or write different files; writers of one key replace
+// its entry atomically: last write wins. A corrupt, truncated or empty
+// entry costs that entry only: it is deleted, counted in Stats.Corrupt and
+// passed to Options.OnCorrupt.
 //
 // # Recycled inodes
 //

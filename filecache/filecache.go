@@ -235,7 +235,10 @@ func openDir(dir string, opts Options, create bool) (*Cache, error) {
 		// at least a quarter of this one's.
 		c.fileBudget = max(c.maxBytes-c.tab.bytes(), c.maxBytes/4)
 	}
-	if err := c.measure(); err != nil {
+	// Open marks the table's buckets of the entry files it finds (files
+	// written before the table, or by a process that died before marking);
+	// OpenExisting, for tools that inspect or flush, writes nothing.
+	if err := c.measure(create); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -352,9 +355,9 @@ func (c *Cache) ttlFor(expire time.Duration) (time.Duration, error) {
 
 // Get returns the value stored under key. A miss, an expired entry and a
 // corrupt entry are all (nil, false, nil); a hit of an empty value is a
-// non-nil empty slice. A hit renews the entry's expiry (sliding expiry) by
-// setting its file's mtime: no index, and no byte of the entry, is
-// rewritten. The returned slice belongs to the caller.
+// non-nil empty slice. A hit renews the entry's expiry (sliding expiry):
+// the access time in its slot, or its file's mtime; no byte of the entry
+// is rewritten. The returned slice belongs to the caller.
 func (c *Cache) Get(key string) ([]byte, bool, error) {
 	if c.closed.Load() {
 		return nil, false, ErrClosed
@@ -580,10 +583,10 @@ func (c *Cache) removeIfUnchanged(path string, st fileStamp, cur *fileStamp) boo
 
 // Set stores value under key, replacing any entry, to expire after expire
 // without a hit: 0 means Options.DefaultExpire (1h), Never means no
-// expiry, any other negative value is ErrInvalidExpire. The entry is
-// written to a temp file in the key's shard directory and renamed into
-// place, so readers (in any process) see the old entry or the new one,
-// never part of one.
+// expiry, any other negative value is ErrInvalidExpire. A small entry is
+// written into the slot table under its bucket's lock, a large one to a
+// temp file in the key's shard directory renamed into place: readers (in
+// any process) see the old entry or the new one, never part of one.
 func (c *Cache) Set(key string, value []byte, expire time.Duration) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -626,15 +629,15 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 		c.tabMu.RUnlock()
 		return ErrTooLarge
 	}
-	// The key's bucket is marked as having files before the file is
-	// written: were the process to die between the two, a file unmarked
-	// would be invisible until the next Open, and a small Set meanwhile
-	// would not remove it.
+	// Before the file is written, the key's bucket is marked as having
+	// files, and an entry of the key in the table is removed: were the
+	// process to die (or the cache close) before the end, neither an
+	// unmarked file nor an older entry shadowing the new file remains.
 	table := c.tab != nil
 	if table {
-		if err := c.tab.markFiles(c.tab.locate(sum).b1); err != nil {
+		if err := c.unslot(sum, key, true); err != nil {
 			c.tabMu.RUnlock()
-			return fmt.Errorf("filecache: %w", err)
+			return err
 		}
 	}
 	c.tabMu.RUnlock()
@@ -646,7 +649,9 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 	if c.tab == nil {
 		return ErrClosed // closed meanwhile; the file is written
 	}
-	return c.unslot(sum, key)
+	// Again: a small Set of the key may have come in between (its entry
+	// would hide this newer file).
+	return c.unslot(sum, key, false)
 }
 
 // setSlot stores a small entry in the table.
@@ -689,11 +694,18 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 	return nil
 }
 
-// unslot runs after a large entry of key was written to its file: it
-// removes an older small entry of key from the table, which would hide
-// the file.
-func (c *Cache) unslot(sum *[32]byte, key string) error {
-	n, err := c.tab.remove(c.tab.locate(sum), key, nil)
+// unslot removes key's entry from the table, around the writing of its
+// file, first marking the bucket as having files when mark is set. With
+// Sync, the buckets are on disk when it returns.
+func (c *Cache) unslot(sum *[32]byte, key string, mark bool) error {
+	t := c.tab
+	p := t.locate(sum)
+	if mark {
+		if err := t.markFiles(p.b1); err != nil {
+			return fmt.Errorf("filecache: %w", err)
+		}
+	}
+	n, err := t.remove(p, key, nil)
 	if err != nil {
 		return fmt.Errorf("filecache: %w", err)
 	}
@@ -701,13 +713,20 @@ func (c *Cache) unslot(sum *[32]byte, key string) error {
 		c.tentries.Add(-1)
 		c.tbytes.Add(-int64(n))
 	}
+	if c.sync && (mark || n > 0) {
+		for _, b := range p.list() {
+			if err := t.sync(b); err != nil {
+				return fmt.Errorf("filecache: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
 // removeFile removes the entry file of the key whose SHA-256 is sum, if
-// there is one.
+// there is one; with Sync, its directory is on disk when it returns.
 func (c *Cache) removeFile(sum *[32]byte) error {
-	_, path := c.pathsOf(sum)
+	dir, path := c.pathsOf(sum)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -723,6 +742,9 @@ func (c *Cache) removeFile(sum *[32]byte) error {
 	}
 	c.bytes.Add(-fi.Size())
 	c.entries.Add(-1)
+	if c.sync {
+		return syncDir(dir)
+	}
 	return nil
 }
 
@@ -908,12 +930,9 @@ func (c *Cache) Delete(key string) error {
 		p := t.locate(&sum)
 		n, err := t.remove(p, key, nil)
 		if err == nil && n > 0 {
-			// A key is in the table or in a file, not both (but for a
-			// moment while another process moves it): count one delete.
 			c.deletes.Add(1)
 			c.tentries.Add(-1)
 			c.tbytes.Add(-int64(n))
-			return nil
 		}
 		files, ferr := t.hasFiles(p.b1)
 		if err = cmp.Or(err, ferr); err != nil {
@@ -921,6 +940,15 @@ func (c *Cache) Delete(key string) error {
 			return fmt.Errorf("filecache: %w", err)
 		}
 		if !files {
+			return nil
+		}
+		// The key may have a file too (a large Set cut short): it goes,
+		// counted once.
+		if n > 0 {
+			if err := c.removeFile(&sum); err != nil {
+				c.deleteErrors.Add(1)
+				return fmt.Errorf("filecache: %w", err)
+			}
 			return nil
 		}
 	}

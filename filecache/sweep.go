@@ -1,6 +1,7 @@
 package filecache
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -70,9 +71,9 @@ func (c *Cache) eachName(ctx context.Context, i int, fn func(dir, name string)) 
 
 // measure sets the approximate size and count from a walk of the shards
 // (lstat only). Open's one O(n) step.
-func (c *Cache) measure() error {
+func (c *Cache) measure(mark bool) error {
 	var bytes, entries int64
-	var sums [][32]byte
+	var markErr error
 	for i := range 256 {
 		err := c.eachName(context.Background(), i, func(dir, name string) {
 			if classify(name) != kindEntry {
@@ -81,18 +82,18 @@ func (c *Cache) measure() error {
 			if fi, err := os.Lstat(dir + string(filepath.Separator) + name); err == nil && fi.Mode().IsRegular() {
 				bytes += fi.Size()
 				entries++
-				if sum, ok := nameSum(name); ok && c.tab != nil {
-					sums = append(sums, sum)
+				if mark && markErr == nil {
+					markErr = c.markFile(name)
 				}
 			}
 		})
-		if err != nil {
+		if err = cmp.Or(err, markErr); err != nil {
 			return fmt.Errorf("filecache: %w", err)
 		}
 	}
 	c.bytes.Store(bytes)
 	c.entries.Store(entries)
-	return c.measureTable(sums)
+	return c.measureTable()
 }
 
 // candidate is an entry the eviction walk may remove.

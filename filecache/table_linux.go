@@ -97,16 +97,19 @@ type table struct {
 // says: every process sharing the directory must see the same one.
 func openTable(root string, bytes int64, create bool) (*table, error) {
 	path := root + string(os.PathSeparator) + tableName
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	f, err := openTableFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		n := bucketsFor(bytes)
 		if !create || n == 0 {
 			return nil, nil
 		}
-		if err := createTable(root, path, n); err != nil {
+		switch err := createTable(root, path, n); {
+		case errors.Is(err, errNoLinks):
+			return nil, nil // every entry in a file, as before tables
+		case err != nil:
 			return nil, fmt.Errorf("filecache: create %s: %w", path, err)
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		f, err = openTableFile(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("filecache: %w", err)
@@ -119,11 +122,28 @@ func openTable(root string, bytes int64, create bool) (*table, error) {
 	return t, nil
 }
 
+// openTableFile opens the table for reading and writing, or only for
+// reading where it may not be written (a cache inspected by another user,
+// a read-only mount): Gets work, writes fail with the lock's error.
+func openTableFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
+		return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	}
+	return f, err
+}
+
+// errNoLinks is createTable's error on a file system without hard links
+// (vfat, some shared folders): the cache goes on without a table.
+var errNoLinks = errors.New("no hard links")
+
 // createTable writes a table of n buckets under a temp name and links it
 // to path: a process that finds path finds a whole header, and of two
 // processes creating at once the first link wins and both use its table.
 func createTable(root, path string, n uint32) error {
-	f, tmp, err := createTemp(root)
+	// The temp file is made in a shard directory, where a sweep removes
+	// it should this process die before the end.
+	f, tmp, err := createTemp(root + string(os.PathSeparator) + "00")
 	if err != nil {
 		return err
 	}
@@ -145,10 +165,14 @@ func createTable(root, path string, n uint32) error {
 	}
 	// The file is sparse: a bucket's page is reserved by its first writer
 	// (see begin).
-	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	err = os.Link(tmp, path)
+	switch {
+	case err == nil, errors.Is(err, fs.ErrExist):
+		return nil
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
+		return fmt.Errorf("%w: %w", errNoLinks, err)
 	}
-	return nil
+	return err
 }
 
 func mapTable(path string, f *os.File) (*table, error) {
@@ -180,7 +204,11 @@ func mapTable(path string, f *os.File) (*table, error) {
 		return nil, bad("%d bytes, want %d for %d buckets", fi.Size(), tableSize(n), n)
 	}
 	fd := int(f.Fd())
-	mem, err := unix.Mmap(fd, 0, int(fi.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	prot := unix.PROT_READ | unix.PROT_WRITE
+	if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err == nil && fl&unix.O_ACCMODE == unix.O_RDONLY {
+		prot = unix.PROT_READ
+	}
+	mem, err := unix.Mmap(fd, 0, int(fi.Size()), prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("filecache: mmap %s: %w", path, err)
 	}
@@ -426,6 +454,11 @@ func (t *table) findIn(b, tag uint32, key string) (slotRead, entry, error) {
 		return slotRead{}, entry{}, err
 	}
 	defer t.unlock(b)
+	if s := atomic.LoadUint64(t.seq(b)); s&1 != 0 {
+		// Odd under the lock: its writer died mid-write. Even again,
+		// readers stop coming here; the checksum judges what it tore.
+		atomic.StoreUint64(t.seq(b), s+1)
+	}
 	r, e := t.scan(b, tag, key)
 	return r, e, nil
 }
@@ -535,16 +568,29 @@ func (t *table) chooseWay(p pair, key string, now int64, res *putResult) (uint32
 	var staleLen int
 	var staleExpired bool
 	var vexp, vacc int64
+	free := 0 // empty slots in empty.b
 	for i, b := range [2]uint32{p.b1, p.b2} {
 		if i == 1 && b == p.b1 {
 			break
 		}
+		n, first := 0, -1
+		for w := range tableWays {
+			if atomic.LoadUint32(t.tag(b, w)) == 0 {
+				if first < 0 {
+					first = w
+				}
+				n++
+			}
+		}
+		// An empty slot in the emptier bucket: placing by load is what
+		// keeps two choices from overflowing a bucket while the table
+		// has room (first-fit in b1 evicts at half load).
+		if n > free {
+			empty, free = slot{b, first}, n
+		}
 		for w := range tableWays {
 			tg := atomic.LoadUint32(t.tag(b, w))
 			if tg == 0 {
-				if empty.w < 0 {
-					empty = slot{b, w}
-				}
 				continue
 			}
 			h, n, err := t.slotHeader(b, w)

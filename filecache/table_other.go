@@ -31,6 +31,7 @@ type putResult struct {
 }
 
 const (
+	tableName    = "slots"
 	maxSlotEntry = 0
 	flagFiles    = 1
 )

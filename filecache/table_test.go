@@ -3,6 +3,7 @@
 package filecache
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -281,7 +282,8 @@ func TestTableEviction(t *testing.T) {
 }
 
 // A writer that died in the middle of a write leaves its bucket's seq odd:
-// readers and writers carry on, and the next writer makes it even.
+// readers and writers carry on, and the next reader or writer to take the
+// lock makes it even (else every Get of the bucket would take the lock).
 func TestTableDeadWriter(t *testing.T) {
 	c := open(t, t.TempDir(), Options{})
 	mustSet(t, c, "k", []byte("v"), 0)
@@ -291,6 +293,10 @@ func TestTableDeadWriter(t *testing.T) {
 	if diff := cmp.Diff(got{[]byte("v"), true}, get(t, c, "k")); diff != "" {
 		t.Errorf("Get in a bucket left odd (-want +got):\n%s", diff)
 	}
+	if s := atomic.LoadUint64(seq); s&1 != 0 {
+		t.Errorf("seq %d still odd after a Get took the lock", s)
+	}
+	atomic.StoreUint64(seq, atomic.LoadUint64(seq)|1)
 	mustSet(t, c, "k", []byte("w"), 0)
 	if s := atomic.LoadUint64(seq); s&1 != 0 {
 		t.Errorf("seq %d still odd after a Set", s)
@@ -435,4 +441,58 @@ func TestTableProcessesShareKeys(t *testing.T) {
 		}
 	}
 	t.Logf("%d reads while two processes wrote", reads)
+}
+
+// Two choices placed by load: a table three-quarters full evicts nothing
+// (placing first-fit in the first bucket evicted 62 of these).
+func TestTableFillsBeforeEvicting(t *testing.T) {
+	const buckets = 1024
+	c := open(t, t.TempDir(), Options{MaxBytes: 64 << 20, TableBytes: tableSize(buckets)})
+	keys := buckets * tableWays * 3 / 4
+	for i := range keys {
+		mustSet(t, c, fmt.Sprint("key-", i), []byte("v"), Never)
+	}
+	if st := c.Stats(); st.Evictions != 0 || st.Entries != int64(keys) {
+		t.Errorf("%d keys in %d slots: %d evictions, %d entries", keys, buckets*tableWays, st.Evictions, st.Entries)
+	}
+}
+
+// A large Set cut short by Close after writing its file leaves no older
+// table entry to shadow the file, and Delete removes both places.
+func TestTableLargeSetCutShort(t *testing.T) {
+	dir := t.TempDir()
+	var arm atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	now := func() time.Time {
+		if arm.CompareAndSwap(true, false) {
+			close(entered)
+			<-release
+		}
+		return time.Now()
+	}
+	c, err := Open(dir, Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSet(t, c, "k", []byte("small"), Never)
+	large := bytes.Repeat([]byte("L"), 4096)
+	arm.Store(true)
+	done := make(chan error)
+	go func() { done <- c.Set("k", large, Never) }()
+	<-entered // in the file's write, the table released
+	c.Close()
+	close(release)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("the cut Set = %v, want ErrClosed", err)
+	}
+	c = open(t, dir, Options{})
+	if diff := cmp.Diff(got{large, true}, get(t, c, "k")); diff != "" {
+		t.Errorf("after re-Open (-want +got):\n%s", diff)
+	}
+	if err := c.Delete("k"); err != nil {
+		t.Fatal(err)
+	}
+	if g := get(t, c, "k"); g.OK {
+		t.Errorf("Get after Delete = %.20q, want a miss", g.V)
+	}
 }

@@ -11,20 +11,26 @@ import (
 // Each reads the table without locks and takes a bucket's lock only to
 // remove a slot, after checking that it still holds what was read.
 
-// measureTable counts the table's entries, and marks the buckets of the
-// entry files the file walk found (sums), so that a Get that misses the
-// table looks for their files.
-func (c *Cache) measureTable(sums [][32]byte) error {
+// markFile marks the table bucket of the entry file name (a hex SHA-256)
+// as having files, so that a Get that misses the table looks for it.
+func (c *Cache) markFile(name string) error {
+	var sum [32]byte
+	if c.tab == nil {
+		return nil
+	}
+	if n, err := hex.Decode(sum[:], []byte(name)); err != nil || n != len(sum) {
+		return nil
+	}
+	return c.tab.markFiles(c.tab.locate(&sum).b1)
+}
+
+// measureTable counts the table's entries.
+func (c *Cache) measureTable() error {
 	c.tabMu.RLock()
 	defer c.tabMu.RUnlock()
 	t := c.tab
 	if t == nil {
 		return nil
-	}
-	for i := range sums {
-		if err := t.markFiles(t.locate(&sums[i]).b1); err != nil {
-			return fmt.Errorf("filecache: %w", err)
-		}
 	}
 	var bytes, entries int64
 	err := t.each(func(s slotInfo) bool {
@@ -40,12 +46,6 @@ func (c *Cache) measureTable(sums [][32]byte) error {
 	c.tbytes.Store(bytes)
 	c.tentries.Store(entries)
 	return nil
-}
-
-// nameSum decodes an entry file's name into its key's SHA-256.
-func nameSum(name string) (sum [32]byte, ok bool) {
-	n, err := hex.Decode(sum[:], []byte(name))
-	return sum, err == nil && n == len(sum)
 }
 
 // sweepTable removes the table's expired and damaged entries and
@@ -80,12 +80,14 @@ func (c *Cache) sweepTable(ctx context.Context) (removed int, bad []*CorruptErro
 			if ok {
 				c.expired.Add(1)
 			}
-		default:
-			bytes += int64(s.n)
-			entries++
 		}
 		if ok {
 			removed++
+		} else if s.n > 0 {
+			// Live, or changed since read (renewed, rewritten): counted
+			// as it was read.
+			bytes += int64(s.n)
+			entries++
 		}
 		return derr == nil
 	})
@@ -107,17 +109,16 @@ func (c *Cache) flushTable() error {
 	}
 	var derr error
 	werr := t.each(func(s slotInfo) bool {
-		var ok bool
-		ok, derr = t.dropIf(s, func(header, int, int64, error) bool { return true })
-		if ok {
-			c.tentries.Add(-1)
-			c.tbytes.Add(-int64(max(s.n, 0)))
-		}
+		_, derr = t.dropIf(s, func(header, int, int64, error) bool { return true })
 		return derr == nil
 	})
 	if err := cmp.Or(werr, derr); err != nil {
 		return fmt.Errorf("filecache: flush: %w", err)
 	}
+	// Empty, but for what other processes wrote meanwhile, which the next
+	// walk counts.
+	c.tentries.Store(0)
+	c.tbytes.Store(0)
 	return nil
 }
 
