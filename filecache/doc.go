@@ -5,7 +5,8 @@
 //
 // # Layout
 //
-// A small entry (key and value under ~450 bytes) lives in the slot table,
+// A small entry (key and value together at most 448 bytes) lives in the
+// slot table,
 // root/slots (see Slot table below). A larger one lives in root/XX/H,
 // where H is the hex SHA-256 of the key and XX its first byte (256 shard
 // directories, made by Open). A key is never used as a path: any string
@@ -35,9 +36,9 @@
 // sequence number, eight tags, flags) and eight 504-byte slots. A key may
 // live in either of two buckets chosen by its SHA-256, and a new one goes
 // to the emptier (two choices placed by load: a table three-quarters full
-// has evicted nothing yet). When both are full, Set evicts the entry expiring soonest, then the least recently
-// used, of those sixteen: the table's size is its budget, and it never
-// walks. Its size is fixed when it is created (Options.TableBytes, half of
+// has evicted nothing yet). When both are full, Set evicts the entry
+// expiring soonest, then the least recently used, of those sixteen: the
+// table's size is its budget, and it never walks. Its size is fixed when it is created (Options.TableBytes, half of
 // MaxBytes by default); files get the rest of MaxBytes.
 //
 // Writers lock a bucket with a mutex and an open-file-description lock
@@ -63,8 +64,9 @@
 // first, so an old large entry cannot come back when its successor leaves
 // the table; a large Set removes the key's slot before and after writing
 // its file. A cache with many large entries thus flags many buckets, and
-// its misses there cost a failed open, as before the table. Every process sharing the directory must use a build with
-// the table: an older one writes and reads files only.
+// its misses there cost a failed open, as before the table. Every process
+// sharing the directory must use a build with the table: an older one
+// writes and reads files only.
 //
 // The table's pages a process has touched count in its resident set
 // (RssFile): they are page cache, shared by every process and reclaimable
@@ -73,7 +75,9 @@
 // brings in its own page and not its neighbours.
 //
 // Without Linux (mmap coherent with files, OFD locks) there is no table and
-// every entry is a file; a network file system wants TableBytes -1 too.
+// every entry is a file; so too on a file system without hard links (the
+// table is created under a temp name and linked into place), and for a
+// budget under 128 KiB. A network file system wants TableBytes -1.
 //
 // # Expiry
 //
