@@ -8,9 +8,9 @@
 // A small entry (key and value together at most 448 bytes) lives in the
 // slot table, root/slots (see Slot table below). A larger one lives in
 // root/XX/H, where H is the hex SHA-256 of the key and XX its first byte
-// (256 shard directories, made by Open). A key is never used as a path: any string
-// works ("/", "..", NUL, 10 KB, invalid UTF-8) and nothing is written
-// outside the root. An entry, in a slot or a file, is a small header
+// (256 shard directories, made by Open). A key is never used as a path:
+// any string works ("/", "..", NUL, 10 KB, invalid UTF-8) and nothing is
+// written outside the root. An entry, in a slot or a file, is a small header
 // (magic, version, sliding expiry, set time, key length, value length),
 // the key, the value and a CRC32C of all of it (see entry.go). Get checks
 // the checksum and compares the stored key with the one asked for, so a
