@@ -37,8 +37,9 @@
 // to the emptier (two choices placed by load: a table three-quarters full
 // has evicted nothing yet). When both are full, Set evicts the entry
 // expiring soonest, then the least recently used, of those sixteen: the
-// table's size is its budget, and it never walks. Its size is fixed when it is created (Options.TableBytes, half of
-// MaxBytes by default); files get the rest of MaxBytes.
+// table's size is its budget, and it never walks. Its size is fixed when
+// it is created (Options.TableBytes, half of MaxBytes by default); files
+// get the rest of MaxBytes.
 //
 // Writers lock a bucket with a mutex and an open-file-description lock
 // (fcntl F_OFD_SETLKW, released by the kernel when the holder dies), so
@@ -101,9 +102,10 @@
 //
 // A small entry is written into its slot under the bucket's lock (see Slot
 // table); with Options.Sync the bucket's page is msynced before Set
-// returns. A large one: Set writes the entry to a temp file (.tmp-RANDOM) in a shard directory,
-// optionally fsyncs it (Options.Sync), and renames it over the entry. A
-// reader in any process sees the old entry or the new one, never a mix.
+// returns. A large one: Set writes the entry to a temp file (.tmp-RANDOM)
+// in a shard directory, optionally fsyncs it (Options.Sync), and renames
+// it over the entry. A reader in any process sees the old entry or the
+// new one, never a mix.
 // Sync is off by default: an fsync per Set costs milliseconds, more than
 // the whole Set. Without it a power loss may lose the latest writes, and on
 // a file system without ordered data leave an empty or torn file, which
