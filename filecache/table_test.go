@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -494,5 +495,67 @@ func TestTableLargeSetCutShort(t *testing.T) {
 	}
 	if g := get(t, c, "k"); g.OK {
 		t.Errorf("Get after Delete = %.20q, want a miss", g.V)
+	}
+}
+
+// Bytes flipped anywhere in the table (meta lines, slot heads, entries):
+// every Get is the key's own value or a miss, walks do not fail, and the
+// cache goes on taking Sets.
+func TestTableRandomDamage(t *testing.T) {
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 7))
+			c := open(t, t.TempDir(), Options{MaxBytes: 1 << 20, TableBytes: tableSize(minBuckets)})
+			val := func(k string) []byte { return []byte(k + "=" + strings.Repeat("v", len(k)*3)) }
+			var keys []string
+			for i := range 100 {
+				k := fmt.Sprint("k", i)
+				keys = append(keys, k)
+				mustSet(t, c, k, val(k), Never)
+			}
+			f, err := os.OpenFile(c.tab.path, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := c.tab.bytes()
+			for range 300 {
+				off := tableHeaderSize + rng.Int64N(size-tableHeaderSize)
+				var one [1]byte
+				f.ReadAt(one[:], off)
+				one[0] ^= byte(1 << rng.IntN(8))
+				if _, err := f.WriteAt(one[:], off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			hits := 0
+			for _, k := range keys {
+				v, ok, err := c.Get(k)
+				if err != nil {
+					t.Fatalf("Get(%s): %v", k, err)
+				}
+				if ok {
+					hits++
+					if !bytes.Equal(v, val(k)) {
+						t.Errorf("Get(%s) = %q", k, v)
+					}
+				}
+			}
+			if _, err := c.Sweep(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Inspect(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				mustSet(t, c, k, val(k), Never)
+			}
+			for _, k := range keys[len(keys)-8:] {
+				if g := get(t, c, k); !g.OK || !bytes.Equal(g.V, val(k)) {
+					t.Errorf("after the damage, Set then Get(%s) = %v", k, g)
+				}
+			}
+			t.Logf("%d of %d keys survived 300 flipped bits", hits, len(keys))
+		})
 	}
 }
