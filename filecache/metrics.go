@@ -18,7 +18,7 @@ type descs struct {
 	hits, misses, sets, deletes, expired, corrupt *prometheus.Desc
 	evictions, evictWalks, tempRemoved            *prometheus.Desc
 	sweepErrors, errors                           *prometheus.Desc
-	bytes, entries, maxBytes                      *prometheus.Desc
+	bytes, entries, maxBytes, tableBytes          *prometheus.Desc
 }
 
 func newDescs(dir string) descs {
@@ -38,9 +38,10 @@ func newDescs(dir string) descs {
 		tempRemoved: d("temp_removed_total", "Temp files of dead writers removed."),
 		sweepErrors: d("sweep_errors_total", "Periodic sweeps (Run) that failed."),
 		errors:      d("errors_total", "Calls that failed on the file system, by operation (get, set, delete).", "op"),
-		bytes:       d("bytes", "Approximate bytes of the entry files."),
-		entries:     d("entries", "Approximate number of entry files."),
-		maxBytes:    d("max_bytes", "Size budget of the entry files."),
+		bytes:       d("bytes", "Approximate bytes of the entries, in the slot table and in files."),
+		entries:     d("entries", "Approximate number of entries."),
+		maxBytes:    d("max_bytes", "Size budget of the slot table and the entry files."),
+		tableBytes:  d("table_bytes", "Size of the slot table file (0: none)."),
 	}
 }
 
@@ -52,7 +53,7 @@ type collector struct {
 func (k *collector) Describe(ch chan<- *prometheus.Desc) {
 	d := k.descs
 	for _, x := range []*prometheus.Desc{d.hits, d.misses, d.sets, d.deletes, d.expired, d.corrupt,
-		d.evictions, d.evictWalks, d.tempRemoved, d.sweepErrors, d.errors, d.bytes, d.entries, d.maxBytes} {
+		d.evictions, d.evictWalks, d.tempRemoved, d.sweepErrors, d.errors, d.bytes, d.entries, d.maxBytes, d.tableBytes} {
 		ch <- x
 	}
 }
@@ -81,4 +82,5 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.bytes, s.Bytes)
 	gauge(d.entries, s.Entries)
 	gauge(d.maxBytes, s.MaxBytes)
+	gauge(d.tableBytes, s.TableBytes)
 }

@@ -76,7 +76,7 @@ func TestCollector(t *testing.T) {
 
 	s := c.Stats()
 	want := fmt.Sprintf(`
-# HELP tradecache_filecache_bytes Approximate bytes of the entry files.
+# HELP tradecache_filecache_bytes Approximate bytes of the entries, in the slot table and in files.
 # TYPE tradecache_filecache_bytes gauge
 tradecache_filecache_bytes{dir=%[1]q} %[2]d
 # HELP tradecache_filecache_corrupt_total Corrupt entries dropped.
@@ -85,7 +85,7 @@ tradecache_filecache_corrupt_total{dir=%[1]q} 1
 # HELP tradecache_filecache_deletes_total Delete calls that removed an entry.
 # TYPE tradecache_filecache_deletes_total counter
 tradecache_filecache_deletes_total{dir=%[1]q} 1
-# HELP tradecache_filecache_entries Approximate number of entry files.
+# HELP tradecache_filecache_entries Approximate number of entries.
 # TYPE tradecache_filecache_entries gauge
 tradecache_filecache_entries{dir=%[1]q} %[3]d
 # HELP tradecache_filecache_errors_total Calls that failed on the file system, by operation (get, set, delete).
@@ -105,7 +105,7 @@ tradecache_filecache_expired_total{dir=%[1]q} 1
 # HELP tradecache_filecache_hits_total Gets that found a live entry.
 # TYPE tradecache_filecache_hits_total counter
 tradecache_filecache_hits_total{dir=%[1]q} 1
-# HELP tradecache_filecache_max_bytes Size budget of the entry files.
+# HELP tradecache_filecache_max_bytes Size budget of the slot table and the entry files.
 # TYPE tradecache_filecache_max_bytes gauge
 tradecache_filecache_max_bytes{dir=%[1]q} 4096
 # HELP tradecache_filecache_misses_total Gets that found nothing, an expired entry or a corrupt one.
@@ -117,6 +117,9 @@ tradecache_filecache_sets_total{dir=%[1]q} 8
 # HELP tradecache_filecache_sweep_errors_total Periodic sweeps (Run) that failed.
 # TYPE tradecache_filecache_sweep_errors_total counter
 tradecache_filecache_sweep_errors_total{dir=%[1]q} 0
+# HELP tradecache_filecache_table_bytes Size of the slot table file (0: none).
+# TYPE tradecache_filecache_table_bytes gauge
+tradecache_filecache_table_bytes{dir=%[1]q} 0
 # HELP tradecache_filecache_temp_removed_total Temp files of dead writers removed.
 # TYPE tradecache_filecache_temp_removed_total counter
 tradecache_filecache_temp_removed_total{dir=%[1]q} 0
