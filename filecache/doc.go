@@ -38,8 +38,7 @@
 // has evicted nothing yet). When both are full, Set evicts the entry
 // expiring soonest, then the least recently used, of those sixteen: the
 // table's size is its budget, and it never walks. Its size is fixed when
-// it is created (Options.TableBytes, half of MaxBytes by default); files
-// get the rest of MaxBytes.
+// it is created (Options.TableBytes, half of MaxBytes by default).
 //
 // Writers lock a bucket with a mutex and an open-file-description lock
 // (fcntl F_OFD_SETLKW, released by the kernel when the holder dies), so
@@ -141,17 +140,20 @@
 //
 // # Size budget
 //
-// Options.MaxBytes (256 MiB by default) bounds the table and the entry
-// files: the table has its fixed size (it evicts within buckets, above),
-// the files the rest (at least a quarter of MaxBytes, should another
-// process have made a larger table). Open measures the directory once;
-// Set and Delete maintain the files' total, and so do walks, which
-// re-measure it. Other processes' writes are seen at the next walk. When a
-// Set takes the total over the files' budget, it walks the directory and
-// evicts down to 90% of it: entries expiring soonest first,
-// then Never entries, least recently used first. The walk keeps at most
-// 16384 candidates in memory, walking again if it needs more; nothing
-// else is kept per key in memory.
+// Options.MaxBytes (256 MiB by default) bounds the disk the table and the
+// entry files hold together. The table's file is sparse: it holds the
+// pages of the buckets written so far (it evicts within buckets once they
+// are full, above), and the files get the rest, at least a quarter of
+// MaxBytes (should another process have made a larger table), so a cache
+// of mostly large entries is not held to half its budget by a table it
+// barely uses. Open measures the directory once; Set and Delete maintain
+// the files' total, and so do walks, which re-measure it and the table.
+// Other processes' writes are seen at the next walk. When a Set takes the
+// files' total over their share (a large Set, or a small one whose bucket
+// took a new page), it walks the directory and evicts down to 90% of it:
+// entries expiring soonest first, then Never entries, least recently used
+// first. The walk keeps at most 16384 candidates in memory, walking again
+// if it needs more; nothing else is kept per key in memory.
 //
 // # Observing a cache
 //

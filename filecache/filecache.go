@@ -37,7 +37,8 @@ var (
 	ErrInvalidExpire = errors.New("filecache: negative expire (use Never for no expiry)")
 	// ErrTooLarge is returned by Set for an entry larger than MaxBytes,
 	// or too large for the table and larger than the files' share of
-	// MaxBytes (MaxBytes less the table), or with a value over 2 GiB.
+	// MaxBytes (what the table's written pages leave), or with a value
+	// over 2 GiB.
 	ErrTooLarge = errors.New("filecache: entry larger than the cache's budget")
 	// ErrKeyTooLong is returned by Set for a key over MaxKeyLen bytes.
 	ErrKeyTooLong = errors.New("filecache: key longer than MaxKeyLen")
@@ -72,7 +73,8 @@ type Options struct {
 	SweepEvery time.Duration
 	// TableBytes is the size of the slot table that Open creates for
 	// small entries (see the package doc), within MaxBytes: 0 for half of
-	// MaxBytes, negative for none (every entry in a file of its own). A
+	// MaxBytes, negative for none (every entry in a file of its own). Its
+	// file is sparse and counts against MaxBytes by the pages written. A
 	// table that exists is used whatever this says, with its own size, so
 	// that every process sharing the directory sees the same entries.
 	// Where memory-mapped files are not coherent between processes (a
@@ -139,9 +141,12 @@ type Cache struct {
 	// tab is the slot table (nil: none). tabMu is held for reading by
 	// every operation that touches it and for writing by Close, which
 	// unmaps it.
-	tab        *table
-	tabMu      sync.RWMutex
-	fileBudget int64 // MaxBytes less the table
+	tab   *table
+	tabMu sync.RWMutex
+	// tabUsed is the disk the table holds (its file is sparse: the pages
+	// of buckets written so far), as last measured or grown by this
+	// process; the files' budget is MaxBytes less it.
+	tabUsed atomic.Int64
 
 	closed     atomic.Bool
 	noExchange atomic.Bool // the file system refused RENAME_EXCHANGE
@@ -228,12 +233,6 @@ func openDir(dir string, opts Options, create bool) (*Cache, error) {
 	c.tab, err = openTable(root, tableBytes, create && opts.TableBytes >= 0)
 	if err != nil {
 		return nil, err
-	}
-	c.fileBudget = c.maxBytes
-	if c.tab != nil {
-		// A table made by a process with a larger budget leaves files
-		// at least a quarter of this one's.
-		c.fileBudget = max(c.maxBytes-c.tab.bytes(), c.maxBytes/4)
 	}
 	// Open marks the table's buckets of the entry files it finds (files
 	// written before the table, or by a process that died before marking);
@@ -622,10 +621,15 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 		return ErrClosed
 	}
 	if c.tab != nil && size <= maxSlotEntry {
-		defer c.tabMu.RUnlock()
-		return c.setSlot(sum, key, value, ttl)
+		grew, err := c.setSlot(sum, key, value, ttl)
+		c.tabMu.RUnlock()
+		if grew && c.bytes.Load() > c.fileBudget() {
+			// The table took a page of disk: the files give it back.
+			c.evict()
+		}
+		return err
 	}
-	if size > c.fileBudget {
+	if size > c.fileBudget() {
 		c.tabMu.RUnlock()
 		return ErrTooLarge
 	}
@@ -654,8 +658,16 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 	return c.unslot(sum, key, false)
 }
 
-// setSlot stores a small entry in the table.
-func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Duration) error {
+// fileBudget is the entry files' share of MaxBytes: what the table's
+// written pages leave, and at least a quarter (should another process have
+// made a larger table).
+func (c *Cache) fileBudget() int64 {
+	return max(c.maxBytes-c.tabUsed.Load(), c.maxBytes/4)
+}
+
+// setSlot stores a small entry in the table. grew reports that the table
+// took another page of disk (a bucket's first write).
+func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Duration) (grew bool, err error) {
 	t := c.tab
 	p := t.locate(sum)
 	now := c.now().UnixNano()
@@ -672,12 +684,15 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 	*bp = enc
 	bufPool.Put(bp)
 	if err != nil {
-		return fmt.Errorf("filecache: %w", err)
+		return false, fmt.Errorf("filecache: %w", err)
+	}
+	if res.grew {
+		c.tabUsed.Add(bucketSize)
 	}
 	if c.sync {
 		for _, b := range p.list() {
 			if err := t.sync(b); err != nil {
-				return fmt.Errorf("filecache: %w", err)
+				return res.grew, fmt.Errorf("filecache: %w", err)
 			}
 		}
 	}
@@ -691,7 +706,7 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 	case !res.sameKey:
 		c.tentries.Add(1)
 	}
-	return nil
+	return res.grew, nil
 }
 
 // unslot removes key's entry from the table, around the writing of its
@@ -822,7 +837,7 @@ func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 		c.bytes.Add(size)
 		c.entries.Add(1)
 	}
-	if c.bytes.Load() > c.fileBudget {
+	if c.bytes.Load() > c.fileBudget() {
 		c.evict()
 	}
 	return nil

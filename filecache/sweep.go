@@ -283,7 +283,8 @@ func (c *Cache) evict() {
 		return
 	}
 	defer c.evictMu.Unlock()
-	target := c.fileBudget / 10 * 9
+	c.measureTableUse()
+	target := c.fileBudget() / 10 * 9
 	for range 8 {
 		need := c.bytes.Load() - target
 		if need <= 0 {

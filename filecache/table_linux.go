@@ -230,6 +230,16 @@ func (t *table) close() {
 // bytes is the table file's size.
 func (t *table) bytes() int64 { return int64(len(t.mem)) }
 
+// used is the disk the table file holds: the file is sparse, and a
+// bucket's page is allocated at its first write.
+func (t *table) used() int64 {
+	var st unix.Stat_t
+	if err := unix.Fstat(t.fd, &st); err != nil {
+		return t.bytes()
+	}
+	return min(st.Blocks*512, t.bytes())
+}
+
 // pair is where a key may be: either of two buckets (b1 also holds the
 // key's flagFiles), under a tag.
 type pair struct{ b1, b2, tag uint32 }
@@ -520,6 +530,7 @@ func (t *table) slotHeader(b uint32, w int) (header, int, error) {
 
 // putResult is what put displaced.
 type putResult struct {
+	grew    bool // the bucket's page was allocated (its first write)
 	oldLen  int  // the length of the entry replaced or dropped, 0 if none
 	sameKey bool // the entry replaced was the key's own
 	expired bool // the slot reused held an expired entry
@@ -542,6 +553,7 @@ func (t *table) put(p pair, key string, enc []byte, now int64, before func(flags
 		}
 	}
 	b, w := t.chooseWay(p, key, now, &res)
+	res.grew = atomic.LoadUint64(t.seq(b)) == 0
 	if err := t.begin(b); err != nil {
 		return putResult{}, err
 	}

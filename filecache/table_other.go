@@ -26,12 +26,13 @@ type slotRead struct {
 }
 
 type putResult struct {
-	oldLen                    int
-	sameKey, expired, evicted bool
+	oldLen                          int
+	grew, sameKey, expired, evicted bool
 }
 
 const (
 	tableName    = "slots"
+	bucketSize   = 4096
 	maxSlotEntry = 0
 	flagFiles    = 1
 )
@@ -40,6 +41,7 @@ func openTable(string, int64, bool) (*table, error) { return nil, nil }
 
 func (*table) close()       {}
 func (*table) bytes() int64 { return 0 }
+func (*table) used() int64  { return 0 }
 
 type pair struct{ b1, b2, tag uint32 }
 

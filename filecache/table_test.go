@@ -559,3 +559,40 @@ func TestTableRandomDamage(t *testing.T) {
 		})
 	}
 }
+
+// MaxBytes bounds the disk the table and the files hold together, and the
+// table holds only the pages written (its file is sparse): large entries
+// may use what small ones have not, and give it back as the table grows.
+func TestTableBudgetSharesDisk(t *testing.T) {
+	dir := t.TempDir()
+	const budget = 1 << 20
+	c := open(t, dir, Options{MaxBytes: budget}) // a table of up to half
+	large := make([]byte, 10_000)
+	for i := range 80 { // 800 KB: more than half the budget
+		mustSet(t, c, fmt.Sprint("large-", i), large, Never)
+	}
+	if st := c.Stats(); st.Evictions != 0 || st.Entries != 80 {
+		t.Fatalf("80 large entries in an empty table's cache: %d evictions, %d entries", st.Evictions, st.Entries)
+	}
+	for i := range 1000 { // fills most of the table's 127 pages
+		mustSet(t, c, fmt.Sprint("small-", i), []byte("v"), Never)
+	}
+	var files int64
+	for _, f := range entryFiles(t, dir) {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files += fi.Size()
+	}
+	used := c.tab.used()
+	if files+used > budget || used < 100*bucketSize {
+		t.Errorf("on disk: files %d + table %d bytes, budget %d", files, used, budget)
+	}
+	if st := c.Stats(); st.Evictions == 0 {
+		t.Error("the table grew and no file was evicted")
+	}
+	if !get(t, c, "large-79").OK || !get(t, c, "small-999").OK {
+		t.Error("the newest entries were evicted")
+	}
+}

@@ -45,7 +45,18 @@ func (c *Cache) measureTable() error {
 	}
 	c.tbytes.Store(bytes)
 	c.tentries.Store(entries)
+	c.tabUsed.Store(t.used())
 	return nil
+}
+
+// measureTableUse re-reads the disk the table holds, which other
+// processes' writes grow too.
+func (c *Cache) measureTableUse() {
+	c.tabMu.RLock()
+	defer c.tabMu.RUnlock()
+	if c.tab != nil {
+		c.tabUsed.Store(c.tab.used())
+	}
 }
 
 // sweepTable removes the table's expired and damaged entries and
@@ -96,6 +107,7 @@ func (c *Cache) sweepTable(ctx context.Context) (removed int, bad []*CorruptErro
 	}
 	c.tbytes.Store(bytes)
 	c.tentries.Store(entries)
+	c.tabUsed.Store(t.used())
 	return removed, bad, nil
 }
 
