@@ -59,10 +59,11 @@
 // A bucket remembers (a flag, never cleared while the table lives) that
 // some key of it may have an entry file: a large entry, or a file written
 // before the table existed (Open flags those). A Get that misses the table
-// looks for a file only then, and a small Set removes the key's file
-// first, so an old large entry cannot come back when its successor leaves
-// the table; a large Set removes the key's slot before and after writing
-// its file. A cache with many large entries thus flags many buckets, and
+// looks for a file only then. A small Set removes the key's file before
+// writing its slot, and a large Set removes the key's slot as it renames
+// its file into place, both under the key's two bucket locks: the two
+// steps of either are one step to the other, so an old value never comes
+// back when its successor leaves the table. A cache with many large entries thus flags many buckets, and
 // its misses there cost a failed open, as before the table. Every process
 // sharing the directory must use a build with the table: an older one
 // writes and reads files only.
@@ -140,12 +141,14 @@
 //
 // # Size budget
 //
-// Options.MaxBytes (256 MiB by default) bounds the disk the table and the
-// entry files hold together. The table's file is sparse: it holds the
-// pages of the buckets written so far (it evicts within buckets once they
-// are full, above), and the files get the rest, at least a quarter of
-// MaxBytes (should another process have made a larger table), so a cache
-// of mostly large entries is not held to half its budget by a table it
+// Options.MaxBytes (256 MiB by default) bounds the table and the entry
+// files together, the files counted by their sizes (a small file holds a
+// whole block on disk) and the table by the disk it holds. Its file is
+// sparse: it holds the pages of the buckets written so far (it evicts
+// within buckets once they are full, above), and the files get the rest,
+// at least a quarter of MaxBytes (TableBytes is at most three quarters of
+// it, but another process may have made a larger table), so a cache of
+// mostly large entries is not held to half its budget by a table it
 // barely uses. Open measures the directory once; Set and Delete maintain
 // the files' total, and so do walks, which re-measure it and the table.
 // Other processes' writes are seen at the next walk. When a Set takes the

@@ -49,17 +49,20 @@ var (
 
 // Options configures a Cache. The zero value is usable.
 type Options struct {
-	// MaxBytes is the size budget of the entry files, 0 for
-	// DefaultMaxBytes. When a Set takes the cache over it, that Set evicts
-	// entries down to 90% of it: those expiring soonest first, then the
-	// least recently used.
+	// MaxBytes is the size budget of the slot table and the entry files
+	// together, 0 for DefaultMaxBytes (see the package doc, Size budget):
+	// the table evicts within its buckets once they are full; the files
+	// get what the table's written pages leave, and a Set that takes them
+	// over it evicts files down to 90% of it, those expiring soonest
+	// first, then the least recently used.
 	MaxBytes int64
 	// DefaultExpire is the expiry of a Set with expire 0; 0 for
 	// DefaultExpire (1h).
 	DefaultExpire time.Duration
-	// Sync makes Set fsync the entry before renaming it into place and the
-	// directory after. Off by default: the rename is atomic either way, so
-	// a crash never exposes a torn entry under a key's name; without Sync
+	// Sync makes Set msync a small entry's bucket, and fsync a large
+	// entry before renaming it into place and the directory after. Off
+	// by default: the rename is atomic either way, so a crash never
+	// exposes a torn entry under a key's name; without Sync
 	// a power loss may lose the latest writes (and a file system without
 	// ordered data may leave an empty or torn file, which reads as a
 	// corrupt entry and is dropped alone).
@@ -188,8 +191,8 @@ func openDir(dir string, opts Options, create bool) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filecache: %w", err)
 	}
-	if opts.MaxBytes < 0 || opts.DefaultExpire < 0 || opts.SweepEvery < 0 || opts.TableBytes > cmpOr(opts.MaxBytes, DefaultMaxBytes) {
-		return nil, errors.New("filecache: negative option, or TableBytes over MaxBytes")
+	if opts.MaxBytes < 0 || opts.DefaultExpire < 0 || opts.SweepEvery < 0 || opts.TableBytes > cmpOr(opts.MaxBytes, DefaultMaxBytes)/4*3 {
+		return nil, errors.New("filecache: negative option, or TableBytes over three quarters of MaxBytes")
 	}
 	c := &Cache{
 		root:          root,
@@ -418,7 +421,7 @@ func (c *Cache) getSlot(sum *[32]byte, key string) (v []byte, ok, done bool, bad
 	if err != nil {
 		return nil, false, true, nil, fmt.Errorf("filecache: %w", err)
 	}
-	if r.corrupt >= 0 {
+	if r.corrupt >= 0 && !t.readOnly() {
 		derr, err := t.dropCorrupt(r.cb, r.corrupt, p.tag)
 		if err != nil {
 			return nil, false, true, nil, fmt.Errorf("filecache: %w", err)
@@ -437,6 +440,9 @@ func (c *Cache) getSlot(sum *[32]byte, key string) (v []byte, ok, done bool, bad
 	// writing the file), live or not: the answer is here.
 	now := c.now().UnixNano()
 	if expireAt(r.access, e.ttl) <= now {
+		if t.readOnly() {
+			return nil, false, true, bad, nil // a process that may write removes it
+		}
 		n, err := t.remove(p, key, func(h header, access int64) bool { return expireAt(access, h.ttl) > now })
 		if err != nil {
 			return nil, false, true, bad, fmt.Errorf("filecache: %w", err)
@@ -629,33 +635,50 @@ func (c *Cache) put(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 		}
 		return err
 	}
+	table := c.tab != nil
+	c.tabMu.RUnlock()
 	if size > c.fileBudget() {
-		c.tabMu.RUnlock()
 		return ErrTooLarge
 	}
-	// Before the file is written, the key's bucket is marked as having
-	// files, and an entry of the key in the table is removed: were the
-	// process to die (or the cache close) before the end, neither an
-	// unmarked file nor an older entry shadowing the new file remains.
-	table := c.tab != nil
+	var around func(place func() error) error
 	if table {
-		if err := c.unslot(sum, key, true); err != nil {
-			c.tabMu.RUnlock()
+		around = c.placeAround(sum, key)
+	}
+	return c.set(sum, key, value, ttl, size, around)
+}
+
+// placeAround returns how set puts a large entry's file in place: with the
+// key's buckets locked (table.placeFile), so the key's slot goes and its
+// file arrives in one step against small Sets of the key.
+func (c *Cache) placeAround(sum *[32]byte, key string) func(place func() error) error {
+	return func(place func() error) error {
+		c.tabMu.RLock()
+		defer c.tabMu.RUnlock()
+		t := c.tab
+		if t == nil {
+			return ErrClosed
+		}
+		p := t.locate(sum)
+		n, grew, err := t.placeFile(p, key, place)
+		if grew {
+			c.tabUsed.Add(bucketSize)
+		}
+		if n > 0 {
+			c.tentries.Add(-1)
+			c.tbytes.Add(-int64(n))
+		}
+		if err != nil {
 			return err
 		}
+		if c.sync {
+			for _, b := range p.list() {
+				if err := t.sync(b); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
-	c.tabMu.RUnlock()
-	if err := c.set(sum, key, value, ttl, size); err != nil || !table {
-		return err
-	}
-	c.tabMu.RLock()
-	defer c.tabMu.RUnlock()
-	if c.tab == nil {
-		return ErrClosed // closed meanwhile; the file is written
-	}
-	// Again: a small Set of the key may have come in between (its entry
-	// would hide this newer file).
-	return c.unslot(sum, key, false)
 }
 
 // fileBudget is the entry files' share of MaxBytes: what the table's
@@ -709,35 +732,6 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 	return res.grew, nil
 }
 
-// unslot removes key's entry from the table, around the writing of its
-// file, first marking the bucket as having files when mark is set. With
-// Sync, the buckets are on disk when it returns.
-func (c *Cache) unslot(sum *[32]byte, key string, mark bool) error {
-	t := c.tab
-	p := t.locate(sum)
-	if mark {
-		if err := t.markFiles(p.b1); err != nil {
-			return fmt.Errorf("filecache: %w", err)
-		}
-	}
-	n, err := t.remove(p, key, nil)
-	if err != nil {
-		return fmt.Errorf("filecache: %w", err)
-	}
-	if n > 0 {
-		c.tentries.Add(-1)
-		c.tbytes.Add(-int64(n))
-	}
-	if c.sync && (mark || n > 0) {
-		for _, b := range p.list() {
-			if err := t.sync(b); err != nil {
-				return fmt.Errorf("filecache: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
 // removeFile removes the entry file of the key whose SHA-256 is sum, if
 // there is one; with Sync, its directory is on disk when it returns.
 func (c *Cache) removeFile(sum *[32]byte) error {
@@ -763,8 +757,9 @@ func (c *Cache) removeFile(sum *[32]byte) error {
 	return nil
 }
 
-// set writes an entry file Set has validated.
-func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, size int64) error {
+// set writes an entry file Set has validated. around, if not nil, runs
+// the step that puts the file in place (see placeAround).
+func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, size int64, around func(place func() error) error) error {
 	now := c.now()
 	dir, path := c.pathsOf(sum)
 	sp, err := c.takeSpare(dir)
@@ -798,26 +793,41 @@ func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 	}
 	oldSize := int64(-1)
 	swapped := false
-	if !c.noExchange.Load() {
-		switch err := exchange(sp.path, path); {
-		case err == nil:
-			swapped = true
-		case errors.Is(err, fs.ErrNotExist):
-			// A new key: nothing to swap with.
-		default:
-			// EINVAL, ENOSYS...: this file system or kernel cannot.
-			c.noExchange.Store(true)
+	place := func() error {
+		if !c.noExchange.Load() {
+			switch err := exchange(sp.path, path); {
+			case err == nil:
+				swapped = true
+			case errors.Is(err, fs.ErrNotExist):
+				// A new key: nothing to swap with.
+			default:
+				// EINVAL, ENOSYS...: this file system or kernel cannot.
+				c.noExchange.Store(true)
+			}
 		}
+		if !swapped {
+			if old, err := os.Lstat(path); err == nil && old.Mode().IsRegular() {
+				oldSize = old.Size()
+			}
+			if err := os.Rename(sp.path, path); err != nil {
+				return err
+			}
+		}
+		placed = true
+		return nil
 	}
-	if !swapped {
-		if old, err := os.Lstat(path); err == nil && old.Mode().IsRegular() {
-			oldSize = old.Size()
-		}
-		if err := os.Rename(sp.path, path); err != nil {
-			return fmt.Errorf("filecache: %w", err)
-		}
+	if around == nil {
+		err = place()
+	} else {
+		err = around(place)
 	}
-	placed = true
+	if !placed {
+		if err == ErrClosed {
+			return err
+		}
+		return fmt.Errorf("filecache: %w", err)
+	}
+	placeErr := err // placed, but the table's msync failed
 	// Closing releases the temp file's lock; the data is written already,
 	// so a close error has nothing left to report.
 	sp.f.Close()
@@ -839,6 +849,9 @@ func (c *Cache) set(sum *[32]byte, key string, value []byte, ttl time.Duration, 
 	}
 	if c.bytes.Load() > c.fileBudget() {
 		c.evict()
+	}
+	if placeErr != nil {
+		return fmt.Errorf("filecache: %w", placeErr)
 	}
 	return nil
 }

@@ -88,6 +88,7 @@ type table struct {
 	fd      int
 	mem     []byte
 	buckets uint32
+	ro      bool // mapped read-only: every write is errReadOnly
 	mu      [256]sync.Mutex
 }
 
@@ -219,7 +220,7 @@ func mapTable(path string, f *os.File) (*table, error) {
 		unix.Munmap(mem)
 		return nil, fmt.Errorf("filecache: madvise %s: %w", path, err)
 	}
-	return &table{path: path, f: f, fd: fd, mem: mem, buckets: n}, nil
+	return &table{path: path, f: f, fd: fd, mem: mem, buckets: n, ro: prot == unix.PROT_READ}, nil
 }
 
 func (t *table) close() {
@@ -306,6 +307,14 @@ func (t *table) slotBytes(b uint32, w int, n int) []byte {
 	return t.mem[off : off+int64(n) : off+int64(n)]
 }
 
+// errReadOnly is every write's error on a table this process may only
+// read (see openTableFile).
+var errReadOnly = errors.New("the slot table is open read-only (no write permission)")
+
+// readOnly reports whether the table was mapped read-only: Gets then leave
+// expired and damaged slots, and access times, alone.
+func (t *table) readOnly() bool { return t.ro }
+
 // errFault is returned when touching the mapping faulted: the table file
 // was truncated behind our back, or a block could not be allocated.
 var errFault = errors.New("memory fault in the slot table (truncated by another program, or the disk is full)")
@@ -330,6 +339,9 @@ func guard(old bool, err *error) {
 // open-file-description locks on their meta lines across processes, in
 // bucket order.
 func (t *table) lock(bs ...uint32) error {
+	if t.ro {
+		return errReadOnly
+	}
 	st := t.stripes(bs)
 	for _, i := range st {
 		t.mu[i].Lock()
@@ -459,6 +471,11 @@ func (t *table) findIn(b, tag uint32, key string) (slotRead, entry, error) {
 		if atomic.LoadUint64(t.seq(b)) == s1 {
 			return r, e, nil
 		}
+	}
+	if t.ro {
+		// No lock to take: the checksum judges what a writer tore.
+		r, e := t.scan(b, tag, key)
+		return r, e, nil
 	}
 	if err := t.lock(b); err != nil {
 		return slotRead{}, entry{}, err
@@ -698,6 +715,9 @@ func (t *table) dropCorrupt(b uint32, w int, tag uint32) (derr error, err error)
 // if a writer replaced the slot meanwhile, the new entry's access moves
 // to now, which its Set has just done anyway.
 func (t *table) touch(b uint32, w int, now int64) (err error) {
+	if t.ro {
+		return nil
+	}
 	defer guard(debug.SetPanicOnFault(true), &err)
 	atomic.StoreInt64(t.access(b, w), now)
 	return nil
@@ -716,6 +736,43 @@ func (t *table) sync(b uint32) error {
 		return &fs.PathError{Op: "msync", Path: t.path, Err: err}
 	}
 	return nil
+}
+
+// placeFile runs place, the rename that puts key's entry file in place,
+// with p's buckets locked, after marking b1 as having files and removing
+// key's slot: a small Set of the key, which removes the file and writes a
+// slot under the same locks, comes wholly before or after it, and no crash
+// leaves a slot shadowing the file or a file unmarked. It returns the
+// removed slot's length and whether b1's page was allocated.
+func (t *table) placeFile(p pair, key string, place func() error) (n int, grew bool, err error) {
+	defer guard(debug.SetPanicOnFault(true), &err)
+	bs := p.list()
+	if err := t.lock(bs...); err != nil {
+		return 0, false, err
+	}
+	defer t.unlock(bs...)
+	if atomic.LoadUint32(t.flags(p.b1))&flagFiles == 0 {
+		grew = atomic.LoadUint64(t.seq(p.b1)) == 0
+		if err := t.begin(p.b1); err != nil {
+			return 0, false, err
+		}
+		atomic.StoreUint32(t.flags(p.b1), atomic.LoadUint32(t.flags(p.b1))|flagFiles)
+		t.end(p.b1)
+	}
+	for _, b := range bs {
+		for w := range tableWays {
+			if _, ok := t.keyAt(b, w, p.tag, key); !ok {
+				continue
+			}
+			n = t.slotLen(b, w)
+			if err := t.begin(b); err != nil {
+				return 0, grew, err
+			}
+			atomic.StoreUint32(t.tag(b, w), 0)
+			t.end(b)
+		}
+	}
+	return n, grew, place()
 }
 
 // markFiles sets bucket b's flagFiles (see the constant).

@@ -59,7 +59,11 @@ func (*table) touch(uint32, int, int64) error { return nil }
 func (*table) put(pair, string, []byte, int64, func(uint32) error) (putResult, error) {
 	return putResult{}, nil
 }
-func (*table) sync(uint32) error                                                   { return nil }
+func (*table) sync(uint32) error { return nil }
+func (*table) readOnly() bool    { return false }
+func (*table) placeFile(_ pair, _ string, place func() error) (int, bool, error) {
+	return 0, false, place()
+}
 func (*table) markFiles(uint32) error                                              { return nil }
 func (*table) hasFiles(uint32) (bool, error)                                       { return false, nil }
 func (*table) each(func(slotInfo) bool) error                                      { return nil }

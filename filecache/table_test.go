@@ -458,8 +458,9 @@ func TestTableFillsBeforeEvicting(t *testing.T) {
 	}
 }
 
-// A large Set cut short by Close after writing its file leaves no older
-// table entry to shadow the file, and Delete removes both places.
+// A large Set cut short by Close after writing its temp file changes
+// nothing: the key's slot goes and its file arrives in one step, under the
+// key's bucket locks, or neither happens.
 func TestTableLargeSetCutShort(t *testing.T) {
 	dir := t.TempDir()
 	var arm atomic.Bool
@@ -480,15 +481,18 @@ func TestTableLargeSetCutShort(t *testing.T) {
 	arm.Store(true)
 	done := make(chan error)
 	go func() { done <- c.Set("k", large, Never) }()
-	<-entered // in the file's write, the table released
+	<-entered // writing the temp file, the table released
 	c.Close()
 	close(release)
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("the cut Set = %v, want ErrClosed", err)
 	}
 	c = open(t, dir, Options{})
-	if diff := cmp.Diff(got{large, true}, get(t, c, "k")); diff != "" {
+	if diff := cmp.Diff(got{[]byte("small"), true}, get(t, c, "k")); diff != "" {
 		t.Errorf("after re-Open (-want +got):\n%s", diff)
+	}
+	if files := entryFiles(t, dir); len(files) != 0 {
+		t.Errorf("entry files after the cut Set: %v", files)
 	}
 	if err := c.Delete("k"); err != nil {
 		t.Fatal(err)
@@ -594,5 +598,50 @@ func TestTableBudgetSharesDisk(t *testing.T) {
 	}
 	if !get(t, c, "large-79").OK || !get(t, c, "small-999").OK {
 		t.Error("the newest entries were evicted")
+	}
+}
+
+// A table this process may only read (another user's cache, a read-only
+// mount) serves Gets: hits, and expired entries as misses, without writing;
+// writes fail with errReadOnly. (Tests run as root here, whom permissions
+// do not stop: the table is mapped read-only by hand.)
+func TestTableReadOnly(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	dir := t.TempDir()
+	w := open(t, dir, Options{Now: clock})
+	mustSet(t, w, "live", []byte("1"), Never)
+	mustSet(t, w, "short", []byte("2"), time.Minute)
+	r, err := OpenExisting(dir, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	f, err := os.Open(filepath.Join(dir, tableName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := mapTable(f.Name(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tab.close()
+	r.tab = ro
+	mu.Lock()
+	now = now.Add(time.Hour) // "short" expired; a hit would renew "live"
+	mu.Unlock()
+	if diff := cmp.Diff(got{[]byte("1"), true}, get(t, r, "live")); diff != "" {
+		t.Errorf("hit (-want +got):\n%s", diff)
+	}
+	if g := get(t, r, "short"); g.OK {
+		t.Error("expired entry read")
+	}
+	if err := r.Set("k", []byte("v"), 0); !errors.Is(err, errReadOnly) {
+		t.Errorf("Set = %v, want errReadOnly", err)
+	}
+	// The writer still sees "short" (expired, not removed) until it looks.
+	if st := w.Stats(); st.Entries != 2 {
+		t.Errorf("writer's entries %d", st.Entries)
 	}
 }

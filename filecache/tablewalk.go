@@ -15,7 +15,7 @@ import (
 // as having files, so that a Get that misses the table looks for it.
 func (c *Cache) markFile(name string) error {
 	var sum [32]byte
-	if c.tab == nil {
+	if c.tab == nil || c.tab.readOnly() {
 		return nil
 	}
 	if n, err := hex.Decode(sum[:], []byte(name)); err != nil || n != len(sum) {
