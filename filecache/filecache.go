@@ -702,7 +702,12 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 		}
 		// A file may hold an older, large entry of key: it goes first,
 		// or an eviction from the table would bring it back.
-		return c.removeFile(sum)
+		removed, err := c.removeFile(sum)
+		if removed && c.sync {
+			dir, _ := c.pathsOf(sum)
+			err = syncDir(dir)
+		}
+		return err
 	})
 	*bp = enc
 	bufPool.Put(bp)
@@ -733,28 +738,25 @@ func (c *Cache) setSlot(sum *[32]byte, key string, value []byte, ttl time.Durati
 }
 
 // removeFile removes the entry file of the key whose SHA-256 is sum, if
-// there is one; with Sync, its directory is on disk when it returns.
-func (c *Cache) removeFile(sum *[32]byte) error {
-	dir, path := c.pathsOf(sum)
+// there is one, and reports whether it did.
+func (c *Cache) removeFile(sum *[32]byte) (bool, error) {
+	_, path := c.pathsOf(sum)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := c.discard(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	c.bytes.Add(-fi.Size())
 	c.entries.Add(-1)
-	if c.sync {
-		return syncDir(dir)
-	}
-	return nil
+	return true, nil
 }
 
 // set writes an entry file Set has validated. around, if not nil, runs
@@ -954,10 +956,12 @@ func (c *Cache) Delete(key string) error {
 		return ErrClosed
 	}
 	sum := sha256.Sum256([]byte(key))
+	slot := false
 	if t := c.tab; t != nil {
 		p := t.locate(&sum)
 		n, err := t.remove(p, key, nil)
 		if err == nil && n > 0 {
+			slot = true
 			c.deletes.Add(1)
 			c.tentries.Add(-1)
 			c.tbytes.Add(-int64(n))
@@ -970,34 +974,16 @@ func (c *Cache) Delete(key string) error {
 		if !files {
 			return nil
 		}
-		// The key may have a file too (a large Set cut short): it goes,
-		// counted once.
-		if n > 0 {
-			if err := c.removeFile(&sum); err != nil {
-				c.deleteErrors.Add(1)
-				return fmt.Errorf("filecache: %w", err)
-			}
-			return nil
-		}
+		// The key may have a file too (written by a process without the
+		// table): it goes, counted once.
 	}
-	_, path := c.pathsOf(&sum)
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	removed, err := c.removeFile(&sum)
 	if err != nil {
 		c.deleteErrors.Add(1)
 		return fmt.Errorf("filecache: %w", err)
 	}
-	if err := c.discard(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		c.deleteErrors.Add(1)
-		return fmt.Errorf("filecache: %w", err)
+	if removed && !slot {
+		c.deletes.Add(1)
 	}
-	c.deletes.Add(1)
-	c.bytes.Add(-fi.Size())
-	c.entries.Add(-1)
 	return nil
 }

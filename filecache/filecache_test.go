@@ -34,6 +34,16 @@ func mustSet(t testing.TB, c *Cache, key string, v []byte, exp time.Duration) {
 	}
 }
 
+// fakeClock returns a clock for Options.Now, from 2030-01-01 UTC, and
+// what moves it on; safe for concurrent use.
+func fakeClock() (clock func() time.Time, advance func(time.Duration)) {
+	var mu sync.Mutex
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance = func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	return clock, advance
+}
+
 // got is a Get result, for cmp.
 type got struct {
 	V  []byte
@@ -251,10 +261,7 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestExpiryInjectedClock(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock()
 	dir := t.TempDir()
 	c := open(t, dir, Options{Now: clock, DefaultExpire: 10 * time.Second})
 	mustSet(t, c, "a", []byte("1"), 0)

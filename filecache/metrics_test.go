@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,10 +27,7 @@ func keyInShard(c *Cache, dir string) string {
 // The collector exports every counter of Stats, by one Register call, and
 // the file system errors Stats now counts.
 func TestCollector(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock()
 	dir := t.TempDir()
 	c := open(t, dir, Options{Now: clock, MaxBytes: 4096})
 	reg := prometheus.NewRegistry()
@@ -140,10 +136,7 @@ tradecache_filecache_temp_removed_total{dir=%[1]q} 0
 // Inspect reports what the directory holds, whichever process wrote it,
 // and changes nothing.
 func TestInspect(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock()
 	dir := t.TempDir()
 	c := open(t, dir, Options{Now: clock, TableBytes: -1}) // entry files; TestTableInspect has slots
 	mustSet(t, c, "old", []byte("1"), time.Hour)           // the least recently used

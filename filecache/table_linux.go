@@ -668,22 +668,32 @@ func (t *table) remove(p pair, key string, keep func(h header, access int64) boo
 		return 0, err
 	}
 	defer t.unlock(bs...)
+	return t.removeLocked(bs, p.tag, key, keep)
+}
+
+// removeLocked is remove with the locks of buckets bs held.
+func (t *table) removeLocked(bs []uint32, tag uint32, key string, keep func(h header, access int64) bool) (int, error) {
 	for _, b := range bs {
 		for w := range tableWays {
-			h, ok := t.keyAt(b, w, p.tag, key)
+			h, ok := t.keyAt(b, w, tag, key)
 			if !ok || keep != nil && keep(h, atomic.LoadInt64(t.access(b, w))) {
 				continue
 			}
 			n := t.slotLen(b, w)
-			if err := t.begin(b); err != nil {
-				return 0, err
-			}
-			atomic.StoreUint32(t.tag(b, w), 0)
-			t.end(b)
-			return n, nil
+			return n, t.clear(b, w)
 		}
 	}
 	return 0, nil
+}
+
+// clear empties slot w of bucket b, whose lock is held.
+func (t *table) clear(b uint32, w int) error {
+	if err := t.begin(b); err != nil {
+		return err
+	}
+	atomic.StoreUint32(t.tag(b, w), 0)
+	t.end(b)
+	return nil
 }
 
 // dropCorrupt clears slot w of bucket b if, under the lock, it still holds
@@ -703,11 +713,9 @@ func (t *table) dropCorrupt(b uint32, w int, tag uint32) (derr error, err error)
 	} else if _, derr = decodeEntry(t.slotBytes(b, w, n)); derr == nil {
 		return nil, nil
 	}
-	if err := t.begin(b); err != nil {
+	if err := t.clear(b, w); err != nil {
 		return nil, err
 	}
-	atomic.StoreUint32(t.tag(b, w), 0)
-	t.end(b)
 	return derr, nil
 }
 
@@ -751,26 +759,12 @@ func (t *table) placeFile(p pair, key string, place func() error) (n int, grew b
 		return 0, false, err
 	}
 	defer t.unlock(bs...)
-	if atomic.LoadUint32(t.flags(p.b1))&flagFiles == 0 {
-		grew = atomic.LoadUint64(t.seq(p.b1)) == 0
-		if err := t.begin(p.b1); err != nil {
-			return 0, false, err
-		}
-		atomic.StoreUint32(t.flags(p.b1), atomic.LoadUint32(t.flags(p.b1))|flagFiles)
-		t.end(p.b1)
+	grew, err = t.markLocked(p.b1)
+	if err != nil {
+		return 0, false, err
 	}
-	for _, b := range bs {
-		for w := range tableWays {
-			if _, ok := t.keyAt(b, w, p.tag, key); !ok {
-				continue
-			}
-			n = t.slotLen(b, w)
-			if err := t.begin(b); err != nil {
-				return 0, grew, err
-			}
-			atomic.StoreUint32(t.tag(b, w), 0)
-			t.end(b)
-		}
+	if n, err = t.removeLocked(bs, p.tag, key, nil); err != nil {
+		return 0, grew, err
 	}
 	return n, grew, place()
 }
@@ -785,12 +779,23 @@ func (t *table) markFiles(b uint32) (err error) {
 		return err
 	}
 	defer t.unlock(b)
+	_, err = t.markLocked(b)
+	return err
+}
+
+// markLocked sets bucket b's flagFiles, its lock held; grew reports that
+// it allocated the bucket's page (its first write).
+func (t *table) markLocked(b uint32) (grew bool, err error) {
+	if atomic.LoadUint32(t.flags(b))&flagFiles != 0 {
+		return false, nil
+	}
+	grew = atomic.LoadUint64(t.seq(b)) == 0
 	if err := t.begin(b); err != nil {
-		return err
+		return false, err
 	}
 	atomic.StoreUint32(t.flags(b), atomic.LoadUint32(t.flags(b))|flagFiles)
 	t.end(b)
-	return nil
+	return grew, nil
 }
 
 // slotInfo describes one occupied slot for walks.
@@ -871,10 +876,8 @@ func (t *table) dropIf(s slotInfo, cond func(h header, n int, access int64, herr
 	if acc != s.access || n != s.n || !cond(h, n, acc, herr) {
 		return false, nil
 	}
-	if err := t.begin(s.b); err != nil {
+	if err := t.clear(s.b, s.w); err != nil {
 		return false, err
 	}
-	atomic.StoreUint32(t.tag(s.b, s.w), 0)
-	t.end(s.b)
 	return true, nil
 }

@@ -114,10 +114,7 @@ func TestTableHoldsSmallEntries(t *testing.T) {
 // within the slack), an entry expires after its expiry without a hit, and
 // Sweep removes it.
 func TestTableRenewal(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock()
 	c := open(t, t.TempDir(), Options{Now: clock})
 	mustSet(t, c, "k", []byte("v"), time.Hour)
 	mustSet(t, c, "other", []byte("w"), time.Hour)
@@ -606,9 +603,7 @@ func TestTableBudgetSharesDisk(t *testing.T) {
 // writes fail with errReadOnly. (Tests run as root here, whom permissions
 // do not stop: the table is mapped read-only by hand.)
 func TestTableReadOnly(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock, advance := fakeClock()
 	dir := t.TempDir()
 	w := open(t, dir, Options{Now: clock})
 	mustSet(t, w, "live", []byte("1"), Never)
@@ -628,9 +623,7 @@ func TestTableReadOnly(t *testing.T) {
 	}
 	r.tab.close()
 	r.tab = ro
-	mu.Lock()
-	now = now.Add(time.Hour) // "short" expired; a hit would renew "live"
-	mu.Unlock()
+	advance(time.Hour) // "short" expired; a hit would renew "live"
 	if diff := cmp.Diff(got{[]byte("1"), true}, get(t, r, "live")); diff != "" {
 		t.Errorf("hit (-want +got):\n%s", diff)
 	}
