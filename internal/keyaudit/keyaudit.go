@@ -76,8 +76,36 @@ type Report struct {
 // OK reports whether every key has a TTL.
 func (r Report) OK() bool { return r.NoTTLCount == 0 }
 
-// Audit scans the keyspace of client.
+// Audit scans the keyspace of client. On a cluster whose slots move while
+// it scans (a failover: a node it listed as master answers MOVED), it
+// starts again from the new masters, up to three times in all.
 func Audit(ctx context.Context, client valkey.Client, opt Options) (Report, error) {
+	for attempt := 1; ; attempt++ {
+		rep, err := audit(ctx, client, opt)
+		if err == nil || !moved(err) || attempt == 3 {
+			return rep, err
+		}
+		select {
+		case <-ctx.Done():
+			return rep, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// moved reports whether err is a MOVED or ASK reply: the slot left the
+// node asked.
+func moved(err error) bool {
+	var ve *valkey.ValkeyError
+	if !errors.As(err, &ve) {
+		return false
+	}
+	_, m := ve.IsMoved()
+	_, a := ve.IsAsk()
+	return m || a
+}
+
+func audit(ctx context.Context, client valkey.Client, opt Options) (Report, error) {
 	start := time.Now()
 	if opt.Match == "" {
 		opt.Match = "*"

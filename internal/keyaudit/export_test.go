@@ -1,0 +1,4 @@
+package keyaudit
+
+// Moved is moved, for the external tests.
+var Moved = moved
