@@ -10,13 +10,35 @@ import (
 	"time"
 )
 
-// Benchmarks run against caches pre-filled once per size and shared by
-// the three benchmarks (filling 100k entries takes a while), in
+// Benchmarks run against caches pre-filled once per size and layout and
+// shared by the benchmarks (filling 100k entries takes a while), in
 // directories removed by TestMain.
 var (
 	benchMu   sync.Mutex
-	benchDirs = map[int]string{}
+	benchDirs = map[benchCache]string{}
 )
+
+// benchCache is a pre-filled cache: n entries, stored as layout says.
+type benchCache struct {
+	n      int
+	layout layout
+}
+
+// layout is how a benchmark's cache stores its entries.
+type layout int
+
+const (
+	inTable layout = iota // the slot table, the default
+	inFiles               // a file per entry (TableBytes -1)
+)
+
+func (l layout) options() Options {
+	o := Options{} // DefaultMaxBytes: a table of 128 MiB, as tradecache bench filecache uses
+	if l == inFiles {
+		o.TableBytes = -1
+	}
+	return o
+}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -30,18 +52,23 @@ const benchValue = 256
 
 func benchKey(i int) string { return "bench:" + strconv.Itoa(i) }
 
-// prefilled returns a cache holding n entries of benchValue bytes.
-func prefilled(b *testing.B, n int) *Cache {
+// prefilled returns a cache holding n entries of benchValue bytes, in the
+// slot table.
+func prefilled(b *testing.B, n int) *Cache { return prefilledAs(b, n, inTable) }
+
+// prefilledAs returns a cache holding n entries of benchValue bytes,
+// stored as l says.
+func prefilledAs(b *testing.B, n int, l layout) *Cache {
 	benchMu.Lock()
 	defer benchMu.Unlock()
-	dir, ok := benchDirs[n]
+	dir, ok := benchDirs[benchCache{n, l}]
 	if !ok {
 		var err error
 		if dir, err = os.MkdirTemp("", "filecache-bench-"); err != nil {
 			b.Fatal(err)
 		}
-		benchDirs[n] = dir
-		c, err := Open(dir, Options{MaxBytes: 1 << 30})
+		benchDirs[benchCache{n, l}] = dir
+		c, err := Open(dir, l.options())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -59,7 +86,7 @@ func prefilled(b *testing.B, n int) *Cache {
 		wg.Wait()
 		c.Close()
 	}
-	c, err := Open(dir, Options{MaxBytes: 1 << 30})
+	c, err := Open(dir, l.options())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,7 +174,7 @@ func BenchmarkSetNew(b *testing.B) {
 func BenchmarkKernelFloor(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(sizeName(n), func(b *testing.B) {
-			c := prefilled(b, n)
+			c := prefilledAs(b, n, inFiles)
 			paths := make([]string, n)
 			for i := range paths {
 				_, paths[i] = c.paths(benchKey(i))
