@@ -638,3 +638,33 @@ func TestTableReadOnly(t *testing.T) {
 		t.Errorf("writer's entries %d", st.Entries)
 	}
 }
+
+// A new key takes its preferred slot (the one a lookup loads ahead of
+// the tags) in the bucket chosen whenever that slot is empty, and
+// another empty slot of it otherwise.
+func TestTablePreferredSlot(t *testing.T) {
+	c := open(t, t.TempDir(), Options{})
+	preferred, other := 0, 0
+	for i := range 300 {
+		k := fmt.Sprint("key-", i)
+		sum := sha256.Sum256([]byte(k))
+		p := c.tab.locate(&sum)
+		free := map[uint32]bool{}
+		for _, b := range p.list() {
+			free[b] = atomic.LoadUint32(c.tab.tag(b, p.way())) == 0
+		}
+		mustSet(t, c, k, []byte(k), Never)
+		b, w := slotOf(t, c, k)
+		switch {
+		case w == p.way():
+			preferred++
+		case free[b]:
+			t.Errorf("%s in slot %d of bucket %d, its preferred slot %d empty", k, w, b, p.way())
+		default:
+			other++
+		}
+	}
+	if preferred < 200 {
+		t.Errorf("%d of 300 keys in their preferred slot, %d elsewhere", preferred, other)
+	}
+}
