@@ -22,6 +22,7 @@ type DirStats struct {
 	Other        int64 // files in the shard directories that are not the cache's
 	MaxBytes     int64 // this handle's size budget (Options.MaxBytes)
 	TableBytes   int64 // the slot table file's size, 0 without one
+	TableUsed    int64 // the disk the table's written pages hold (its file is sparse)
 	// OldestAccess is the last access of the least recently used live
 	// entry; zero when there is none.
 	OldestAccess time.Time

@@ -143,7 +143,7 @@ func (c *Cache) inspectTable(s *DirStats, oldest *int64) error {
 	if t == nil {
 		return nil
 	}
-	s.TableBytes = t.bytes()
+	s.TableBytes, s.TableUsed = t.bytes(), t.used()
 	now := c.now().UnixNano()
 	err := t.each(func(x slotInfo) bool {
 		switch {

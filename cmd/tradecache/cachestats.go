@@ -54,6 +54,7 @@ func cacheStats(ctx context.Context, e *env, args []string) error {
 	rep.Add("temp_files", float64(s.TempFiles), "files")
 	rep.Add("other_files", float64(s.Other), "files")
 	rep.Add("table_bytes", float64(s.TableBytes), "bytes")
+	rep.Add("table_used_bytes", float64(s.TableUsed), "bytes")
 	if !s.OldestAccess.IsZero() {
 		rep.Add("oldest_access_age", benchfmt.Round(time.Since(s.OldestAccess).Seconds(), 3), "s")
 	}
