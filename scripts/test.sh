@@ -3,8 +3,9 @@
 # It installs what the tests need when it is missing (scripts/install-tools.sh:
 # redis-server from Debian's packages, staticcheck from the Go module proxy
 # into bin/), then runs
-# go vet, staticcheck and every test under the race detector, then the
-# Redis-facing packages' tests again on a three-master Redis Cluster. Tests start
+# go vet, staticcheck and every test under the race detector, every
+# benchmark once, then the Redis-facing packages' tests again on a
+# three-master Redis Cluster. Tests start
 # their own redis-server on free loopback ports; nothing else is required.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,11 @@ echo "== staticcheck" >&2
 staticcheck ./...
 echo "== go test -race" >&2
 go test -race -count=1 -timeout 15m ./...
+
+# Every Go benchmark once (-benchtime 1x), so that none rots unnoticed;
+# the figures themselves come from full runs (BENCHMARKS.md).
+echo "== go test -bench . -benchtime 1x" >&2
+go test -run '^$' -bench . -benchtime 1x -count=1 -timeout 10m ./...
 
 # The same tests of every package that talks to Redis, on three-master
 # Redis Clusters (internal/testenv starts them; keys named for a cluster).
