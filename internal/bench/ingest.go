@@ -14,6 +14,7 @@ import (
 
 	"github.com/valkey-io/valkey-go"
 
+	"github.com/tradecache/tradecache/bus"
 	"github.com/tradecache/tradecache/cache"
 	"github.com/tradecache/tradecache/exchange"
 	"github.com/tradecache/tradecache/exchange/binance"
@@ -48,6 +49,10 @@ type IngestOptions struct {
 	Follower bool
 	// FlushEvery is the node's buffer → Redis period; 0: its default.
 	FlushEvery time.Duration
+	// Events publishes what the node writes as events on a Redis channel,
+	// as serve's leader does for /ws and strategies (a kline, ticker or
+	// book ticker event per write).
+	Events bool
 	// Replay sends the kline streams from templates as fast as the node
 	// reads them, instead of the simulator's market (which REST and the
 	// other streams still come from); UpdateEvery is then unused.
@@ -151,8 +156,24 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	// The simulated exchange does not limit REST weight: the backfill of a
 	// thousand series need not take the minutes production's budget gives
 	// it.
+	var events marketdata.EventPublisher
+	if o.Events {
+		ch, err := reg.Channel("bench")
+		if err != nil {
+			return nil, err
+		}
+		rb, err := bus.NewRedis(tc, bus.RedisConfig{Channel: ch, Publisher: "bench", Logger: discardLogger()})
+		if err != nil {
+			return nil, err
+		}
+		bctx, stopBus := context.WithCancel(ctx)
+		busDone := make(chan struct{})
+		go func() { rb.Run(bctx); close(busDone) }()
+		defer func() { stopBus(); <-busDone }()
+		events = rb
+	}
 	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger(), FlushEvery: o.FlushEvery,
-		Integrity: marketdata.Integrity{WeightPerMinute: 100000, Concurrency: 8}},
+		Integrity: marketdata.Integrity{WeightPerMinute: 100000, Concurrency: 8}, Events: events},
 		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
 	if err != nil {
 		return nil, err
@@ -174,6 +195,7 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	rep.Add("ingest.streams", float64(series), "kline streams")
 	rep.Add("ingest.sim_process", boolFigure(len(o.SimCommand) > 0), "bool")
 	rep.Add("ingest.replay", boolFigure(o.Replay), "bool")
+	rep.Add("ingest.events_published", boolFigure(o.Events), "bool")
 	if o.Follower {
 		// The holder's lease renewals are in the figure too: a follower's
 		// own cost is at most it.
