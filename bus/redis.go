@@ -143,7 +143,10 @@ func globEscape(s string) string {
 // PublishAsync is for callers that must not wait at all: it encodes the
 // event and puts it in a bounded queue (AsyncQueue events) that Run drains
 // in order; when the queue is full the event is dropped and counted in
-// Stats.DroppedAsync. Without Run the queue only fills.
+// Stats.DroppedAsync. Without Run the queue only fills. Run sends what has
+// queued in one pipeline (up to maxAsyncBatch events or maxAsyncBytes, in
+// order, within one PublishTimeout): a leader publishing thousands of
+// events a second then pays a round trip per flush, not per event.
 //
 // On a Redis Cluster the bus publishes with sharded pub/sub: SPUBLISH on
 // Channel itself, which lives on the master of the channel name's slot,
@@ -223,18 +226,76 @@ func (r *Redis) send(ctx context.Context, ev Event, compressed bool) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	cmd := cl.B().Publish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
-	if cl.Mode() == valkey.ClientModeCluster {
-		// Sharded: the message goes to the channel's slot alone instead of
-		// being broadcast over the whole cluster bus.
-		cmd = cl.B().Spublish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
-	}
-	if err := cl.Do(cctx, cmd).Error(); err != nil {
+	if err := cl.Do(cctx, r.publishCmd(cl, ev)).Error(); err != nil {
 		r.st.publishErrors.Add(1)
 		return fmt.Errorf("bus: publish %s: %w", ev.Name, err)
 	}
 	r.st.countPublished(compressed)
 	return nil
+}
+
+// Bounds of one pipeline of queued events that Run sends.
+const (
+	maxAsyncBatch = 256
+	maxAsyncBytes = 1 << 20
+)
+
+// takeAsync appends to batch, which holds one event, the events queued
+// behind it, within maxAsyncBatch and maxAsyncBytes.
+func (r *Redis) takeAsync(batch []asyncEvent) []asyncEvent {
+	size := len(batch[0].ev.Raw)
+	for len(batch) < maxAsyncBatch && size < maxAsyncBytes {
+		select {
+		case a := <-r.async:
+			batch = append(batch, a)
+			size += len(a.ev.Raw)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// sendBatch publishes events in one pipeline, in order, within one
+// PublishTimeout, and counts each one published or failed. It returns the
+// first error.
+func (r *Redis) sendBatch(ctx context.Context, batch []asyncEvent) error {
+	if len(batch) == 1 {
+		return r.send(ctx, batch[0].ev, batch[0].compressed)
+	}
+	cl := r.src.Redis()
+	if cl == nil {
+		r.st.publishErrors.Add(uint64(len(batch)))
+		return fmt.Errorf("bus: publish %d events: %w", len(batch), ErrUnavailable)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	defer cancel()
+	cmds := make(valkey.Commands, len(batch))
+	for i, a := range batch {
+		cmds[i] = r.publishCmd(cl, a.ev)
+	}
+	var first error
+	for i, res := range cl.DoMulti(cctx, cmds...) {
+		if err := res.Error(); err != nil {
+			r.st.publishErrors.Add(1)
+			if first == nil {
+				first = fmt.Errorf("bus: publish %s: %w", batch[i].ev.Name, err)
+			}
+			continue
+		}
+		r.st.countPublished(batch[i].compressed)
+	}
+	return first
+}
+
+// publishCmd is the command that publishes ev on the channel.
+func (r *Redis) publishCmd(cl valkey.Client, ev Event) valkey.Completed {
+	if cl.Mode() == valkey.ClientModeCluster {
+		// Sharded: the message goes to the channel's slot alone instead of
+		// being broadcast over the whole cluster bus.
+		return cl.B().Spublish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
+	}
+	return cl.B().Publish().Channel(r.cfg.Channel).Message(valkey.BinaryString(ev.Raw)).Build()
 }
 
 // PublishAsync encodes data as event "<mode>.<name>" and queues it for Run
@@ -261,6 +322,7 @@ func (r *Redis) PublishAsync(name string, data any) error {
 // queued then are dropped and counted.
 func (r *Redis) Run(ctx context.Context) error {
 	failing := false
+	var batch []asyncEvent
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,7 +335,9 @@ func (r *Redis) Run(ctx context.Context) error {
 				}
 			}
 		case a := <-r.async:
-			err := r.send(ctx, a.ev, a.compressed)
+			batch = r.takeAsync(append(batch[:0], a))
+			err := r.sendBatch(ctx, batch)
+			clear(batch) // the events' payloads are garbage now
 			switch {
 			case err != nil && !failing && ctx.Err() == nil:
 				failing = true

@@ -375,3 +375,33 @@ func TestCollector(t *testing.T) {
 		}
 	}
 }
+
+// Events queued while Run was not draining (a burst, a slow Redis) go out
+// in pipelines of many: all of them, in order, each counted.
+func TestRedisPublishAsyncBurst(t *testing.T) {
+	r := testenv.Shared(t)
+	ch := testenv.Prefix(t) + "8080:channel:1"
+	sub, _ := newRedisBus(t, r, bus.RedisConfig{Channel: ch})
+	rec := record(t, sub, nil)
+	ready(t, sub, rec)
+
+	pub, err := bus.NewRedis(startCache(t, r), bus.RedisConfig{Channel: ch, AsyncQueue: 1000, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600 // more than one pipeline's worth
+	for i := range n {
+		if err := pub.PublishAsync("burst", seqMsg{Seq: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named("live.burst")) >= n }, "got %d of %d queued events", len(rec.named("live.burst")), n)
+	checkSeqs(t, rec, "live.burst", 1, n)
+	if s := pub.Stats(); s.Published != n || s.PublishErrors != 0 || s.AsyncQueued != 0 {
+		t.Errorf("after the burst: %+v; want %d published", s, n)
+	}
+}
