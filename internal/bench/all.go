@@ -42,7 +42,7 @@ type AllOptions struct {
 //	fanout.*       1,000 /ws clients of 200-byte events, 1,000 events/s (1M messages/s)
 //	ingest.*       exchange streams → leader → Redis, as fast as the exchange sends
 //	replay.*       the same node fed recorded-style kline frames as fast as it reads them: its own limit
-//	cadence.*      1,000 kline streams at Binance's 250 ms: the node's CPU as follower and leader
+//	cadence.*      1,000 kline streams at Binance's 250 ms: the node's CPU as follower and leader (publishing events, as serve)
 func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	if o.Cache.Redis == nil {
 		return nil, fmt.Errorf("bench all: needs Redis (the cache and ingest benches measure it)")
@@ -110,7 +110,7 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	// machine could not tick 1,000 streams every 250 ms, and a run would
 	// see seconds without a frame.
 	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: max(int(500*math.Min(o.Scale, 1)), 10), UpdateEvery: 250 * time.Millisecond, Duration: max(d(20*time.Second), time.Second),
-		Follower: true, SimCommand: o.IngestSimCommand, Log: o.Log})
+		Follower: true, Events: true, SimCommand: o.IngestSimCommand, Log: o.Log})
 	if err != nil {
 		return rep, err
 	}
