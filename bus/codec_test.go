@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tradecache/tradecache/bus"
+	"github.com/tradecache/tradecache/exchange"
 )
 
 func TestEncodeDecode(t *testing.T) {
@@ -258,6 +259,93 @@ func TestDecodePythonPayloads(t *testing.T) {
 		}
 		if !sameJSON(t, ev.Data, []byte(want)) {
 			t.Errorf("%s: data %s, want %s", name, ev.Data, want)
+		}
+	}
+}
+
+// oracleEnvelope is what encoding/json makes of the envelope Encode
+// builds by hand.
+func oracleEnvelope(t testing.TB, publisher, event string, data any, compress bool) []byte {
+	t.Helper()
+	id, _ := json.Marshal(publisher)
+	plain, err := json.Marshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := bus.Envelope{ID: id, Event: event, Data: plain}
+	if compress {
+		raw, err := bus.Encode(publisher, event, data, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bus.Envelope
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		env.IsCompressed, env.Data = true, got.Data // gzip's bytes are Encode's own
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Encode writes the envelope, and the payloads that encode themselves
+// (exchange's AppendJSON), byte for byte as encoding/json would.
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	k := exchange.Kline{Symbol: "BTC<USDT>&\u2028", Interval: "1m", OpenTime: 1700000000000, Open: "1.5", High: "2", Low: "1e-9", Close: "<1e21>", Volume: "3", Closed: true}
+	var nilKline *exchange.Kline
+	for name, data := range map[string]any{
+		"kline":       &k,
+		"ticker":      &exchange.Ticker24h{Symbol: "ETHUSDT", LastPrice: "3000.25"},
+		"book ticker": &exchange.BookTicker{Symbol: "ETHUSDT", BidPrice: "1", AskPrice: "2"},
+		"nil kline":   nilKline,
+		"kline value": k,
+		"map":         map[string]any{"a": "<b>", "n": 1.5},
+		"raw":         json.RawMessage(` { "x" : [1, 2] } `),
+		"string":      "plain",
+		"nil":         nil,
+	} {
+		for _, compress := range []bool{false, true} {
+			got, err := bus.Encode("node-<1>", "live.kline", data, compress)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if want := oracleEnvelope(t, "node-<1>", "live.kline", data, compress); !bytes.Equal(got, want) {
+				t.Errorf("%s compress=%v:\n got %s\nwant %s", name, compress, got, want)
+			}
+		}
+	}
+}
+
+func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
+	f.Add("node-a", "live.kline", "BTCUSDT", "1m", int64(1700000000000), "64000.5", true)
+	f.Add("\u2028", "live.<x>", "a\"b\\c", "", int64(-1), "\xff&", false)
+	f.Fuzz(func(t *testing.T, pub, event, sym, iv string, open int64, price string, closed bool) {
+		if event == "" {
+			return
+		}
+		k := &exchange.Kline{Symbol: sym, Interval: iv, OpenTime: open, Open: price, Close: price, Closed: closed}
+		got, err := bus.Encode(pub, event, k, false)
+		if err != nil {
+			return // invalid UTF-8 names are refused, as before
+		}
+		if want := oracleEnvelope(t, pub, event, k, false); !bytes.Equal(got, want) {
+			t.Errorf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// BenchmarkEncodeKline is a leader's cost per kline event: the envelope of
+// an exchange.Kline.
+func BenchmarkEncodeKline(b *testing.B) {
+	k := &exchange.Kline{Symbol: "BTCUSDT", Interval: "1m", OpenTime: 1700000000000, CloseTime: 1700000059999, Open: "64000.10", High: "64010.00",
+		Low: "63990.50", Close: "64005.20", Volume: "123.456", QuoteVolume: "7901234.5", Trades: 1234, TakerBuyBase: "60.1", TakerBuyQuote: "3846000.1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bus.Encode("node-a", "live.kline", k, false); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

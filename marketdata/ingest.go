@@ -362,7 +362,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				n.st.KlinesWritten.Add(uint64(len(ks)))
 				n.lat.record(time.Since(oldest[st]))
 				for _, k := range ks {
-					n.publish("kline", k)
+					n.publish("kline", &k) // by pointer: its AppendJSON encodes it
 				}
 			}
 		})
@@ -381,7 +381,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 					fail(ws[i].key, err)
 					continue
 				}
-				n.publish("ticker", ts[i])
+				n.publish("ticker", &ts[i])
 			}
 		})
 	}
@@ -406,7 +406,7 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 			}
 			n.repaired(b.sg, key, rp)
 			for _, bt := range books {
-				n.publish("book_ticker", bt)
+				n.publish("book_ticker", &bt)
 			}
 		})
 	}
