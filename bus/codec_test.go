@@ -349,3 +349,20 @@ func BenchmarkEncodeKline(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeKline is every node's cost per kline event received on
+// the channel: Decode of its envelope.
+func BenchmarkDecodeKline(b *testing.B) {
+	k := &exchange.Kline{Symbol: "BTCUSDT", Interval: "1m", OpenTime: 1700000000000, CloseTime: 1700000059999, Open: "64000.10", High: "64010.00",
+		Low: "63990.50", Close: "64005.20", Volume: "123.456", QuoteVolume: "7901234.5", Trades: 1234, TakerBuyBase: "60.1", TakerBuyQuote: "3846000.1"}
+	raw, err := bus.Encode("node-a", "live.kline", k, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bus.Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
