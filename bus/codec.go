@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tradecache/tradecache/exchange"
 )
 
 // MaxDecompressed bounds the payload Decode inflates from a compressed
@@ -48,10 +49,10 @@ func encode(publisher, event string, data any, compress bool, above int) (raw, p
 	if !utf8.ValidString(event) || !utf8.ValidString(publisher) {
 		return nil, nil, false, fmt.Errorf("bus: encode %q: event name or publisher is not valid UTF-8", event)
 	}
-	if a, ok := data.(jsonAppender); ok && !nilPointer(data) {
-		plain = a.AppendJSON(make([]byte, 0, 512))
-	} else if plain, err = json.Marshal(data); err != nil {
-		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	if plain = appendMarket(data); plain == nil {
+		if plain, err = json.Marshal(data); err != nil {
+			return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+		}
 	}
 	if !utf8.Valid(plain) { // a json.RawMessage passes through unchecked
 		return nil, nil, false, fmt.Errorf("bus: encode %s: data is not valid UTF-8", event)
@@ -94,16 +95,28 @@ func appendEnvelope(b, id, name, payload []byte, compressed bool) []byte {
 	return append(b, '}')
 }
 
-// jsonAppender is a value that writes its own JSON, byte for byte what
-// encoding/json writes for it (exchange.Kline, Ticker24h and BookTicker,
-// by pointer): encode calls it instead of encoding/json's reflection, on
-// the path every event of a leader takes.
-type jsonAppender interface{ AppendJSON([]byte) []byte }
-
-// nilPointer reports whether v is a nil pointer (whose JSON is null).
-func nilPointer(v any) bool {
-	r := reflect.ValueOf(v)
-	return r.Kind() == reflect.Pointer && r.IsNil()
+// appendMarket returns the JSON of the exchange's market types (a non-nil
+// *exchange.Kline, *Ticker24h or *BookTicker), written by their AppendJSON
+// byte for byte as encoding/json writes them but without its reflection,
+// on the path every event of a leader takes; nil for any other value.
+// Only these exact types: a type embedding one would have AppendJSON too,
+// and its own fields would be lost.
+func appendMarket(data any) []byte {
+	switch v := data.(type) {
+	case *exchange.Kline:
+		if v != nil {
+			return v.AppendJSON(make([]byte, 0, 512))
+		}
+	case *exchange.Ticker24h:
+		if v != nil {
+			return v.AppendJSON(make([]byte, 0, 512))
+		}
+	case *exchange.BookTicker:
+		if v != nil {
+			return v.AppendJSON(make([]byte, 0, 256))
+		}
+	}
+	return nil
 }
 
 // Decode parses an envelope, ours or Jesse's. It requires a JSON object that
@@ -119,7 +132,8 @@ func nilPointer(v any) bool {
 // as null. A compressed payload that cannot be read so does not make the
 // envelope malformed: the event is Opaque, with no Data, and relays as is.
 //
-// Event.Raw is b itself, not a copy; Event.Data is plain JSON or nil.
+// Event.Raw is b itself, not a copy; Event.Data is plain JSON or nil, and
+// may be a part of b (uncompressed data is not copied).
 func Decode(b []byte) (Event, error) {
 	if !utf8.Valid(b) {
 		return Event{}, fmt.Errorf("%w: not valid UTF-8", ErrMalformed)
@@ -148,7 +162,7 @@ func Decode(b []byte) (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s: id: %v", ErrMalformed, env.Event, err)
 		}
 	case id[0] == '-' || (id[0] >= '0' && id[0] <= '9'):
-		ev.Publisher = string(id) // json.Unmarshal validated it as a number
+		ev.Publisher = string(id) // a valid JSON number (json.Valid or json.Unmarshal checked it)
 	default:
 		return Event{}, fmt.Errorf("%w: %s: id is neither a string nor a number", ErrMalformed, env.Event)
 	}
@@ -175,7 +189,7 @@ func Decode(b []byte) (Event, error) {
 // and whose "is_compressed" is true or false. ok is false for anything
 // else, which the caller hands to json.Unmarshal: errors, names that
 // encoding/json would match regardless of case, other types. Data and ID
-// are slices of b, not copies.
+// are slices of b, not copies, capped so that an append to one copies.
 func scanEnvelope(b []byte) (env Envelope, ok bool) {
 	if !json.Valid(b) {
 		return Envelope{}, false
@@ -204,9 +218,9 @@ func scanEnvelope(b []byte) (env Envelope, ok bool) {
 		v := b[i:vend]
 		switch string(name) {
 		case "id":
-			env.ID = v
+			env.ID = v[:len(v):len(v)]
 		case "data":
-			env.Data = v
+			env.Data = v[:len(v):len(v)]
 		case "event":
 			if v[0] != '"' || bytes.IndexByte(v, '\\') >= 0 {
 				return Envelope{}, false

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -315,6 +316,11 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 			if want := oracleEnvelope(t, "node-<1>", "live.kline", data, compress); !bytes.Equal(got, want) {
 				t.Errorf("%s compress=%v:\n got %s\nwant %s", name, compress, got, want)
 			}
+			// The payload, compressed or not, is encoding/json's.
+			plain, _ := json.Marshal(data)
+			if ev, err := bus.Decode(got); err != nil || !bytes.Equal(ev.Data, plain) {
+				t.Errorf("%s compress=%v: Decode = %s, %v; want data %s", name, compress, ev.Data, err, plain)
+			}
 		}
 	}
 }
@@ -328,8 +334,14 @@ func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 		}
 		k := &exchange.Kline{Symbol: sym, Interval: iv, OpenTime: open, Open: price, Close: price, Closed: closed}
 		got, err := bus.Encode(pub, event, k, false)
+		if !utf8.ValidString(pub) || !utf8.ValidString(event) {
+			if err == nil {
+				t.Errorf("Encode took a name or publisher that is not UTF-8: %q %q", pub, event)
+			}
+			return
+		}
 		if err != nil {
-			return // invalid UTF-8 names are refused, as before
+			t.Fatal(err)
 		}
 		if want := oracleEnvelope(t, pub, event, k, false); !bytes.Equal(got, want) {
 			t.Errorf("\n got %s\nwant %s", got, want)

@@ -45,7 +45,8 @@ type RedisConfig struct {
 	// Publisher is the envelope's id: the node id (default: the process
 	// id, as Jesse).
 	Publisher string
-	// PublishTimeout bounds each PUBLISH (default 250 ms).
+	// PublishTimeout bounds each PUBLISH, and each pipeline of queued
+	// events Run sends (default 250 ms).
 	PublishTimeout time.Duration
 	// CompressAbove: payloads whose JSON is longer are compressed
 	// (default 64 KiB; negative: only PublishCompressed compresses).
@@ -144,8 +145,8 @@ func globEscape(s string) string {
 // event and puts it in a bounded queue (AsyncQueue events) that Run drains
 // in order; when the queue is full the event is dropped and counted in
 // Stats.DroppedAsync. Without Run the queue only fills. Run sends what has
-// queued in one pipeline (up to maxAsyncBatch events or maxAsyncBytes, in
-// order, within one PublishTimeout): a leader publishing thousands of
+// queued in one pipeline (up to 256 events or 256 KiB, in order, within
+// one PublishTimeout): a leader publishing thousands of
 // events a second then pays a round trip per flush, not per event.
 //
 // On a Redis Cluster the bus publishes with sharded pub/sub: SPUBLISH on
@@ -237,7 +238,10 @@ func (r *Redis) send(ctx context.Context, ev Event, compressed bool) error {
 // Bounds of one pipeline of queued events that Run sends.
 const (
 	maxAsyncBatch = 256
-	maxAsyncBytes = 1 << 20
+	// maxAsyncBytes keeps a pipeline within what a slow link carries in
+	// a fraction of PublishTimeout, and short ahead of the cache's calls
+	// that share the connection.
+	maxAsyncBytes = 256 << 10
 )
 
 // takeAsync appends to batch, which holds one event, the events queued
@@ -257,8 +261,9 @@ func (r *Redis) takeAsync(batch []asyncEvent) []asyncEvent {
 }
 
 // sendBatch publishes events in one pipeline, in order, within one
-// PublishTimeout, and counts each one published or failed. It returns the
-// first error.
+// PublishTimeout, and counts each one published or failed; those that
+// fail because ctx ended (Run stopping) count as dropped, as the queue's
+// leftovers do. It returns the first error.
 func (r *Redis) sendBatch(ctx context.Context, batch []asyncEvent) error {
 	if len(batch) == 1 {
 		return r.send(ctx, batch[0].ev, batch[0].compressed)
@@ -277,7 +282,11 @@ func (r *Redis) sendBatch(ctx context.Context, batch []asyncEvent) error {
 	var first error
 	for i, res := range cl.DoMulti(cctx, cmds...) {
 		if err := res.Error(); err != nil {
-			r.st.publishErrors.Add(1)
+			if ctx.Err() != nil {
+				r.st.droppedAsync.Add(1)
+			} else {
+				r.st.publishErrors.Add(1)
+			}
 			if first == nil {
 				first = fmt.Errorf("bus: publish %s: %w", batch[i].ev.Name, err)
 			}
@@ -317,8 +326,9 @@ func (r *Redis) PublishAsync(name string, data any) error {
 	}
 }
 
-// Run publishes the events PublishAsync queues, one at a time and in order,
-// each within PublishTimeout. It returns nil when ctx ends; events still
+// Run publishes the events PublishAsync queues, in order: what has queued
+// when it looks goes in one pipeline (at most 256 events, 256 KiB), within
+// PublishTimeout. It returns nil when ctx ends; events still
 // queued then are dropped and counted.
 func (r *Redis) Run(ctx context.Context) error {
 	failing := false

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -377,9 +378,10 @@ func TestCollector(t *testing.T) {
 }
 
 // Events queued while Run was not draining (a burst, a slow Redis) go out
-// in pipelines of many: all of them, in order, each counted.
+// in pipelines of many: all of them, in order, each counted, in a handful
+// of the server's reads rather than one each.
 func TestRedisPublishAsyncBurst(t *testing.T) {
-	r := testenv.Shared(t)
+	r := testenv.StartOne(t) // its own server: its read count is the bus's
 	ch := testenv.Prefix(t) + "8080:channel:1"
 	sub, _ := newRedisBus(t, r, bus.RedisConfig{Channel: ch})
 	rec := record(t, sub, nil)
@@ -395,6 +397,21 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	reads := func() int {
+		info, err := r.Client(t).Do(context.Background(), r.Client(t).B().Info().Section("stats").Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_reads_processed:"); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		t.Fatalf("no total_reads_processed in INFO stats:\n%s", info)
+		return 0
+	}
+	before := reads()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- pub.Run(ctx) }()
@@ -404,4 +421,26 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 	if s := pub.Stats(); s.Published != n || s.PublishErrors != 0 || s.AsyncQueued != 0 {
 		t.Errorf("after the burst: %+v; want %d published", s, n)
 	}
+	// The subscriber's, the caches' health checks and INFO itself read
+	// too; a PUBLISH each would be 600.
+	if got := reads() - before; got > n/4 {
+		t.Errorf("%d queued events took %d reads of the server: not pipelined", n, got)
+	}
+
+	// With no Redis, a pipeline's events all fail, counted one by one.
+	nr, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: ch, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := nr.PublishAsync("burst", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nctx, ncancel := context.WithCancel(context.Background())
+	ndone := make(chan error, 1)
+	go func() { ndone <- nr.Run(nctx) }()
+	testenv.Eventually(t, 5*time.Second, func() bool { return nr.Stats().PublishErrors == 5 }, "5 events without Redis: %+v", nr.Stats())
+	ncancel()
+	<-ndone
 }

@@ -289,14 +289,15 @@ func (t *table) slotOff(b uint32, w int) int64 {
 	return t.metaOff(b) + metaSize + int64(w)*slotSize
 }
 
-// warm loads a word of each cache line of slot w of bucket b, whose
-// values it discards: the processor fetches them all at once, ahead of
-// the reads that need them.
+// warm loads a word of each cache line slot w of bucket b spans (eight
+// or nine), whose values it discards: the processor fetches them all at
+// once, ahead of the reads that need them.
 func (t *table) warm(b uint32, w int) {
 	off := t.slotOff(b, w)
 	for i := int64(0); i < slotSize; i += 64 {
 		_ = atomic.LoadUint32((*uint32)(unsafe.Pointer(&t.mem[(off+i)&^3])))
 	}
+	_ = atomic.LoadUint32((*uint32)(unsafe.Pointer(&t.mem[(off+slotSize-4)&^3])))
 }
 
 // access is a slot's last access, read and written atomically: a hit
@@ -450,9 +451,8 @@ const optimisticTries = 64
 func (t *table) find(p pair, key string) (r slotRead, e entry, err error) {
 	defer guard(debug.SetPanicOnFault(true), &err)
 	r = slotRead{way: -1, corrupt: -1}
-	// Both meta lines, and the first line of the key's preferred slot in
-	// each bucket (where chooseWay puts it when it can), are loaded before
-	// any is looked at: in a table larger than the processor's caches a
+	// Both meta lines, and the key's preferred slot in each bucket (where
+	// chooseWay puts it when it can), are loaded before any is looked at: in a table larger than the processor's caches a
 	// hit then waits for one round of cache misses rather than two or
 	// three in a row.
 	pw := p.way()

@@ -36,6 +36,9 @@ type scripted struct {
 
 // PublishAsync records the node's kline events.
 func (s *scripted) PublishAsync(name string, data any) error {
+	if kp, ok := data.(*exchange.Kline); ok {
+		data = *kp // the node publishes by pointer
+	}
 	if k, ok := data.(exchange.Kline); ok && name == "kline" {
 		s.pubMu.Lock()
 		s.published = append(s.published, k)

@@ -336,7 +336,7 @@ func (ig *integrity) reconcile(ctx context.Context, s sink, j job) (result, erro
 			// repaired finals too: the newest maxRepublish of them. A
 			// term's first backfill is not news: they read it at start.
 			for _, k := range writes[max(0, len(writes)-maxRepublish):] {
-				n.publish("kline", k)
+				n.publish("kline", &k)
 			}
 		}
 	}

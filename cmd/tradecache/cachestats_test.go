@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +62,21 @@ func TestCacheStats(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("cache stats (-want +got):\n%s", diff)
+	}
+	if runtime.GOOS == "linux" { // a slot table: its written pages hold disk
+		var size, used int64
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) == 3 && f[0] == "table_bytes" {
+				size, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+			if len(f) == 3 && f[0] == "table_used_bytes" {
+				used, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+		if used <= 0 || used > size {
+			t.Errorf("table_used_bytes %d, table_bytes %d: want 0 < used ≤ size", used, size)
+		}
 	}
 
 	code, out, errOut = runCmd(t, noEnv, "cache", "stats", "--json", "--dir", dir)
