@@ -157,13 +157,13 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	// thousand series need not take the minutes production's budget gives
 	// it.
 	var events marketdata.EventPublisher
+	var rb *bus.Redis
 	if o.Events {
 		ch, err := reg.Channel("bench")
 		if err != nil {
 			return nil, err
 		}
-		rb, err := bus.NewRedis(tc, bus.RedisConfig{Channel: ch, Publisher: "bench", Logger: discardLogger()})
-		if err != nil {
+		if rb, err = bus.NewRedis(tc, bus.RedisConfig{Channel: ch, Publisher: "bench", Logger: discardLogger()}); err != nil {
 			return nil, err
 		}
 		bctx, stopBus := context.WithCancel(ctx)
@@ -255,6 +255,14 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		defer pprof.StopCPUProfile()
 	}
 	ev0, wr0, fl0 := st.Events.Load(), st.KlinesWritten.Load(), st.Flushes.Load()
+	lost := func() uint64 { // events the bus dropped or failed to publish
+		if rb == nil {
+			return 0
+		}
+		s := rb.Stats()
+		return s.DroppedAsync + s.PublishErrors
+	}
+	lost0 := lost()
 	cpu0 := processCPU()
 	t0 := time.Now()
 	select {
@@ -277,6 +285,10 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	rep.Add("ingest.cpu", cpu, "% of a core")
 	if evps > 0 {
 		rep.Add("ingest.cpu_per_100k_events", benchfmt.Round(cpu/(evps/100000), 3), "% of a core")
+	}
+	if rb != nil {
+		// Events lost would flatter the CPU figure.
+		rep.Add("ingest.events_lost", float64(lost()-lost0), "events")
 	}
 	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
 	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")
