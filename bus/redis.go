@@ -51,7 +51,10 @@ type RedisConfig struct {
 	// CompressAbove: payloads whose JSON is longer are compressed
 	// (default 64 KiB; negative: only PublishCompressed compresses).
 	CompressAbove int
-	// AsyncQueue bounds PublishAsync's queue (default 1024).
+	// AsyncQueue bounds PublishAsync's queue (default 8192 events, a few
+	// MB at most): a leader's flush at 500 symbols queues a thousand
+	// events at once, while Run may wait tens of milliseconds behind the
+	// flush's scripts on the connection they share.
 	AsyncQueue int
 	// Queue and QueueBytes bound each Subscribe call's queue of messages
 	// received and not yet handed to fn (4096 messages, 64 MiB).
@@ -84,7 +87,7 @@ func (c RedisConfig) withDefaults() (RedisConfig, error) {
 		c.CompressAbove = DefaultCompressAbove
 	}
 	if c.AsyncQueue == 0 {
-		c.AsyncQueue = 1024
+		c.AsyncQueue = 8192
 	}
 	if c.Queue == 0 {
 		c.Queue = 4096

@@ -31,7 +31,7 @@ func TestAll(t *testing.T) {
 		"cache.c1024.redis-benchmark.get", "cache.c1024.get.redis.ratio", "filecache.1000.get_hit", "filecache.10000.set",
 		"fanout.delivered", "fanout.client_process", "ingest.events", "ingest.sim_process", "ingest.cpu", "ingest.cpu_per_100k_events",
 		"replay.ingest.events", "replay.ingest.cpu_per_100k_events", "cadence.ingest.events", "cadence.ingest.cpu")
-	requireFigures(t, rep, false, "cadence.ingest.follower_cpu", "cadence.ingest.events_lost")
+	requireFigures(t, rep, false, "cadence.ingest.follower_cpu", "cadence.ingest.events_dropped", "cadence.ingest.events_failed")
 	if _, err := All(context.Background(), AllOptions{}); err == nil {
 		t.Error("All without Redis: no error")
 	}
