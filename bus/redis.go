@@ -51,11 +51,13 @@ type RedisConfig struct {
 	// CompressAbove: payloads whose JSON is longer are compressed
 	// (default 64 KiB; negative: only PublishCompressed compresses).
 	CompressAbove int
-	// AsyncQueue bounds PublishAsync's queue (default 8192 events, a few
-	// MB at most): a leader's flush at 500 symbols queues a thousand
-	// events at once, while Run may wait tens of milliseconds behind the
-	// flush's scripts on the connection they share.
-	AsyncQueue int
+	// AsyncQueue and AsyncQueueBytes bound PublishAsync's queue (default
+	// 8192 events and 16 MiB of envelopes; an event is dropped when either
+	// is full, except into an empty queue): a leader's flush at 500
+	// symbols queues a thousand events at once, while Run may wait tens
+	// of milliseconds behind the flush's scripts on the connection they
+	// share.
+	AsyncQueue, AsyncQueueBytes int
 	// Queue and QueueBytes bound each Subscribe call's queue of messages
 	// received and not yet handed to fn (4096 messages, 64 MiB).
 	Queue, QueueBytes int
@@ -89,6 +91,9 @@ func (c RedisConfig) withDefaults() (RedisConfig, error) {
 	if c.AsyncQueue == 0 {
 		c.AsyncQueue = 8192
 	}
+	if c.AsyncQueueBytes == 0 {
+		c.AsyncQueueBytes = 16 << 20
+	}
 	if c.Queue == 0 {
 		c.Queue = 4096
 	}
@@ -107,7 +112,7 @@ func (c RedisConfig) withDefaults() (RedisConfig, error) {
 	switch {
 	case c.PublishTimeout < 0, c.BackoffMin < 0, c.BackoffMax < c.BackoffMin:
 		return c, errors.New("bus: negative duration or BackoffMax < BackoffMin in RedisConfig")
-	case c.AsyncQueue < 0, c.Queue < 0, c.QueueBytes < 0:
+	case c.AsyncQueue < 0, c.AsyncQueueBytes < 0, c.Queue < 0, c.QueueBytes < 0:
 		return c, errors.New("bus: negative queue bound in RedisConfig")
 	}
 	return c, nil
@@ -145,9 +150,9 @@ func globEscape(s string) string {
 // and the caller knows it.
 //
 // PublishAsync is for callers that must not wait at all: it encodes the
-// event and puts it in a bounded queue (AsyncQueue events) that Run drains
-// in order; when the queue is full the event is dropped and counted in
-// Stats.DroppedAsync. Without Run the queue only fills. Run sends what has
+// event and puts it in a bounded queue (AsyncQueue events, AsyncQueueBytes)
+// that Run drains in order; when the queue is full the event is dropped
+// and counted in Stats.DroppedAsync. Without Run the queue only fills. Run sends what has
 // queued in one pipeline (up to 256 events or 256 KiB, in order, within
 // one PublishTimeout): a leader publishing thousands of
 // events a second then pays a round trip per flush, not per event.
@@ -173,7 +178,9 @@ type Redis struct {
 	src   RedisSource
 	cfg   RedisConfig
 	async chan asyncEvent // PublishAsync's queue, drained by Run
-	st    counters
+	// asyncBytes is the envelopes' bytes in async (AsyncQueueBytes).
+	asyncBytes atomic.Int64
+	st         counters
 }
 
 type asyncEvent struct {
@@ -254,7 +261,7 @@ func (r *Redis) takeAsync(batch []asyncEvent) []asyncEvent {
 	for len(batch) < maxAsyncBatch && size < maxAsyncBytes {
 		select {
 		case a := <-r.async:
-			batch = append(batch, a)
+			batch = append(batch, r.took(a))
 			size += len(a.ev.Raw)
 		default:
 			return batch
@@ -320,13 +327,26 @@ func (r *Redis) PublishAsync(name string, data any) error {
 		r.st.publishErrors.Add(1)
 		return err
 	}
+	n := int64(len(ev.Raw))
+	if prev := r.asyncBytes.Add(n) - n; prev > 0 && prev+n > int64(r.cfg.AsyncQueueBytes) {
+		r.asyncBytes.Add(-n)
+		r.st.droppedAsync.Add(1)
+		return fmt.Errorf("bus: publish %s: %w (%d bytes queued)", ev.Name, ErrQueueFull, prev)
+	}
 	select {
 	case r.async <- asyncEvent{ev, compressed}:
 		return nil
 	default:
+		r.asyncBytes.Add(-n)
 		r.st.droppedAsync.Add(1)
 		return fmt.Errorf("bus: publish %s: %w", ev.Name, ErrQueueFull)
 	}
+}
+
+// took accounts for a taken from the queue.
+func (r *Redis) took(a asyncEvent) asyncEvent {
+	r.asyncBytes.Add(-int64(len(a.ev.Raw)))
+	return a
 }
 
 // Run publishes the events PublishAsync queues, in order: what has queued
@@ -341,14 +361,15 @@ func (r *Redis) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			for {
 				select {
-				case <-r.async:
+				case a := <-r.async:
+					r.took(a)
 					r.st.droppedAsync.Add(1)
 				default:
 					return nil
 				}
 			}
 		case a := <-r.async:
-			batch = r.takeAsync(append(batch[:0], a))
+			batch = r.takeAsync(append(batch[:0], r.took(a)))
 			err := r.sendBatch(ctx, batch)
 			clear(batch) // the events' payloads are garbage now
 			switch {

@@ -301,6 +301,48 @@ func TestRedisPublishAsync(t *testing.T) {
 	}
 }
 
+// PublishAsync's queue is bounded by bytes too: large events are dropped
+// once AsyncQueueBytes are queued (one always fits an empty queue), and
+// what Run takes frees its bytes.
+func TestRedisPublishAsyncBytes(t *testing.T) {
+	b, err := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "x:channel:1", AsyncQueue: 100, AsyncQueueBytes: 1000, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 300) // an envelope of ~360 bytes
+	fill := func() (queued int) {
+		for range 10 {
+			if err := b.PublishAsync("big", big); err == nil {
+				queued++
+			} else if !errors.Is(err, bus.ErrQueueFull) {
+				t.Fatal(err)
+			}
+		}
+		return queued
+	}
+	if got := fill(); got != 2 {
+		t.Errorf("%d events of ~360 bytes queued within 1000 bytes, want 2", got)
+	}
+	huge := strings.Repeat("y", 5000)
+	if err := b.PublishAsync("huge", huge); !errors.Is(err, bus.ErrQueueFull) {
+		t.Errorf("an event over the byte bound into a non-empty queue: %v", err)
+	}
+	// Run takes them (no Redis: they fail, counted) and frees the bytes.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	testenv.Eventually(t, 5*time.Second, func() bool { return b.Stats().AsyncQueued == 0 }, "Run did not drain: %+v", b.Stats())
+	cancel()
+	<-done
+	if got := fill(); got != 2 {
+		t.Errorf("after Run drained the queue, %d events queued, want 2 again", got)
+	}
+	b2, _ := bus.NewRedis(nilSource{}, bus.RedisConfig{Channel: "x:channel:1", AsyncQueueBytes: 1000, Logger: quiet})
+	if err := b2.PublishAsync("huge", huge); err != nil {
+		t.Errorf("an event over the byte bound into an empty queue: %v", err)
+	}
+}
+
 type nilSource struct{}
 
 func (nilSource) Redis() valkey.Client { return nil }
