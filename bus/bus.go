@@ -19,6 +19,14 @@
 // payloads whose JSON exceeds CompressAbove (64 KiB by default) and, on
 // request, any payload (PublishCompressed).
 //
+// Every event of a leader is encoded and every node decodes every event,
+// so both avoid encoding/json's reflection where they can, with its output
+// as the reference: Encode writes the envelope itself and the exchange's
+// klines and tickers with their AppendJSON (byte for byte encoding/json's,
+// fuzzed), and Decode scans the envelopes publishers send, leaving anything
+// unusual (errors, member names in another case) to json.Unmarshal
+// (a differential fuzz target checks they agree).
+//
 // # Implementations
 //
 // Redis publishes on one channel ("<APP_PORT>:channel:1", from
@@ -30,8 +38,11 @@
 //     any failure is an error, wrapped with the operation and counted, never
 //     swallowed. Pub/sub has no replay; the caller decides what a lost event
 //     means.
-//   - PublishAsync: never blocks; a bounded queue (1024 events) drained in
-//     order by Run; when full the event is dropped and counted.
+//   - PublishAsync: never blocks; a bounded queue (8192 events, 16 MiB)
+//     drained in order by Run, which sends what has queued in one pipeline
+//     (a leader's thousands of events a second cost a round trip per
+//     flush, and reach subscribers in bursts); when full the event is
+//     dropped and counted.
 //   - Subscribe: PSUBSCRIBE, resubscribing by itself after failures with a
 //     capped jittered backoff (100 ms to 5 s); malformed messages are counted
 //     and skipped. Each Subscribe call has a bounded queue (4096 messages,
