@@ -275,9 +275,6 @@ func (r *Redis) takeAsync(batch []asyncEvent) []asyncEvent {
 // fail because ctx ended (Run stopping) count as dropped, as the queue's
 // leftovers do. It returns the first error.
 func (r *Redis) sendBatch(ctx context.Context, batch []asyncEvent) error {
-	if len(batch) == 1 {
-		return r.send(ctx, batch[0].ev, batch[0].compressed)
-	}
 	cl := r.src.Redis()
 	if cl == nil {
 		r.st.publishErrors.Add(uint64(len(batch)))

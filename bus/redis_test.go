@@ -74,16 +74,21 @@ func newRedisBus(t *testing.T, r *testenv.Redis, cfg bus.RedisConfig) (*bus.Redi
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(runBus(t, b))
+	return b, c
+}
+
+// runBus runs b's Run in a goroutine; the returned stop ends it and waits.
+func runBus(t *testing.T, b *bus.Redis) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("bus Run: %v", err)
 		}
-	})
-	return b, c
+	}
 }
 
 func gzipBase64(t testing.TB, plain []byte) string {
@@ -328,12 +333,9 @@ func TestRedisPublishAsyncBytes(t *testing.T) {
 		t.Errorf("an event over the byte bound into a non-empty queue: %v", err)
 	}
 	// Run takes them (no Redis: they fail, counted) and frees the bytes.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
+	stop := runBus(t, b)
 	testenv.Eventually(t, 5*time.Second, func() bool { return b.Stats().AsyncQueued == 0 }, "Run did not drain: %+v", b.Stats())
-	cancel()
-	<-done
+	stop()
 	if got := fill(); got != 2 {
 		t.Errorf("after Run drained the queue, %d events queued, want 2 again", got)
 	}
@@ -454,10 +456,7 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 		return 0
 	}
 	before := reads()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- pub.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer runBus(t, pub)()
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named("live.burst")) >= n }, "got %d of %d queued events", len(rec.named("live.burst")), n)
 	checkSeqs(t, rec, "live.burst", 1, n)
 	if s := pub.Stats(); s.Published != n || s.PublishErrors != 0 || s.AsyncQueued != 0 {
@@ -479,10 +478,7 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nctx, ncancel := context.WithCancel(context.Background())
-	ndone := make(chan error, 1)
-	go func() { ndone <- nr.Run(nctx) }()
+	stop := runBus(t, nr)
 	testenv.Eventually(t, 5*time.Second, func() bool { return nr.Stats().PublishErrors == 5 }, "5 events without Redis: %+v", nr.Stats())
-	ncancel()
-	<-ndone
+	stop()
 }

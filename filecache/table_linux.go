@@ -452,9 +452,9 @@ func (t *table) find(p pair, key string) (r slotRead, e entry, err error) {
 	defer guard(debug.SetPanicOnFault(true), &err)
 	r = slotRead{way: -1, corrupt: -1}
 	// Both meta lines, and the key's preferred slot in each bucket (where
-	// chooseWay puts it when it can), are loaded before any is looked at: in a table larger than the processor's caches a
-	// hit then waits for one round of cache misses rather than two or
-	// three in a row.
+	// chooseWay puts it when it can), are loaded before any is looked at:
+	// in a table larger than the processor's caches a hit then waits for
+	// one round of cache misses rather than two or three in a row.
 	pw := p.way()
 	_ = atomic.LoadUint64(t.seq(p.b2))
 	t.warm(p.b1, pw)

@@ -153,9 +153,6 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	streams := func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {
 		return binance.NewStreams(binance.StreamConfig{BaseURL: "ws://" + base, Streams: names, OnEvent: onEvent, OnConnect: onConnect})
 	}
-	// The simulated exchange does not limit REST weight: the backfill of a
-	// thousand series need not take the minutes production's budget gives
-	// it.
 	var events marketdata.EventPublisher
 	var rb *bus.Redis
 	if o.Events {
@@ -172,6 +169,9 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		defer func() { stopBus(); <-busDone }()
 		events = rb
 	}
+	// The simulated exchange does not limit REST weight: the backfill of a
+	// thousand series need not take the minutes production's budget gives
+	// it.
 	md, err := marketdata.New(marketdata.Config{Symbols: syms, Intervals: intervals, Window: 100, Logger: discardLogger(), FlushEvery: o.FlushEvery,
 		Integrity: marketdata.Integrity{WeightPerMinute: 100000, Concurrency: 8}, Events: events},
 		reg, tc, binance.NewREST(binance.RESTConfig{BaseURL: "http://" + base}), streams, el)
