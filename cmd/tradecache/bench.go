@@ -90,7 +90,7 @@ func benchFilecacheCmd(ctx context.Context, e *env, args []string) error {
 func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 	var b benchSettings
 	o := bench.IngestOptions{Log: e.stderr}
-	var asJSON, inProcess bool
+	var asJSON, inProcess, subscriber bool
 	cmd := config.Command{Name: "bench ingest", Summary: "Runs a simulated exchange in a process of its own and one leading node, and measures kline events/s from the streams through the leader into Redis and the node's CPU per 100k events/s.",
 		Groups: []config.Group{config.Redis(&b.redis), config.Keys(&b.keys)},
 		Flags: func(fs *flag.FlagSet) {
@@ -102,6 +102,7 @@ func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 			fs.BoolVar(&inProcess, "in-process", false, "run the exchange in the node's process (its CPU figures then hold both)")
 			fs.DurationVar(&o.FlushEvery, "flush-every", 0, "the node's buffer → Redis period (0: its default, 100ms)")
 			fs.BoolVar(&o.Events, "events", false, "publish what the node writes as events on a Redis channel, as serve's leader does")
+			fs.BoolVar(&subscriber, "subscriber", false, "with --events: also subscribe to them in a process of its own, as every node serving /ws does, and measure its CPU")
 			fs.BoolVar(&o.Replay, "replay", false, "send the kline streams from templates as fast as the node reads them (--update-every unused), not from the simulated market")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 		}}
@@ -119,6 +120,16 @@ func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 	}
 	if o.Symbols < 1 || o.UpdateEvery <= 0 || o.Duration <= 0 {
 		return fmt.Errorf("%w: bench ingest: --symbols ≥ 1, --update-every and --duration > 0", errUsage)
+	}
+	if subscriber {
+		if !o.Events {
+			return fmt.Errorf("%w: bench ingest: --subscriber measures a subscriber of the events: add --events", errUsage)
+		}
+		var err error
+		if o.SubscriberCommand, err = selfCommand("bench ingest", "bench", "ingest-sub"); err != nil {
+			return err
+		}
+		o.RedisURL = b.redis.URL
 	}
 	cc, err := b.redis.CacheConfig()
 	if err != nil {
@@ -197,6 +208,19 @@ func benchIngestSimCmd(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// benchIngestSubCmd is the event subscriber process of bench ingest
+// --subscriber: Ingest starts it with its settings in the environment,
+// talks to it on its stdin and reads its stdout.
+func benchIngestSubCmd(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 || !bench.IsIngestSub(e.getenv) {
+		return fmt.Errorf("%w: bench ingest-sub is started by bench ingest, not by hand", errUsage)
+	}
+	if code := bench.IngestSubMain(ctx, os.Stdin, e.stdout, e.getenv); code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
 // benchFanoutClientsCmd is the client process of bench fanout: Fanout
 // starts it with its settings in the environment and reads its stdout.
 func benchFanoutClientsCmd(ctx context.Context, e *env, args []string) error {
@@ -248,6 +272,10 @@ func benchAllCmd(ctx context.Context, e *env, args []string) error {
 	if o.IngestSimCommand, err = selfCommand("bench all", "bench", "ingest-sim"); err != nil {
 		return err
 	}
+	if o.IngestSubCommand, err = selfCommand("bench all", "bench", "ingest-sub"); err != nil {
+		return err
+	}
+	o.RedisURL = b.redis.URL
 	rep, err := bench.All(ctx, o)
 	if err != nil {
 		return err

@@ -101,6 +101,7 @@ func hiddenCommands() []command {
 	return []command{
 		{"bench fanout-clients", "", "the client process of bench fanout (started by it, settings in its environment)", benchFanoutClientsCmd},
 		{"bench ingest-sim", "", "the exchange process of bench ingest (started by it, settings in its environment)", benchIngestSimCmd},
+		{"bench ingest-sub", "", "the event subscriber process of bench ingest --subscriber (started by it, settings in its environment)", benchIngestSubCmd},
 	}
 }
 

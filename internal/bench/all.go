@@ -30,6 +30,11 @@ type AllOptions struct {
 	// IngestSimCommand runs the ingest benches' exchange in a process of
 	// its own (IngestOptions.SimCommand); nil: in this one.
 	IngestSimCommand []string
+	// IngestSubCommand, with RedisURL (Cache's Redis), runs a subscriber
+	// of the cadence run's events in a process of its own
+	// (IngestOptions.SubscriberCommand); nil: none.
+	IngestSubCommand []string
+	RedisURL         string
 	Log              io.Writer
 }
 
@@ -110,7 +115,7 @@ func All(ctx context.Context, o AllOptions) (benchfmt.Report, error) {
 	// machine could not tick 1,000 streams every 250 ms, and a run would
 	// see seconds without a frame.
 	r, err = Ingest(ctx, IngestOptions{Cache: o.Cache, KeyPrefix: o.KeyPrefix, Symbols: max(int(500*math.Min(o.Scale, 1)), 10), UpdateEvery: 250 * time.Millisecond, Duration: max(d(20*time.Second), time.Second),
-		Follower: true, Events: true, SimCommand: o.IngestSimCommand, Log: o.Log})
+		Follower: true, Events: true, SimCommand: o.IngestSimCommand, SubscriberCommand: o.IngestSubCommand, RedisURL: o.RedisURL, Log: o.Log})
 	if err != nil {
 		return rep, err
 	}

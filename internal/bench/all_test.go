@@ -23,15 +23,16 @@ func TestAll(t *testing.T) {
 	// The fan-out's clients and the ingest benches' exchange in processes
 	// of their own: this test binary (TestMain).
 	rep, err := All(context.Background(), AllOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t), Scale: 0.02,
-		FanoutClientCommand: []string{os.Args[0]}, IngestSimCommand: []string{os.Args[0]}})
+		FanoutClientCommand: []string{os.Args[0]}, IngestSimCommand: []string{os.Args[0]}, IngestSubCommand: []string{os.Args[0]}, RedisURL: r.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	requireFigures(t, rep, true, "machine.cpus", "cache.c64.get.redis", "cache.c1024.get.redis", "cache.c64.redis-benchmark.get",
 		"cache.c1024.redis-benchmark.get", "cache.c1024.get.redis.ratio", "filecache.1000.get_hit", "filecache.10000.set",
 		"fanout.delivered", "fanout.client_process", "ingest.events", "ingest.sim_process", "ingest.cpu", "ingest.cpu_per_100k_events",
-		"replay.ingest.events", "replay.ingest.cpu_per_100k_events", "cadence.ingest.events", "cadence.ingest.cpu")
-	requireFigures(t, rep, false, "cadence.ingest.follower_cpu", "cadence.ingest.events_dropped", "cadence.ingest.events_failed")
+		"replay.ingest.events", "replay.ingest.cpu_per_100k_events", "cadence.ingest.events", "cadence.ingest.cpu", "cadence.ingest.subscriber_events")
+	requireFigures(t, rep, false, "cadence.ingest.follower_cpu", "cadence.ingest.events_dropped", "cadence.ingest.events_failed",
+		"cadence.ingest.subscriber_cpu", "cadence.ingest.subscriber_dropped")
 	if _, err := All(context.Background(), AllOptions{}); err == nil {
 		t.Error("All without Redis: no error")
 	}

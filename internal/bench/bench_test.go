@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if IsIngestSim(os.Getenv) {
 		os.Exit(IngestSimMain(context.Background(), os.Stdin, os.Stdout, os.Getenv))
 	}
+	if IsIngestSub(os.Getenv) {
+		os.Exit(IngestSubMain(context.Background(), os.Stdin, os.Stdout, os.Getenv))
+	}
 	testenv.Main(m)
 }
 

@@ -53,6 +53,12 @@ type IngestOptions struct {
 	// as serve's leader does for /ws and strategies (a kline, ticker or
 	// book ticker event per write).
 	Events bool
+	// SubscriberCommand, with Events, runs a subscriber of the events in
+	// a process of its own (this executable's hidden mode; see
+	// IngestSubMain), as every node serving /ws runs one, and reports its
+	// CPU (ingest.subscriber_*). It connects to RedisURL.
+	SubscriberCommand []string
+	RedisURL          string
 	// Replay sends the kline streams from templates as fast as the node
 	// reads them, instead of the simulator's market (which REST and the
 	// other streams still come from); UpdateEvery is then unused.
@@ -73,6 +79,9 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	}
 	if o.Symbols < 1 || o.UpdateEvery <= 0 || o.Duration <= 0 {
 		return nil, errors.New("bench ingest: symbols ≥ 1, update period and duration > 0")
+	}
+	if len(o.SubscriberCommand) > 0 && (!o.Events || o.RedisURL == "") {
+		return nil, errors.New("bench ingest: a subscriber process needs events and a Redis URL")
 	}
 	log := logTo(o.Log)
 	syms := make([]string, o.Symbols)
@@ -155,9 +164,9 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	}
 	var events marketdata.EventPublisher
 	var rb *bus.Redis
+	var ch string
 	if o.Events {
-		ch, err := reg.Channel("bench")
-		if err != nil {
+		if ch, err = reg.Channel("bench"); err != nil {
 			return nil, err
 		}
 		if rb, err = bus.NewRedis(tc, bus.RedisConfig{Channel: ch, Publisher: "bench", Logger: discardLogger()}); err != nil {
@@ -218,6 +227,14 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		rep.Add("ingest.follower_cpu", cpuPercent(processCPU()-cpu0, time.Since(t0)), "% of a core")
 		stopHolder()
 	}
+	var sub *subProcess
+	if len(o.SubscriberCommand) > 0 {
+		// Ready once its first event arrived: while the node leads.
+		if sub, err = startSub(ctx, o.SubscriberCommand, o.RedisURL, ch); err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+		defer sub.stop()
+	}
 	// Backfilling is a REST call per series: allow for a thousand.
 	wait := 30*time.Second + time.Duration(series)*50*time.Millisecond
 	warm := time.Now().Add(wait)
@@ -259,6 +276,11 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	if rb != nil {
 		bus0 = rb.Stats()
 	}
+	if sub != nil {
+		if err := sub.send("start"); err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+	}
 	cpu0 := processCPU()
 	t0 := time.Now()
 	select {
@@ -268,6 +290,15 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	}
 	el0 := time.Since(t0).Seconds()
 	cpu := cpuPercent(processCPU()-cpu0, time.Since(t0))
+	var sm subMsg
+	if sub != nil {
+		if err := sub.send("stop"); err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+		if sm, err = sub.next(ctx, 10*time.Second); err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+	}
 	ev, wr, fl := st.Events.Load()-ev0, st.KlinesWritten.Load()-wr0, st.Flushes.Load()-fl0
 	if errs := st.WriteErrors.Load() + st.Fenced.Load(); errs > 0 {
 		return nil, fmt.Errorf("bench ingest: %d writes failed", errs)
@@ -288,6 +319,12 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		s := rb.Stats()
 		rep.Add("ingest.events_dropped", float64(s.DroppedAsync-bus0.DroppedAsync), "events")
 		rep.Add("ingest.events_failed", float64(s.PublishErrors-bus0.PublishErrors), "events")
+	}
+	if sub != nil && sm.WallNs > 0 {
+		wall := time.Duration(sm.WallNs)
+		rep.Add("ingest.subscriber_events", benchfmt.Round(float64(sm.Events)/wall.Seconds(), 4), "events/s")
+		rep.Add("ingest.subscriber_cpu", cpuPercent(time.Duration(sm.CPUNs), wall), "% of a core")
+		rep.Add("ingest.subscriber_dropped", float64(sm.Dropped), "events")
 	}
 	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
 	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")

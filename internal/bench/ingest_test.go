@@ -95,3 +95,45 @@ func TestIngestRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// With events, a subscriber in a process of its own (this test binary,
+// TestMain) receives them and reports its CPU over the measured run.
+func TestIngestSubscriberProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := testenv.Shared(t)
+	opt, err := cache.RedisOptions(r.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := IngestOptions{Cache: cache.Config{Redis: opt}, KeyPrefix: testenv.Prefix(t), Symbols: 2, UpdateEvery: 5 * time.Millisecond,
+		Duration: 500 * time.Millisecond, Events: true, SubscriberCommand: []string{os.Args[0]}, RedisURL: r.URL()}
+	rep, err := Ingest(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireFigures(t, rep, true, "ingest.events", "ingest.subscriber_events")
+	requireFigures(t, rep, false, "ingest.subscriber_cpu", "ingest.subscriber_dropped")
+	got := figures(rep)
+	// Every write is published: the subscriber gets at least the kline
+	// writes (the windows differ by the time a line takes between the
+	// processes, a flush at most).
+	if sub, wr := got["ingest.subscriber_events"].Value, got["ingest.kline_upserts"].Value; sub < wr/2 {
+		t.Errorf("subscriber received %v events/s, the node wrote %v klines/s", sub, wr)
+	}
+
+	for name, bad := range map[string]func(*IngestOptions){
+		"no events":       func(o *IngestOptions) { o.Events = false },
+		"no Redis URL":    func(o *IngestOptions) { o.RedisURL = "" },
+		"cannot start":    func(o *IngestOptions) { o.SubscriberCommand = []string{"/nonexistent/tradecache"} },
+		"wrong Redis URL": func(o *IngestOptions) { o.RedisURL = "redis://127.0.0.1:1" },
+	} {
+		o := o
+		o.Duration = 100 * time.Millisecond
+		bad(&o)
+		if _, err := Ingest(context.Background(), o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

@@ -105,9 +105,14 @@ func IngestSimMain(ctx context.Context, in io.Reader, out io.Writer, getenv func
 
 // simProcess is the exchange running in a child process.
 type simProcess struct {
+	child
+	addr string
+}
+
+// child is a helper process of a bench, which ends when its stdin closes.
+type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	addr  string
 }
 
 // startSim runs argv as the exchange process of syms, updated every
@@ -130,7 +135,7 @@ func startSim(ctx context.Context, argv []string, syms []string, every time.Dura
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exchange process: %w", err)
 	}
-	p := &simProcess{cmd: cmd, stdin: stdin}
+	p := &simProcess{child: child{cmd: cmd, stdin: stdin}}
 	got := make(chan simMsg, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -162,7 +167,7 @@ func startSim(ctx context.Context, argv []string, syms []string, every time.Dura
 
 // stop ends the process: it returns when its stdin closes; killed if it
 // lingers.
-func (p *simProcess) stop() {
+func (p *child) stop() {
 	_ = p.stdin.Close()
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
