@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -75,6 +76,38 @@ func FuzzScanEnvelope(f *testing.F) {
 		}
 		if diff := cmp.Diff(want, env); diff != "" {
 			t.Fatalf("%q: (-json.Unmarshal +scan):\n%s", b, diff)
+		}
+	})
+}
+
+// validJSON answers as json.Valid.
+func TestValidJSON(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, in := range []string{
+		``, ` `, `{}`, `[]`, ` [ ] `, `{"a":1}`, `{"a" : [1, 2.5e-3, -0, "x", true, false, null, {}]}`,
+		`"\u00e9\n\"\\\/\b\f\r\t"`, "\"\x01\"", `"\x"`, `"\u12"`, `"\u12g4"`, `"abc`, `"ab\`,
+		`0`, `-0`, `01`, `-`, `-a`, `1.`, `1.e3`, `.5`, `1e`, `1e+`, `1E-7`, `12345678901234567890`, `+1`, `0x10`,
+		`tru`, `true`, `truex`, `nul`, `null`, `false `, `NaN`, `Infinity`,
+		`[1,]`, `[,1]`, `{"a":1,}`, `{,}`, `{"a"}`, `{"a":}`, `{1:2}`, `{"a":1 "b":2}`, `[1 2]`, `[`, `]`, `{`, `}`, `[}`, `{]`,
+		`1 2`, `{} x`, "\t\n\r 1 \r\n\t", "\u00a01", `"é"`, "\"\xff\"", `[[[]]]`, `[[[]]`, `{"a":{"b":{"c":[{}]}}}`,
+		deep(10000), deep(10001), "[" + deep(9999) + ",1]",
+	} {
+		if got, want := validJSON([]byte(in)), json.Valid([]byte(in)); got != want {
+			t.Errorf("validJSON(%.40q) = %v, json.Valid %v", in, got, want)
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"node-a","event":"live.kline","is_compressed":false,"data":{"s":"BTCUSDT","o":"1.5","n":-12e3,"x":true}}`,
+		`[1,"a\u00e9\\",null,{"":[]}]`, `-0.5E+3`, `"\ud800"`, `{"a":[1,2,]}`, "\"\x1f\"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid %v", b, got, want)
 		}
 	})
 }
