@@ -23,9 +23,11 @@
 // so both avoid encoding/json's reflection where they can, with its output
 // as the reference: Encode writes the envelope itself and the exchange's
 // klines and tickers with their AppendJSON (byte for byte encoding/json's,
-// fuzzed), and Decode scans the envelopes publishers send, leaving anything
-// unusual (errors, member names in another case) to json.Unmarshal
-// (a differential fuzz target checks they agree).
+// fuzzed), and Decode validates a message in one pass (what json.Valid
+// answers, without its state function per byte) and scans the envelopes
+// publishers send, leaving anything unusual (errors, member names in
+// another case) to json.Unmarshal (differential fuzz targets check both
+// against encoding/json).
 //
 // # Implementations
 //

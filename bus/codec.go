@@ -181,11 +181,11 @@ func Decode(b []byte) (Event, error) {
 }
 
 // scanEnvelope reads the envelope of a common message, what json.Unmarshal
-// would make of it, at a third of its cost (every node decodes every event
+// would make of it, at a fraction of its cost (every node decodes every event
 // on the channel): b, valid UTF-8 (Decode checks it first: encoding/json
 // would replace invalid bytes, the scan keeps them), must be a valid JSON
-// object whose member names are
-// plain ASCII without escapes, whose "event" is a string without escapes
+// object (validJSON) whose member names are plain ASCII without escapes,
+// whose "event" is a string without escapes
 // and whose "is_compressed" is true or false. ok is false for anything
 // else, which the caller hands to json.Unmarshal: errors, names that
 // encoding/json would match regardless of case, other types. Data and ID
