@@ -83,6 +83,8 @@ func FuzzScanEnvelope(f *testing.F) {
 // validJSON answers as json.Valid.
 func TestValidJSON(t *testing.T) {
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	deepObj := func(n int) string { return strings.Repeat(`{"a":`, n-1) + "{}" + strings.Repeat("}", n-1) }
+	mixed := func(n int) string { return strings.Repeat(`[{"a":`, n/2) + "1" + strings.Repeat("}]", n/2) }
 	for _, in := range []string{
 		``, ` `, `{}`, `[]`, ` [ ] `, `{"a":1}`, `{"a" : [1, 2.5e-3, -0, "x", true, false, null, {}]}`,
 		`"\u00e9\n\"\\\/\b\f\r\t"`, "\"\x01\"", `"\x"`, `"\u12"`, `"\u12g4"`, `"abc`, `"ab\`,
@@ -90,7 +92,7 @@ func TestValidJSON(t *testing.T) {
 		`tru`, `true`, `truex`, `nul`, `null`, `false `, `NaN`, `Infinity`,
 		`[1,]`, `[,1]`, `{"a":1,}`, `{,}`, `{"a"}`, `{"a":}`, `{1:2}`, `{"a":1 "b":2}`, `[1 2]`, `[`, `]`, `{`, `}`, `[}`, `{]`,
 		`1 2`, `{} x`, "\t\n\r 1 \r\n\t", "\u00a01", `"é"`, "\"\xff\"", `[[[]]]`, `[[[]]`, `{"a":{"b":{"c":[{}]}}}`,
-		deep(10000), deep(10001), "[" + deep(9999) + ",1]",
+		deep(10000), deep(10001), "[" + deep(9999) + ",1]", deepObj(10000), deepObj(10001), mixed(10000), mixed(10002),
 	} {
 		if got, want := validJSON([]byte(in)), json.Valid([]byte(in)); got != want {
 			t.Errorf("validJSON(%.40q) = %v, json.Valid %v", in, got, want)

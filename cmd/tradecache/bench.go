@@ -191,7 +191,7 @@ func fanoutClientCommand() ([]string, error) {
 func selfCommand(bench string, args ...string) ([]string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot find this executable to start its helper process (--in-process runs without one): %w", bench, err)
+		return nil, fmt.Errorf("%s: cannot find this executable to start its helper process: %w", bench, err)
 	}
 	return append([]string{exe}, args...), nil
 }

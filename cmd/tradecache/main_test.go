@@ -24,10 +24,10 @@ import (
 )
 
 // TestMain runs the tests, or, started by bench fanout or bench ingest
-// (in a test) as its client or exchange process, this executable's bench
-// fanout-clients or bench ingest-sim.
+// (in a test) as its client, exchange or subscriber process, this
+// executable's bench fanout-clients, bench ingest-sim or bench ingest-sub.
 func TestMain(m *testing.M) {
-	if bench.IsFanoutClients(os.Getenv) || bench.IsIngestSim(os.Getenv) {
+	if bench.IsFanoutClients(os.Getenv) || bench.IsIngestSim(os.Getenv) || bench.IsIngestSub(os.Getenv) {
 		os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	testenv.Main(m)
@@ -267,8 +267,14 @@ func TestBenchFanoutClientProcess(t *testing.T) {
 	if code, _, errOut := runCmd(t, nil, "bench", "fanout-clients"); code != 2 || !strings.Contains(errOut, "started by bench fanout") {
 		t.Errorf("bench fanout-clients by hand = %d %q", code, errOut)
 	}
-	if _, out, _ := runCmd(t, nil, "bench", "-h"); strings.Contains(out, "fanout-clients") {
-		t.Errorf("bench -h lists the hidden command:\n%s", out)
+	if code, _, errOut := runCmd(t, nil, "bench", "ingest-sub"); code != 2 || !strings.Contains(errOut, "started by bench ingest") {
+		t.Errorf("bench ingest-sub by hand = %d %q", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, nil, "bench", "ingest", "--redis", "redis://127.0.0.1:1", "--subscriber"); code != 2 || !strings.Contains(errOut, "add --events") {
+		t.Errorf("bench ingest --subscriber without --events = %d %q", code, errOut)
+	}
+	if _, out, _ := runCmd(t, nil, "bench", "-h"); strings.Contains(out, "fanout-clients") || strings.Contains(out, "ingest-sub") {
+		t.Errorf("bench -h lists a hidden command:\n%s", out)
 	}
 }
 

@@ -229,8 +229,8 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	}
 	var sub *subProcess
 	if len(o.SubscriberCommand) > 0 {
-		// Ready once its first event arrived: while the node leads.
-		if sub, err = startSub(ctx, o.SubscriberCommand, o.RedisURL, ch); err != nil {
+		// Subscribed while the node warms; ready (its first event) after.
+		if sub, err = startSub(o.SubscriberCommand, o.RedisURL, cc.CallTimeout, ch); err != nil {
 			return nil, fmt.Errorf("bench ingest: %w", err)
 		}
 		defer sub.stop()
@@ -259,6 +259,12 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if sub != nil {
+		// The node leads and writes: an event is at most a flush away.
+		if err := sub.ready(ctx, 30*time.Second); err != nil {
+			return nil, fmt.Errorf("bench ingest: %w", err)
+		}
+	}
 	time.Sleep(time.Second)
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
@@ -276,29 +282,26 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 	if rb != nil {
 		bus0 = rb.Stats()
 	}
-	if sub != nil {
-		if err := sub.send("start"); err != nil {
-			return nil, fmt.Errorf("bench ingest: %w", err)
+	var cpu0 time.Duration
+	var t0 time.Time
+	run := func() error {
+		cpu0, t0 = processCPU(), time.Now()
+		if !sleepCtx(ctx, o.Duration) {
+			return ctx.Err()
 		}
+		return nil
 	}
-	cpu0 := processCPU()
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(o.Duration):
+	var sm subMsg
+	if sub != nil {
+		sm, err = sub.measure(ctx, run)
+	} else {
+		err = run()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bench ingest: %w", err)
 	}
 	el0 := time.Since(t0).Seconds()
 	cpu := cpuPercent(processCPU()-cpu0, time.Since(t0))
-	var sm subMsg
-	if sub != nil {
-		if err := sub.send("stop"); err != nil {
-			return nil, fmt.Errorf("bench ingest: %w", err)
-		}
-		if sm, err = sub.next(ctx, 10*time.Second); err != nil {
-			return nil, fmt.Errorf("bench ingest: %w", err)
-		}
-	}
 	ev, wr, fl := st.Events.Load()-ev0, st.KlinesWritten.Load()-wr0, st.Flushes.Load()-fl0
 	if errs := st.WriteErrors.Load() + st.Fenced.Load(); errs > 0 {
 		return nil, fmt.Errorf("bench ingest: %d writes failed", errs)
@@ -320,11 +323,12 @@ func Ingest(ctx context.Context, o IngestOptions) (benchfmt.Report, error) {
 		rep.Add("ingest.events_dropped", float64(s.DroppedAsync-bus0.DroppedAsync), "events")
 		rep.Add("ingest.events_failed", float64(s.PublishErrors-bus0.PublishErrors), "events")
 	}
-	if sub != nil && sm.WallNs > 0 {
+	if sub != nil {
 		wall := time.Duration(sm.WallNs)
 		rep.Add("ingest.subscriber_events", benchfmt.Round(float64(sm.Events)/wall.Seconds(), 4), "events/s")
 		rep.Add("ingest.subscriber_cpu", cpuPercent(time.Duration(sm.CPUNs), wall), "% of a core")
 		rep.Add("ingest.subscriber_dropped", float64(sm.Dropped), "events")
+		rep.Add("ingest.subscriber_malformed", float64(sm.Malformed), "events")
 	}
 	rep.Add("ingest.kline_upserts", benchfmt.Round(float64(wr)/el0, 4), "upserts/s")
 	rep.Add("ingest.flushes", benchfmt.Round(float64(fl)/el0, 3), "flushes/s")

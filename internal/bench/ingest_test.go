@@ -114,8 +114,11 @@ func TestIngestSubscriberProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireFigures(t, rep, true, "ingest.events", "ingest.subscriber_events")
-	requireFigures(t, rep, false, "ingest.subscriber_cpu", "ingest.subscriber_dropped")
+	requireFigures(t, rep, false, "ingest.subscriber_cpu", "ingest.subscriber_dropped", "ingest.subscriber_malformed")
 	got := figures(rep)
+	if m := got["ingest.subscriber_malformed"].Value; m != 0 {
+		t.Errorf("the subscriber could not decode %v of the leader's events", m)
+	}
 	// Every write is published: the subscriber gets at least the kline
 	// writes (the windows differ by the time a line takes between the
 	// processes, a flush at most).
@@ -135,5 +138,22 @@ func TestIngestSubscriberProcess(t *testing.T) {
 		if _, err := Ingest(context.Background(), o); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// A subscriber process that never gets an event times out on the bench's
+// side and exits by itself (not killed) when the bench closes its stdin.
+func TestIngestSubscriberNeverReady(t *testing.T) {
+	r := testenv.Shared(t)
+	p, err := startSub([]string{os.Args[0]}, r.URL(), 0, testenv.Prefix(t)+"silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ready(context.Background(), 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("ready on a silent channel: %v", err)
+	}
+	p.stop()
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the subscriber process exited with %d, want 0 (by itself, on its stdin's end)", code)
 	}
 }

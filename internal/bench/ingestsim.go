@@ -115,27 +115,38 @@ type child struct {
 	stdin io.WriteCloser
 }
 
-// startSim runs argv as the exchange process of syms, updated every
-// `every`, and waits for its address.
-func startSim(ctx context.Context, argv []string, syms []string, every time.Duration, replay bool) (*simProcess, error) {
+// startChild starts argv with env added to this process's environment,
+// its stderr ours; its stdin is the child's, its stdout returned.
+func startChild(argv, env []string) (child, io.ReadCloser, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), envIngestSim+"="+strings.Join(syms, ","), envIngestSimEvery+"="+every.String())
-	if replay {
-		cmd.Env = append(cmd.Env, envIngestSimReplay+"=1")
-	}
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return child{}, nil, fmt.Errorf("stdin: %w", err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return child{}, nil, fmt.Errorf("stdout: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
+		return child{}, nil, err
+	}
+	return child{cmd: cmd, stdin: stdin}, stdout, nil
+}
+
+// startSim runs argv as the exchange process of syms, updated every
+// `every`, and waits for its address.
+func startSim(ctx context.Context, argv []string, syms []string, every time.Duration, replay bool) (*simProcess, error) {
+	env := []string{envIngestSim + "=" + strings.Join(syms, ","), envIngestSimEvery + "=" + every.String()}
+	if replay {
+		env = append(env, envIngestSimReplay+"=1")
+	}
+	c, stdout, err := startChild(argv, env)
+	if err != nil {
 		return nil, fmt.Errorf("exchange process: %w", err)
 	}
-	p := &simProcess{child: child{cmd: cmd, stdin: stdin}}
+	p := &simProcess{child: c}
 	got := make(chan simMsg, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
