@@ -15,7 +15,10 @@
 //     Reseed (2 min), so the keys (TTL 300 s) never expire under readers,
 //     and once Redis answers again after failing: a master that failed
 //     over may have lost writes it acknowledged (replication is
-//     asynchronous), and no later delta would tell;
+//     asynchronous), and no later delta would tell; also after a delta
+//     whose write failed. A seed that fails (the REST call, or a write) is
+//     retried after 1 s, doubling to 30 s, until one succeeds
+//     (Stats.SeedRetries), not left to the next Reseed;
 //   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
 //     side) — the event is a delta, a symbol it does not mention is left
 //     as it was, and a position keeps the positionRisk fields the stream
@@ -128,6 +131,7 @@ type Node struct {
 type Stats struct {
 	Events      atomic.Uint64 // user events received
 	Seeds       atomic.Uint64 // REST seeds written
+	SeedRetries atomic.Uint64 // seeds made again because one failed (REST or a write)
 	Writes      atomic.Uint64 // Redis/memory writes of positions or balances
 	WriteErrors atomic.Uint64
 	Fenced      atomic.Uint64
@@ -212,7 +216,9 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 	// applied counts account updates written; a REST snapshot taken while
 	// one arrived is older than Redis and must not replace it.
 	var applied uint64
-	seed := func() {
+	// seed writes a REST snapshot; false when the REST call or a write
+	// failed (not when fenced: the term is over), so the loop retries.
+	seed := func() bool {
 		for attempt := 0; attempt < 3; attempt++ {
 			mu.Lock()
 			before := applied
@@ -224,14 +230,21 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				if ctx.Err() == nil {
 					n.cfg.Logger.Warn("account: seed from REST failed", "err", err)
 				}
-				return
+				return false
 			}
 			mu.Lock()
 			if applied != before {
 				mu.Unlock()
 				continue // an update landed meanwhile: take a fresher snapshot
 			}
-			if n.write(ctx, w.putPositions(ctx, ps, true)) && n.write(ctx, second(w.putBalances(ctx, bs, true))) {
+			perr := w.putPositions(ctx, ps, true)
+			ok := n.write(ctx, perr)
+			var berr error
+			if ok {
+				_, berr = w.putBalances(ctx, bs, true)
+				ok = n.write(ctx, berr)
+			}
+			if ok {
 				n.st.Seeds.Add(1)
 				// The seed may hold changes no delta announced (a fill
 				// while no node held the stream): say so. Published
@@ -241,8 +254,9 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 					Positions: append([]exchange.Position{}, ps...), Balances: append([]exchange.Balance{}, bs...)})
 			}
 			mu.Unlock()
-			return
+			return ok || leader.IsFenced(perr) || leader.IsFenced(berr)
 		}
+		return false
 	}
 	// seedReq asks the loop below for a REST seed; one queued at most.
 	seedReq := make(chan struct{}, 1)
@@ -270,6 +284,11 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 				err = nil
 			}
 			ok = n.write(ctx, err) && ok
+			if !ok && !leader.IsFenced(perr) && !leader.IsFenced(err) {
+				// Redis may hold less than the exchange now (a shard
+				// failing over): the next seed repairs it.
+				requestSeed()
+			}
 			applied++
 			if ok {
 				n.publish("positions", ev.Account.Positions)
@@ -299,6 +318,19 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 	health := time.NewTicker(redisCheck)
 	defer health.Stop()
 	redisErrs, failed := n.cache.Stats().RedisErrors, false
+	// A seed that failed is retried with backoff (1 s doubling to 30 s)
+	// rather than left to the next Reseed: until one succeeds, Redis may
+	// hold positions the exchange has moved on from.
+	var retry <-chan time.Time
+	backoff := time.Duration(0)
+	seedOrRetry := func() {
+		if seed() {
+			retry, backoff = nil, 0
+			return
+		}
+		backoff = min(max(2*backoff, time.Second), 30*time.Second)
+		retry = time.After(backoff)
+	}
 	for {
 		select {
 		case <-health.C:
@@ -308,7 +340,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			case failed && n.cache.Redis() != nil:
 				failed = false
 				n.st.RedisReseeds.Add(1)
-				seed()
+				seedOrRetry()
 			}
 		case err := <-done:
 			if ctx.Err() != nil {
@@ -316,9 +348,12 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			}
 			return err
 		case <-seedReq:
-			seed()
+			seedOrRetry()
 		case <-reseed.C:
-			seed()
+			seedOrRetry()
+		case <-retry:
+			n.st.SeedRetries.Add(1)
+			seedOrRetry()
 		case <-keep.C:
 			mu.Lock()
 			k := current
@@ -638,8 +673,6 @@ func (w *redisWriter) putBalances(ctx context.Context, bs []exchange.Balance, sn
 	}
 	return out, nil
 }
-
-func second[T any](_ T, err error) error { return err }
 
 // carryBalance completes a balance from the stream, which has no
 // availableBalance, with the one of the stored value cur (the last REST

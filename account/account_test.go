@@ -37,6 +37,7 @@ type fakeExchange struct {
 	expire    chan struct{}
 	creates   atomic.Int64
 	accounts  atomic.Int64
+	failing   atomic.Int64 // Account calls still to fail
 }
 
 func newFake() *fakeExchange {
@@ -98,6 +99,9 @@ func (f *fakeExchange) push(ev exchange.UserEvent) {
 }
 func (f *fakeExchange) Account(context.Context) ([]exchange.Balance, []exchange.Position, error) {
 	f.accounts.Add(1)
+	if f.failing.Add(-1) >= 0 {
+		return nil, nil, errors.New("fake: REST unavailable")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]exchange.Balance(nil), f.balances...), append([]exchange.Position(nil), f.positions...), nil
@@ -839,5 +843,19 @@ func TestReseedAfterRedisFailed(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "positions not re-read from REST after Redis failed")
 	if n := a.n.Stats().RedisReseeds.Load(); n == 0 {
 		t.Error("no seed counted for the Redis failure")
+	}
+}
+
+// A seed whose REST call fails is retried (with backoff) until one
+// succeeds, not left to the next periodic Reseed (an hour here).
+func TestSeedRetriedAfterFailure(t *testing.T) {
+	r := testenv.Start(t)
+	reg := keyspace.MustNew(testenv.Keys(keyspace.Config{Prefix: testenv.Prefix(t)}))
+	f := newFake()
+	f.failing.Store(2)
+	a := startNode(t, r, reg, f, "a")
+	testenv.Eventually(t, 15*time.Second, func() bool { return len(positionsIn(t, r, reg)) == 2 }, "never seeded after the REST calls failed")
+	if n := a.n.Stats().SeedRetries.Load(); n < 2 {
+		t.Errorf("SeedRetries = %d, want ≥ 2", n)
 	}
 }
