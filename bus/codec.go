@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tradecache/tradecache/exchange"
+	"github.com/tradecache/tradecache/internal/jsonscan"
 )
 
 // MaxDecompressed bounds the payload Decode inflates from a compressed
@@ -250,14 +251,12 @@ func scanEnvelope(b []byte) (env Envelope, ok bool) {
 	}
 }
 
-// maxNestingDepth is encoding/json's limit on nested arrays and objects.
-const maxNestingDepth = 10000
-
 // validJSON reports what json.Valid(b) reports: whether b is one JSON
 // value with optional white space around it (strings are not checked for
 // valid UTF-8, as encoding/json does not). It is one pass with a loop per
 // token where encoding/json calls a state function per byte: on a kline
-// event json.Valid was a quarter of a subscriber's CPU.
+// event json.Valid was a quarter of a subscriber's CPU. Its tokens are
+// package jsonscan's, which the exchange decoders' scanner uses too.
 // FuzzValidJSON checks it against json.Valid.
 func validJSON(b []byte) bool {
 	var buf [32]byte
@@ -269,7 +268,7 @@ func validJSON(b []byte) bool {
 			return false
 		}
 		if c := b[i]; c == '{' || c == '[' {
-			if len(stack) == maxNestingDepth {
+			if len(stack) == jsonscan.MaxDepth {
 				return false
 			}
 			stack = append(stack, c)
@@ -286,7 +285,7 @@ func validJSON(b []byte) bool {
 			}
 			stack = stack[:len(stack)-1] // empty
 			i++
-		} else if i = validScalar(b, i); i < 0 {
+		} else if i = jsonscan.Scalar(b, i); i < 0 {
 			return false
 		}
 		// After a value: close containers until a comma, or the end.
@@ -324,114 +323,13 @@ func validMember(b []byte, i int) int {
 	if i == len(b) || b[i] != '"' {
 		return -1
 	}
-	if i = validString(b, i); i < 0 {
+	if i = jsonscan.String(b, i); i < 0 {
 		return -1
 	}
 	if i = skipWS(b, i); i == len(b) || b[i] != ':' {
 		return -1
 	}
 	return skipWS(b, i+1)
-}
-
-// validScalar returns the index just past the string, number or literal
-// at b[i], or -1.
-func validScalar(b []byte, i int) int {
-	switch c := b[i]; {
-	case c == '"':
-		return validString(b, i)
-	case c == '-' || (c >= '0' && c <= '9'):
-		return validNumber(b, i)
-	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if b[i] == lit[0] {
-			if len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit {
-				return i + len(lit)
-			}
-			return -1
-		}
-	}
-	return -1
-}
-
-// validString returns the index just past the string at b[i] (a quote),
-// or -1: control characters must be escaped, and an escape is one of
-// \" \\ \/ \b \f \n \r \t or \u and four hex digits.
-func validString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1
-		case c < 0x20:
-			return -1
-		case c == '\\':
-			if i++; i == len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i <= 4 {
-					return -1
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !isHex(h) {
-						return -1
-					}
-				}
-				i += 4
-			default:
-				return -1
-			}
-		}
-	}
-	return -1
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// validNumber returns the index just past the number at b[i], or -1:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func validNumber(b []byte, i int) int {
-	if b[i] == '-' {
-		i++
-	}
-	digits := func(i int) int { // at least one digit, else -1
-		j := i
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
-	switch {
-	case i == len(b):
-		return -1
-	case b[i] == '0':
-		i++
-	default:
-		if i = digits(i); i < 0 {
-			return -1
-		}
-	}
-	if i < len(b) && b[i] == '.' {
-		if i = digits(i + 1); i < 0 {
-			return -1
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i = digits(i); i < 0 {
-			return -1
-		}
-	}
-	return i
 }
 
 // skipWS returns the index of the first byte of b from i that is not JSON

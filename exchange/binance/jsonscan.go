@@ -18,6 +18,8 @@ import (
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
+
+	"github.com/tradecache/tradecache/internal/jsonscan"
 )
 
 var (
@@ -353,90 +355,6 @@ func validText(s string, maxLen int) bool {
 // accepts (strings are not checked for UTF-8 there either; the decoders
 // check the strings they keep).
 
-// maxDepth is encoding/json's nesting limit.
-const maxDepth = 10000
-
-// scanString returns the index just past the valid JSON string starting at
-// b[i] (a quote), or -1.
-func scanString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		c := b[j]
-		switch {
-		case c == '"':
-			return j + 1
-		case c < 0x20:
-			return -1
-		case c == '\\':
-			j++
-			if j >= len(b) {
-				return -1
-			}
-			switch b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(b) {
-					return -1
-				}
-				for _, h := range b[j+1 : j+5] {
-					if !isHex(h) {
-						return -1
-					}
-				}
-				j += 4
-			default:
-				return -1
-			}
-		}
-	}
-	return -1
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
-
-// scanNumber returns the index just past the JSON number starting at b[i],
-// or -1.
-func scanNumber(b []byte, i int) int {
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	if i >= len(b) {
-		return -1
-	}
-	switch {
-	case b[i] == '0':
-		i++
-	case b[i] >= '1' && b[i] <= '9':
-		for i++; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-		if i == d {
-			return -1
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		}
-		if i == d {
-			return -1
-		}
-	}
-	return i
-}
-
 // scanValue returns the index just past the valid JSON value starting at
 // b[i] (no leading space), or -1. depth counts the enclosing containers.
 func scanValue(b []byte, i, depth int) int {
@@ -445,9 +363,9 @@ func scanValue(b []byte, i, depth int) int {
 	}
 	switch c := b[i]; c {
 	case '"':
-		return scanString(b, i)
+		return jsonscan.String(b, i)
 	case '{', '[':
-		if depth >= maxDepth {
+		if depth >= jsonscan.MaxDepth {
 			return -1
 		}
 		end := byte('}')
@@ -463,7 +381,7 @@ func scanValue(b []byte, i, depth int) int {
 				if i >= len(b) || b[i] != '"' {
 					return -1
 				}
-				if i = scanString(b, i); i < 0 {
+				if i = jsonscan.String(b, i); i < 0 {
 					return -1
 				}
 				i = skipSpace(b, i)
@@ -488,22 +406,9 @@ func scanValue(b []byte, i, depth int) int {
 				return -1
 			}
 		}
-	case 't':
-		return literal(b, i, "true")
-	case 'f':
-		return literal(b, i, "false")
-	case 'n':
-		return literal(b, i, "null")
 	default:
-		return scanNumber(b, i)
+		return jsonscan.Scalar(b, i)
 	}
-}
-
-func literal(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
 }
 
 // objIter walks the members of a JSON object, validating each value with
@@ -543,7 +448,7 @@ func (it *objIter) member() bool {
 	i := skipSpace(b, it.i)
 	if !it.started {
 		it.started = true
-		if i >= len(b) || b[i] != '{' || it.depth >= maxDepth {
+		if i >= len(b) || b[i] != '{' || it.depth >= jsonscan.MaxDepth {
 			it.bad = true
 			return false
 		}
@@ -572,7 +477,7 @@ func (it *objIter) member() bool {
 	if it.valid {
 		e = stringEnd(b, i)
 	} else {
-		e = scanString(b, i)
+		e = jsonscan.String(b, i)
 	}
 	if e < 0 {
 		it.bad = true
