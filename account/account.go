@@ -11,7 +11,9 @@
 //     it alive every KeepAlive (30 min), and replaces it on -1125 or
 //     listenKeyExpired;
 //   - seeds positions and balances from REST (signed /fapi/v3/account and
-//     /fapi/v3/positionRisk) at every (re)connection, and again every
+//     /fapi/v3/positionRisk) at every (re)connection (the stream
+//     reconnects too when a ping goes unanswered: a stalled exchange may
+//     have lost events, which carry no sequence numbers), and again every
 //     Reseed (2 min), so the keys (TTL 300 s) never expire under readers,
 //     and once Redis answers again after failing: a master that failed
 //     over may have lost writes it acknowledged (replication is

@@ -103,6 +103,22 @@ func TestAccountFillsReachEveryNode(t *testing.T) {
 	order("BTCUSDT", "BUY", "0.005")
 	testenv.Eventually(t, 5*time.Second, seen(map[string]string{"BTCUSDT": "0.015", "ETHUSDT": "-0.500"}), "stream did not resume after the listenKey expired")
 
+	// The exchange stalls for 7 s: it sends nothing, answers no ping, and
+	// what it publishes meanwhile is lost — a fill's update among them.
+	// The stall ends long before the stream would count as stale (30 s),
+	// but the holder's ping goes unanswered, which resets its stream, and
+	// the reconnection seeds from REST: the fill reaches every node within
+	// seconds, not at the next periodic seed (2 min).
+	res, err = http.Post(c.sim.url+"/sim/fault?mode=stall&duration=7s", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	start = time.Now()
+	order("ETHUSDT", "BUY", "0.2")
+	testenv.Eventually(t, 20*time.Second, seen(map[string]string{"BTCUSDT": "0.015", "ETHUSDT": "-0.300"}), "a fill lost in a stall of the exchange not repaired")
+	t.Logf("fill lost in a 7 s stall visible on both nodes after %v", time.Since(start).Round(time.Millisecond))
+
 	// Secrets appear nowhere: logs, /healthz, /metrics.
 	for _, p := range c.nodes {
 		texts := []string{p.log.String()}

@@ -58,6 +58,13 @@ type proc struct {
 	log  *testenv.Buffer
 }
 
+// LogDirEnv names a directory where every process a test spawned leaves
+// its whole log (name-pid.log) when the test ends; a failing test prints
+// only the last lines of each. For instance
+//
+//	TRADECACHE_TEST_LOGDIR=/tmp/logs go test ./cmd/tradecache -run TestChaosSoak
+const LogDirEnv = "TRADECACHE_TEST_LOGDIR"
+
 // spawn starts the binary and waits for the first http:// address it prints.
 func spawn(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
@@ -74,6 +81,12 @@ func spawn(t *testing.T, name string, args ...string) *proc {
 		cmd.Process.Signal(syscall.SIGCONT)
 		cmd.Process.Kill()
 		cmd.Wait()
+		if d := os.Getenv(LogDirEnv); d != "" {
+			f := filepath.Join(d, fmt.Sprintf("%s-%d.log", name, cmd.Process.Pid))
+			if err := os.WriteFile(f, []byte(p.log.String()), 0o644); err != nil {
+				t.Errorf("%s: %v", LogDirEnv, err)
+			}
+		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, lastN(p.log.String(), 30))
 		}

@@ -82,9 +82,14 @@
 // -1125), and the stream then reconnects with whatever ListenKey returns
 // next. A listenKeyExpired that fails to decode still ends the connection
 // (staying on a dead key would be silent). Reconnect forces a new
-// connection, e.g. after a keepalive answered -1125. Keep-alive, stale
-// detection, MaxFrame and the capped jittered backoff are those of the
-// market streams. Unknown event types (ACCOUNT_CONFIG_UPDATE,
+// connection, e.g. after a keepalive answered -1125. Stale detection,
+// MaxFrame and the capped jittered backoff are those of the market
+// streams; keep-alive is stricter: the client pings every 5 s and a ping
+// unanswered for PongTimeout (5 s) resets the connection (PongTimeouts),
+// since a server that stopped answering may have dropped what it
+// published meanwhile, and the reconnection's OnConnect re-seeds. A stall
+// shorter than StaleAfter would otherwise pass unseen, its events lost
+// until the consumer's next periodic seed. Unknown event types (ACCOUNT_CONFIG_UPDATE,
 // TRADE_LITE…) and control replies are counted (Unknown) and dropped,
 // malformed frames are counted (Malformed); neither ends the connection.
 //

@@ -24,15 +24,19 @@ const (
 	DefaultMaxSubscribeBatch = 200
 	DefaultControlRate       = 5.0 // control messages per second (limit 10)
 	DefaultPingInterval      = 20 * time.Second
-	DefaultStaleAfter        = 30 * time.Second
-	DefaultRotate            = 23*time.Hour + 50*time.Minute
-	DefaultRotateOverlap     = 2 * time.Second
-	DefaultBackoffMin        = 250 * time.Millisecond
-	DefaultBackoffMax        = 30 * time.Second
-	DefaultHealthyAfter      = time.Minute
-	DefaultMaxFrame          = 4 << 20
-	DefaultDialTimeout       = 10 * time.Second
-	DefaultAckTimeout        = 10 * time.Second
+	// DefaultUserPingInterval and DefaultPongTimeout are a user data
+	// stream's: a stall of its server is found by an unanswered ping.
+	DefaultUserPingInterval = 5 * time.Second
+	DefaultPongTimeout      = 5 * time.Second
+	DefaultStaleAfter       = 30 * time.Second
+	DefaultRotate           = 23*time.Hour + 50*time.Minute
+	DefaultRotateOverlap    = 2 * time.Second
+	DefaultBackoffMin       = 250 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	DefaultHealthyAfter     = time.Minute
+	DefaultMaxFrame         = 4 << 20
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultAckTimeout       = 10 * time.Second
 
 	maxControlRate = 10.0
 )

@@ -37,7 +37,8 @@ var (
 )
 
 // UserStreamConfig configures a UserStream. Zero values take the defaults
-// of StreamConfig.
+// of StreamConfig, but PingInterval and PongTimeout, which are the user
+// stream's own (DefaultUserPingInterval, DefaultPongTimeout).
 type UserStreamConfig struct {
 	// BaseURL is the host; "/private/ws?listenKey=<key>&events=<events>"
 	// is appended. Default wss://fstream.binance.com.
@@ -73,7 +74,17 @@ type UserStreamConfig struct {
 	// reconnects after a backoff.
 	OnExpired func(key string)
 
-	PingInterval  time.Duration // client pings; default 20 s
+	// PingInterval: the client pings this often (default 5 s, shorter
+	// than a market stream's: see PongTimeout).
+	PingInterval time.Duration
+	// PongTimeout: a ping unanswered this long resets the connection
+	// (default 5 s). A server that stops answering may also have stopped
+	// delivering, and the user data stream has no sequence numbers to
+	// show what it lost; the reconnection calls OnConnect, which
+	// re-seeds. So a stall of at least PingInterval is repaired within
+	// PingInterval + PongTimeout of its start, not after StaleAfter, and
+	// not at all when it ends sooner than StaleAfter.
+	PongTimeout   time.Duration
 	StaleAfter    time.Duration // no frame of any kind for this long → reset; default 30 s
 	Rotate        time.Duration // replace connections this old; default 23h50m
 	RotateOverlap time.Duration // old keeps delivering this long after the new is up; default 2 s
@@ -102,6 +113,7 @@ type UserStats struct {
 	Rotations     int64 // make-before-break replacements
 	Expirations   int64 // OnExpired calls (listenKeyExpired, or key refused at connect)
 	StaleResets   int64 // connections reset for silence
+	PongTimeouts  int64 // connections reset because a ping went unanswered (PongTimeout)
 	DialErrors    int64 // failed ListenKey calls and handshakes
 	Connections   int64 // connections currently open (gauge)
 }
@@ -110,6 +122,7 @@ type userCounters struct {
 	frames, account, order, expired                     atomic.Int64
 	malformed, unknown, oversized, duplicates           atomic.Int64
 	connects, reconnects, rotations, expirations, stale atomic.Int64
+	pongTimeouts                                        atomic.Int64
 	dialErrors, connections                             atomic.Int64
 }
 
@@ -158,7 +171,8 @@ func NewUserStream(cfg UserStreamConfig) (*UserStream, error) {
 			*d = v
 		}
 	}
-	def(&cfg.PingInterval, DefaultPingInterval)
+	def(&cfg.PingInterval, DefaultUserPingInterval)
+	def(&cfg.PongTimeout, DefaultPongTimeout)
 	def(&cfg.StaleAfter, DefaultStaleAfter)
 	def(&cfg.Rotate, DefaultRotate)
 	def(&cfg.RotateOverlap, DefaultRotateOverlap)
@@ -209,6 +223,7 @@ func (us *UserStream) Stats() UserStats {
 		Rotations:     c.rotations.Load(),
 		Expirations:   c.expirations.Load(),
 		StaleResets:   c.stale.Load(),
+		PongTimeouts:  c.pongTimeouts.Load(),
 		DialErrors:    c.dialErrors.Load(),
 		Connections:   c.connections.Load(),
 	}
@@ -636,18 +651,28 @@ func (wc *userConn) run(ctx context.Context) {
 	helpers.Wait()
 }
 
+// pinger pings every PingInterval and resets the connection when a pong
+// takes longer than PongTimeout: what the server published while it did
+// not answer may be lost, and the reconnection re-seeds (OnConnect).
 func (wc *userConn) pinger(ctx context.Context) {
-	iv := wc.us.cfg.PingInterval
-	t := time.NewTicker(iv)
+	us := wc.us
+	t := time.NewTicker(us.cfg.PingInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, iv)
-			_ = wc.c.Ping(pctx)
+			pctx, cancel := context.WithTimeout(ctx, us.cfg.PongTimeout)
+			err := wc.c.Ping(pctx)
+			timedOut := err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded)
 			cancel()
+			if timedOut {
+				us.c.pongTimeouts.Add(1)
+				us.log.Warn("binance user stream: ping unanswered; resetting (events may have been lost meanwhile)", "timeout", us.cfg.PongTimeout)
+				wc.fail(fmt.Errorf("binance: user stream: no pong within %v", us.cfg.PongTimeout))
+				return
+			}
 		}
 	}
 }

@@ -440,6 +440,34 @@ func TestUserStreamStale(t *testing.T) {
 	}
 }
 
+// TestUserStreamUnansweredPing: a server that stops answering pings, long
+// before the connection would be stale, may also have stopped delivering;
+// the connection is reset after PongTimeout and the reconnection calls
+// OnConnect (the consumer re-seeds what was lost).
+func TestUserStreamUnansweredPing(t *testing.T) {
+	srv := newUserWSServer(t)
+	us, _, tl, _ := startUser(t, srv, UserStreamConfig{PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond, StaleAfter: time.Minute})
+	c1 := srv.next(t)
+	eventually(t, 5*time.Second, func() bool { return tl.count("connect") == 1 }, "first connect")
+	// Answered pings keep it: several intervals pass without a reset.
+	time.Sleep(500 * time.Millisecond)
+	if st := us.Stats(); st.PongTimeouts != 0 || st.Reconnects != 0 {
+		t.Fatalf("reset while pongs were answered: %+v", st)
+	}
+	srv.noPong.Store(true)
+	select {
+	case <-c1.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection whose pings go unanswered was not reset (StaleAfter is a minute)")
+	}
+	srv.noPong.Store(false)
+	srv.next(t)
+	eventually(t, 5*time.Second, func() bool { return tl.count("connect") == 2 }, "OnConnect after the reset")
+	if st := us.Stats(); st.PongTimeouts < 1 || st.StaleResets != 0 {
+		t.Errorf("stats %+v: want a pong timeout, no stale reset", st)
+	}
+}
+
 // TestUserStreamRotation: a broadcaster pushes ACCOUNT_UPDATEs numbered
 // 1, 2, 3… to every live connection. Across make-before-break rotations
 // every event is delivered exactly once and in order, and OnConnect is
