@@ -84,7 +84,8 @@
 // (staying on a dead key would be silent). Reconnect forces a new
 // connection, e.g. after a keepalive answered -1125. Stale detection,
 // MaxFrame and the capped jittered backoff are those of the market
-// streams; keep-alive is stricter: the client pings every 5 s and a ping
+// streams, but the backoff stops at 5 s (the account follows no fill
+// while the stream is down), and keep-alive is stricter: the client pings every 5 s and a ping
 // unanswered for PongTimeout (5 s) resets the connection (PongTimeouts),
 // since a server that stopped answering may have dropped what it
 // published meanwhile, and the reconnection's OnConnect re-seeds. A stall

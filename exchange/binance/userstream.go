@@ -37,8 +37,9 @@ var (
 )
 
 // UserStreamConfig configures a UserStream. Zero values take the defaults
-// of StreamConfig, but PingInterval and PongTimeout, which are the user
-// stream's own (DefaultUserPingInterval, DefaultPongTimeout).
+// of StreamConfig, but PingInterval, PongTimeout and BackoffMax, which are
+// the user stream's own (DefaultUserPingInterval, DefaultPongTimeout,
+// DefaultUserBackoffMax).
 type UserStreamConfig struct {
 	// BaseURL is the host; "/private/ws?listenKey=<key>&events=<events>"
 	// is appended. Default wss://fstream.binance.com.
@@ -81,15 +82,15 @@ type UserStreamConfig struct {
 	// (default 5 s). A server that stops answering may also have stopped
 	// delivering, and the user data stream has no sequence numbers to
 	// show what it lost; the reconnection calls OnConnect, which
-	// re-seeds. So a stall of at least PingInterval is repaired within
-	// PingInterval + PongTimeout of its start, not after StaleAfter, and
-	// not at all when it ends sooner than StaleAfter.
+	// re-seeds. So a stall of at least PingInterval is found within
+	// PingInterval + PongTimeout of its start; by silence alone, one
+	// shorter than StaleAfter would pass unseen.
 	PongTimeout   time.Duration
 	StaleAfter    time.Duration // no frame of any kind for this long → reset; default 30 s
 	Rotate        time.Duration // replace connections this old; default 23h50m
 	RotateOverlap time.Duration // old keeps delivering this long after the new is up; default 2 s
 	BackoffMin    time.Duration // default 250 ms
-	BackoffMax    time.Duration // default 30 s
+	BackoffMax    time.Duration // default 5 s (DefaultUserBackoffMax)
 	HealthyAfter  time.Duration // a connection up this long resets the backoff; default 1 min
 	MaxFrame      int64         // larger messages are counted and reset the connection; default 4 MiB
 	DialTimeout   time.Duration // ListenKey call, and the handshake; default 10 s each
@@ -177,7 +178,7 @@ func NewUserStream(cfg UserStreamConfig) (*UserStream, error) {
 	def(&cfg.Rotate, DefaultRotate)
 	def(&cfg.RotateOverlap, DefaultRotateOverlap)
 	def(&cfg.BackoffMin, DefaultBackoffMin)
-	def(&cfg.BackoffMax, DefaultBackoffMax)
+	def(&cfg.BackoffMax, DefaultUserBackoffMax)
 	def(&cfg.HealthyAfter, DefaultHealthyAfter)
 	def(&cfg.DialTimeout, DefaultDialTimeout)
 	cfg.BackoffMax = max(cfg.BackoffMax, cfg.BackoffMin)

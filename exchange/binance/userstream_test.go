@@ -532,6 +532,11 @@ func TestNewUserStreamValidation(t *testing.T) {
 	if got := us.streamURL("abc"); got != "wss://fstream.binance.com/private/ws?listenKey=abc&events=ACCOUNT_UPDATE" {
 		t.Errorf("URL %s", got)
 	}
+	// The user stream's own defaults: a stall found by a ping within
+	// seconds, a reconnection never more than 5 s away.
+	if c := us.cfg; c.PingInterval != 5*time.Second || c.PongTimeout != 5*time.Second || c.BackoffMax != 5*time.Second || c.StaleAfter != 30*time.Second {
+		t.Errorf("defaults: ping %v, pong timeout %v, backoff max %v, stale after %v", c.PingInterval, c.PongTimeout, c.BackoffMax, c.StaleAfter)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := us.Run(ctx); err != nil {
