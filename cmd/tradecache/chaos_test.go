@@ -162,17 +162,27 @@ func TestChaosSoak(t *testing.T) {
 	// from REST: at a reconnection of the user stream (a drop, or a ping
 	// unanswered in a stall), or once Redis answers again after failing;
 	// so within 30 s of the klines matching, not at the periodic seed (2 min).
-	var seen []string
 	settled := time.Now()
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		seen = seen[:0]
+	for {
+		var seen []string
 		for _, p := range nodes {
 			if got := positionsOf(t, p); fmt.Sprint(got) != fmt.Sprint(want) {
 				seen = append(seen, fmt.Sprintf("%s: %v", p.name, got))
 			}
 		}
-		return len(seen) == 0
-	}, "positions differ from the fills' %v: %v", want, &seen)
+		if len(seen) == 0 {
+			break
+		}
+		if time.Since(settled) > 30*time.Second {
+			// What each process's account and user stream did: the
+			// generic failure output keeps only the last lines.
+			for _, p := range all {
+				t.Logf("%s's account log:\n%s", p.name, accountLines(p.log.String(), 40))
+			}
+			t.Fatalf("after 30s: positions differ from the fills' %v: %v", want, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	posAfter := time.Since(settled)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -252,6 +262,18 @@ func matchesTruth(sim, p *proc, symbol string) error {
 		}
 	}
 	return nil
+}
+
+// accountLines is the last n lines of log about the account or its user
+// data stream.
+func accountLines(log string, n int) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "account") || strings.Contains(l, "user stream") || strings.Contains(l, "user-stream") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "\n")
 }
 
 // processFigures reads a node's resident memory and goroutines from its
