@@ -116,7 +116,7 @@ func TestAccountFillsReachEveryNode(t *testing.T) {
 	res.Body.Close()
 	start = time.Now()
 	order("ETHUSDT", "BUY", "0.2")
-	testenv.Eventually(t, 20*time.Second, seen(map[string]string{"BTCUSDT": "0.015", "ETHUSDT": "-0.300"}), "a fill lost in a stall of the exchange not repaired")
+	testenv.Eventually(t, 30*time.Second, seen(map[string]string{"BTCUSDT": "0.015", "ETHUSDT": "-0.300"}), "a fill lost in a stall of the exchange not repaired")
 	t.Logf("fill lost in a 7 s stall visible on both nodes after %v", time.Since(start).Round(time.Millisecond))
 
 	// Secrets appear nowhere: logs, /healthz, /metrics.

@@ -107,7 +107,13 @@ func (wc *wsConn) close(reason error) {
 func (wc *wsConn) run(ctx context.Context) {
 	s := wc.sl.s
 	var helpers sync.WaitGroup
-	helpers.Go(func() { wc.pinger(ctx) })
+	helpers.Go(func() {
+		// No pong timeout: a market stream's gaps are the consumer's to
+		// repair (its OnConnect backfill, kline gap checks); silence
+		// alone resets it.
+		p := &pinger{c: wc.c, interval: s.cfg.PingInterval, last: wc.lastFrame}
+		_ = p.run(ctx)
+	})
 	helpers.Go(func() {
 		if err := watchStale(ctx, wc.lastFrame, s.cfg.StaleAfter); err != nil {
 			s.c.stale.Add(1)
@@ -133,24 +139,6 @@ func (wc *wsConn) run(ctx context.Context) {
 	wc.mu.Unlock()
 	s.c.connections.Add(-1)
 	close(wc.done)
-}
-
-// pinger sends a ping every PingInterval. The pong (or anything else)
-// refreshes the last-frame time; the watchdog acts on silence.
-func (wc *wsConn) pinger(ctx context.Context) {
-	iv := wc.sl.s.cfg.PingInterval
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, iv)
-			_ = wc.c.Ping(pctx)
-			cancel()
-		}
-	}
 }
 
 // watchStale returns errStale once last() is older than after, or nil

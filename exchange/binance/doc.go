@@ -84,13 +84,20 @@
 // (staying on a dead key would be silent). Reconnect forces a new
 // connection, e.g. after a keepalive answered -1125. Stale detection,
 // MaxFrame and the capped jittered backoff are those of the market
-// streams, but the backoff stops at 5 s (the account follows no fill
-// while the stream is down), and keep-alive is stricter: the client pings every 5 s and a ping
-// unanswered for PongTimeout (5 s) resets the connection (PongTimeouts),
-// since a server that stopped answering may have dropped what it
-// published meanwhile, and the reconnection's OnConnect re-seeds. A stall
-// shorter than StaleAfter would otherwise pass unseen, its events lost
-// until the consumer's next periodic seed. Unknown event types (ACCOUNT_CONFIG_UPDATE,
+// streams, with two differences, since an account follows no fill while
+// its stream is down or silent, and ACCOUNT_UPDATE carries no sequence
+// number to show what was lost. The backoff stops at 5 s (not 30 s).
+// And the client pings every 5 s: a ping whose pong has not come within
+// PongTimeout (5 s) resets the connection (PongTimeouts), since a server
+// that stopped answering may have dropped what it published meanwhile,
+// and the reconnection's OnConnect re-seeds — unless the delay is the
+// client's own (a frame read since the ping, a reader busy in OnEvent, a
+// pong read just after the deadline). A server that answers no ping while
+// it stalls is found within 10 s of the stall's start if the stall lasts
+// at least 5 s; one that answers the queued ping when it resumes, only if the
+// stall outlasts PongTimeout after a ping. Shorter stalls pass unseen, as
+// they would by silence alone (StaleAfter, 30 s), and the consumer's
+// periodic seed repairs them. Unknown event types (ACCOUNT_CONFIG_UPDATE,
 // TRADE_LITE…) and control replies are counted (Unknown) and dropped,
 // malformed frames are counted (Malformed); neither ends the connection.
 //
@@ -103,8 +110,8 @@
 // the old one is closed and the replacement delivers from its start,
 // dropping events the old one already delivered (matched by payload
 // hash; Duplicates). If the old connection was already dead when the
-// replacement came up, it is reported as a loss (OnDisconnect,
-// OnConnect).
+// replacement came up, or had a ping unanswered when it was closed, it is
+// reported as a loss (OnDisconnect, OnConnect).
 //
 // # Streams: connection policy
 //

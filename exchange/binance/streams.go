@@ -24,23 +24,20 @@ const (
 	DefaultMaxSubscribeBatch = 200
 	DefaultControlRate       = 5.0 // control messages per second (limit 10)
 	DefaultPingInterval      = 20 * time.Second
-	// DefaultUserPingInterval and DefaultPongTimeout are a user data
-	// stream's: a stall of its server is found by an unanswered ping.
+	// A user data stream's own defaults (the package doc, "User data
+	// stream", says why).
 	DefaultUserPingInterval = 5 * time.Second
 	DefaultPongTimeout      = 5 * time.Second
-	// DefaultUserBackoffMax caps a user data stream's reconnection
-	// backoff: while it is down the account follows no fill, so it
-	// retries sooner than a market stream (whose gaps REST repairs).
-	DefaultUserBackoffMax = 5 * time.Second
-	DefaultStaleAfter     = 30 * time.Second
-	DefaultRotate         = 23*time.Hour + 50*time.Minute
-	DefaultRotateOverlap  = 2 * time.Second
-	DefaultBackoffMin     = 250 * time.Millisecond
-	DefaultBackoffMax     = 30 * time.Second
-	DefaultHealthyAfter   = time.Minute
-	DefaultMaxFrame       = 4 << 20
-	DefaultDialTimeout    = 10 * time.Second
-	DefaultAckTimeout     = 10 * time.Second
+	DefaultUserBackoffMax   = 5 * time.Second
+	DefaultStaleAfter       = 30 * time.Second
+	DefaultRotate           = 23*time.Hour + 50*time.Minute
+	DefaultRotateOverlap    = 2 * time.Second
+	DefaultBackoffMin       = 250 * time.Millisecond
+	DefaultBackoffMax       = 30 * time.Second
+	DefaultHealthyAfter     = time.Minute
+	DefaultMaxFrame         = 4 << 20
+	DefaultDialTimeout      = 10 * time.Second
+	DefaultAckTimeout       = 10 * time.Second
 
 	maxControlRate = 10.0
 )

@@ -79,12 +79,7 @@ type UserStreamConfig struct {
 	// than a market stream's: see PongTimeout).
 	PingInterval time.Duration
 	// PongTimeout: a ping unanswered this long resets the connection
-	// (default 5 s). A server that stops answering may also have stopped
-	// delivering, and the user data stream has no sequence numbers to
-	// show what it lost; the reconnection calls OnConnect, which
-	// re-seeds. So a stall of at least PingInterval is found within
-	// PingInterval + PongTimeout of its start; by silence alone, one
-	// shorter than StaleAfter would pass unseen.
+	// (default 5 s; see the package doc, "User data stream").
 	PongTimeout   time.Duration
 	StaleAfter    time.Duration // no frame of any kind for this long → reset; default 30 s
 	Rotate        time.Duration // replace connections this old; default 23h50m
@@ -372,8 +367,9 @@ func (us *UserStream) serve(ctx context.Context, cur *userConn, bo *backoff) (*u
 // replacement is held back (not read) until cur is closed; then it
 // delivers from where it was connected, minus what cur already delivered
 // (the duplicate filter, ended by serve after RotateOverlap). gap reports
-// that cur was already dead when the replacement came up: the caller
-// reports a reconnect and opens it.
+// that cur was already dead when the replacement came up, or had a ping
+// unanswered (its server may have dropped events): the caller reports a
+// reconnect and opens it.
 func (us *UserStream) replace(ctx context.Context, cur *userConn) (next *userConn, gap bool, err error) {
 	us.setRecording(true)
 	next, err = us.establish(ctx)
@@ -421,6 +417,12 @@ func (us *UserStream) replace(ctx context.Context, cur *userConn) (next *userCon
 		return nil, false, errOldExpired
 	}
 	us.switchTo(next)
+	if errors.Is(cur.err, errNoPong) || cur.ping.outstanding() {
+		// The old connection had stopped answering: what its server
+		// dropped meanwhile, the replacement, connected later, does not
+		// carry. A loss, then (the caller opens next after OnConnect).
+		return next, true, nil
+	}
 	next.open()
 	return next, false, nil
 }
@@ -537,6 +539,8 @@ type userConn struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	expired   atomic.Bool // a listenKeyExpired arrived
+	handling  atomic.Bool // the reader is in handle (OnEvent included)
+	ping      *pinger
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -587,6 +591,7 @@ func (us *UserStream) dial(ctx context.Context, key string) (*userConn, error) {
 	}
 	c.SetReadLimit(us.cfg.MaxFrame)
 	wc.c = c
+	wc.ping = &pinger{c: c, interval: us.cfg.PingInterval, timeout: us.cfg.PongTimeout, last: wc.lastFrame, busy: wc.handling.Load}
 	wc.touch()
 	cctx, ccancel := context.WithCancel(ctx)
 	wc.cancel = ccancel
@@ -639,7 +644,16 @@ func (wc *userConn) run(ctx context.Context) {
 	}
 	wc.touch() // time held back is not silence
 	var helpers sync.WaitGroup
-	helpers.Go(func() { wc.pinger(ctx) })
+	helpers.Go(func() {
+		// A pong overdue resets the connection: what the server
+		// published while it did not answer may be lost, and the
+		// reconnection re-seeds (OnConnect).
+		if err := wc.ping.run(ctx); err != nil {
+			us.c.pongTimeouts.Add(1)
+			us.log.Warn("binance user stream: ping unanswered; resetting (events may have been lost meanwhile)", "timeout", us.cfg.PongTimeout)
+			wc.fail(fmt.Errorf("binance: user stream: %w", err))
+		}
+	})
 	helpers.Go(func() {
 		if err := watchStale(ctx, wc.lastFrame, us.cfg.StaleAfter); err != nil {
 			us.c.stale.Add(1)
@@ -650,32 +664,6 @@ func (wc *userConn) run(ctx context.Context) {
 	err := wc.readLoop(ctx)
 	wc.fail(err)
 	helpers.Wait()
-}
-
-// pinger pings every PingInterval and resets the connection when a pong
-// takes longer than PongTimeout: what the server published while it did
-// not answer may be lost, and the reconnection re-seeds (OnConnect).
-func (wc *userConn) pinger(ctx context.Context) {
-	us := wc.us
-	t := time.NewTicker(us.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, us.cfg.PongTimeout)
-			err := wc.c.Ping(pctx)
-			timedOut := err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded)
-			cancel()
-			if timedOut {
-				us.c.pongTimeouts.Add(1)
-				us.log.Warn("binance user stream: ping unanswered; resetting (events may have been lost meanwhile)", "timeout", us.cfg.PongTimeout)
-				wc.fail(fmt.Errorf("binance: user stream: no pong within %v", us.cfg.PongTimeout))
-				return
-			}
-		}
-	}
 }
 
 func (wc *userConn) readLoop(ctx context.Context) error {
@@ -697,7 +685,10 @@ func (wc *userConn) readLoop(ctx context.Context) error {
 		}
 		wc.touch()
 		us.c.frames.Add(1)
-		if wc.handle(buf.Bytes()) {
+		wc.handling.Store(true)
+		expired := wc.handle(buf.Bytes())
+		wc.handling.Store(false)
+		if expired {
 			wc.expired.Store(true)
 			return errListenKeyExpired
 		}

@@ -207,7 +207,11 @@ func startUser(t *testing.T, srv *userWSServer, cfg UserStreamConfig) (*UserStre
 	tl := &timeline{}
 	cfg.BaseURL = srv.url()
 	cfg.ListenKey = kc.get
-	cfg.OnEvent = tl.onEvent
+	if on := cfg.OnEvent; on != nil {
+		cfg.OnEvent = func(ev exchange.UserEvent) { on(ev); tl.onEvent(ev) }
+	} else {
+		cfg.OnEvent = tl.onEvent
+	}
 	cfg.OnConnect = func() { tl.add("connect") }
 	cfg.OnDisconnect = func(err error) { tl.add("disconnect") }
 	cfg.OnExpired = func(key string) { tl.add("expired " + key); kc.invalidate(key) }
@@ -446,11 +450,11 @@ func TestUserStreamStale(t *testing.T) {
 // OnConnect (the consumer re-seeds what was lost).
 func TestUserStreamUnansweredPing(t *testing.T) {
 	srv := newUserWSServer(t)
-	us, _, tl, _ := startUser(t, srv, UserStreamConfig{PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond, StaleAfter: time.Minute})
+	us, _, tl, _ := startUser(t, srv, UserStreamConfig{PingInterval: 100 * time.Millisecond, PongTimeout: time.Second, StaleAfter: time.Minute})
 	c1 := srv.next(t)
 	eventually(t, 5*time.Second, func() bool { return tl.count("connect") == 1 }, "first connect")
 	// Answered pings keep it: several intervals pass without a reset.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	if st := us.Stats(); st.PongTimeouts != 0 || st.Reconnects != 0 {
 		t.Fatalf("reset while pongs were answered: %+v", st)
 	}
@@ -465,6 +469,39 @@ func TestUserStreamUnansweredPing(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool { return tl.count("connect") == 2 }, "OnConnect after the reset")
 	if st := us.Stats(); st.PongTimeouts < 1 || st.StaleResets != 0 {
 		t.Errorf("stats %+v: want a pong timeout, no stale reset", st)
+	}
+}
+
+// TestUserStreamSlowHandlerIsNotAStall: pongs wait unread while OnEvent
+// runs longer than PongTimeout; that delay is the client's own, and the
+// connection is kept.
+func TestUserStreamSlowHandlerIsNotAStall(t *testing.T) {
+	srv := newUserWSServer(t)
+	slow := func(exchange.UserEvent) { time.Sleep(600 * time.Millisecond) }
+	us, _, tl, _ := startUser(t, srv, UserStreamConfig{PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond, StaleAfter: time.Minute, OnEvent: slow})
+	c1 := srv.next(t)
+	for i := int64(1); i <= 3; i++ {
+		c1.send(t, accountMsg(i))
+	}
+	eventually(t, 10*time.Second, func() bool { _, evs := tl.snapshot(); return len(evs) == 3 }, "three events handled")
+	if st := us.Stats(); st.PongTimeouts != 0 || st.Reconnects != 0 || tl.count("connect") != 1 {
+		t.Errorf("a slow handler reset the connection: %+v", st)
+	}
+}
+
+// TestUserStreamRotationAfterUnansweredPing: a connection replaced while
+// a ping of its waits unanswered may have lost events its replacement does
+// not carry: the rotation is reported as a loss (OnConnect again), not as
+// seamless.
+func TestUserStreamRotationAfterUnansweredPing(t *testing.T) {
+	srv := newUserWSServer(t)
+	srv.noPong.Store(true)
+	us, _, tl, _ := startUser(t, srv, UserStreamConfig{Rotate: 400 * time.Millisecond, RotateOverlap: 50 * time.Millisecond, PingInterval: 50 * time.Millisecond, PongTimeout: time.Minute, StaleAfter: 2 * time.Minute})
+	srv.next(t)
+	srv.next(t) // the replacement
+	eventually(t, 5*time.Second, func() bool { return tl.count("connect") == 2 }, "OnConnect after a rotation away from a silent connection")
+	if st := us.Stats(); st.Reconnects < 1 || st.PongTimeouts != 0 {
+		t.Errorf("stats %+v: want the rotation counted as a reconnect", st)
 	}
 }
 
