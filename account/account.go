@@ -19,7 +19,7 @@
 //     over may have lost writes it acknowledged (replication is
 //     asynchronous), and no later delta would tell; also after a delta
 //     whose write failed. A seed that fails (the REST call, or a write) is
-//     retried after 1 s, doubling to 30 s, until one succeeds
+//     retried after 1 s, doubling to 10 s, until one succeeds
 //     (Stats.SeedRetries), not left to the next Reseed;
 //   - merges each ACCOUNT_UPDATE into Redis: positions by (symbol, position
 //     side) — the event is a delta, a symbol it does not mention is left
@@ -320,9 +320,10 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 	health := time.NewTicker(redisCheck)
 	defer health.Stop()
 	redisErrs, failed := n.cache.Stats().RedisErrors, false
-	// A seed that failed is retried with backoff (1 s doubling to 30 s)
-	// rather than left to the next Reseed: until one succeeds, Redis may
-	// hold positions the exchange has moved on from.
+	// A seed that failed is retried with backoff (1 s doubling to 10 s; a
+	// seed costs 10 of the REST budget's 2,400 weight a minute) rather
+	// than left to the next Reseed: until one succeeds, Redis may hold
+	// positions the exchange has moved on from.
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
 	seedOrRetry := func() {
@@ -330,7 +331,7 @@ func (n *Node) hold(ctx context.Context, w writer) error {
 			retry, backoff = nil, 0
 			return
 		}
-		backoff = min(max(2*backoff, time.Second), 30*time.Second)
+		backoff = min(max(2*backoff, time.Second), 10*time.Second)
 		retry = time.After(backoff)
 	}
 	for {
