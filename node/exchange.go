@@ -41,6 +41,16 @@ type streamerFunc func(ctx context.Context) error
 
 func (f streamerFunc) Run(ctx context.Context) error { return f(ctx) }
 
+// userStreamer runs a user data stream with its counters in /metrics; it
+// keeps Reconnect, which the account calls after a keepalive refused.
+type userStreamer struct {
+	us *binance.UserStream
+	m  *streamMetrics
+}
+
+func (u userStreamer) Run(ctx context.Context) error { return u.m.runUser(ctx, u.us) }
+func (u userStreamer) Reconnect()                    { u.us.Reconnect() }
+
 // newExchange connects to Binance (or any server speaking its API at
 // --exchange-rest / --exchange-ws), or starts the simulated exchange in
 // process on a loopback port for --demo and --exchange sim. Its REST
@@ -86,10 +96,14 @@ func newExchange(c Config, log *slog.Logger, reg *keyspace.Registry, redis func(
 	side.rest = binance.NewREST(binance.RESTConfig{BaseURL: restURL, APIKey: apiKey, APISecret: apiSecret, Budget: b})
 	if apiKey != "" {
 		side.user = func(listenKey func(context.Context) (string, error), onEvent func(exchange.UserEvent), onConnect func(), onExpired func(string)) (account.UserStreamer, error) {
-			return binance.NewUserStream(binance.UserStreamConfig{
+			us, err := binance.NewUserStream(binance.UserStreamConfig{
 				BaseURL: wsURL, ListenKey: listenKey, OnEvent: onEvent, OnConnect: onConnect, OnExpired: onExpired,
 				Logger: log.With("component", "user-stream"),
 			})
+			if err != nil {
+				return nil, err
+			}
+			return userStreamer{us: us, m: side.metrics}, nil
 		}
 	}
 	side.streams = func(names []string, onEvent func(exchange.Event), onConnect func(string)) (marketdata.Streamer, error) {

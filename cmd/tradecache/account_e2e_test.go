@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,31 @@ func positionsOf(t *testing.T, p *proc) map[string]string {
 		m[x.Symbol] = x.PositionAmt
 	}
 	return m
+}
+
+// metricValue reads one sample of p's /metrics, by its name and labels as
+// printed; 0 when absent.
+func metricValue(t *testing.T, p *proc, sample string) float64 {
+	t.Helper()
+	res, err := http.Get(p.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", sample, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 func TestAccountFillsReachEveryNode(t *testing.T) {
@@ -118,6 +144,14 @@ func TestAccountFillsReachEveryNode(t *testing.T) {
 	order("ETHUSDT", "BUY", "0.2")
 	testenv.Eventually(t, 30*time.Second, seen(map[string]string{"BTCUSDT": "0.015", "ETHUSDT": "-0.300"}), "a fill lost in a stall of the exchange not repaired")
 	t.Logf("fill lost in a 7 s stall visible on both nodes after %v", time.Since(start).Round(time.Millisecond))
+	// The holder's reset shows in /metrics.
+	resets := 0.0
+	for _, p := range c.nodes {
+		resets += metricValue(t, p, `tradecache_user_stream_connection_events_total{event="pong_timeout"}`)
+	}
+	if resets < 1 {
+		t.Errorf("no node counts a pong_timeout after the stall")
+	}
 
 	// Secrets appear nowhere: logs, /healthz, /metrics.
 	for _, p := range c.nodes {
