@@ -94,9 +94,9 @@
 // client's own (a frame read since the ping, a reader busy in OnEvent, a
 // pong read just after the deadline). A server that answers no ping while
 // it stalls is found within 10 s of the stall's start if the stall lasts
-// at least 5 s; one that answers the queued ping when it resumes, only if the
-// stall outlasts PongTimeout after a ping. Shorter stalls pass unseen, as
-// they would by silence alone (StaleAfter, 30 s), and the consumer's
+// at least 5 s; one that answers the queued ping when it resumes, only if
+// the stall outlasts PongTimeout after a ping. Shorter stalls pass unseen,
+// as they would by silence alone (StaleAfter, 30 s), and the consumer's
 // periodic seed repairs them. Unknown event types (ACCOUNT_CONFIG_UPDATE,
 // TRADE_LITE…) and control replies are counted (Unknown) and dropped,
 // malformed frames are counted (Malformed); neither ends the connection.

@@ -24,20 +24,21 @@ const (
 	DefaultMaxSubscribeBatch = 200
 	DefaultControlRate       = 5.0 // control messages per second (limit 10)
 	DefaultPingInterval      = 20 * time.Second
+	DefaultStaleAfter        = 30 * time.Second
+	DefaultRotate            = 23*time.Hour + 50*time.Minute
+	DefaultRotateOverlap     = 2 * time.Second
+	DefaultBackoffMin        = 250 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultHealthyAfter      = time.Minute
+	DefaultMaxFrame          = 4 << 20
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultAckTimeout        = 10 * time.Second
+
 	// A user data stream's own defaults (the package doc, "User data
 	// stream", says why).
 	DefaultUserPingInterval = 5 * time.Second
 	DefaultPongTimeout      = 5 * time.Second
 	DefaultUserBackoffMax   = 5 * time.Second
-	DefaultStaleAfter       = 30 * time.Second
-	DefaultRotate           = 23*time.Hour + 50*time.Minute
-	DefaultRotateOverlap    = 2 * time.Second
-	DefaultBackoffMin       = 250 * time.Millisecond
-	DefaultBackoffMax       = 30 * time.Second
-	DefaultHealthyAfter     = time.Minute
-	DefaultMaxFrame         = 4 << 20
-	DefaultDialTimeout      = 10 * time.Second
-	DefaultAckTimeout       = 10 * time.Second
 
 	maxControlRate = 10.0
 )
