@@ -56,11 +56,9 @@ func (p *pinger) run(ctx context.Context) error {
 		if p.timeout <= 0 || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			continue
 		}
-		if p.ours(sent) {
-			p.sent.Store(0)
-			continue
-		}
-		select { // a paused process reads its pong right after resuming
+		// A short grace first: a paused process reads its pong right
+		// after resuming.
+		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(min(p.timeout/10, 250*time.Millisecond)):
