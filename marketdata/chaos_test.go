@@ -165,17 +165,22 @@ func chaosRun(t *testing.T, r *testenv.Redis, seed int64, run time.Duration) {
 
 	// Settled: no reconciliation pending, and the series reach the
 	// present (the stream, or REST, delivered the bars that closed last).
+	// now is the exchange's time when stored was read: the exchange's
+	// clock runs about a minute a second, so a "now" taken after the reads
+	// would hold to the guarantee's margin klines still open when read.
 	var stored map[string][]member
+	var now int64
 	settled := func() bool {
 		if n.IntegrityStats().Pending > 0 {
 			return false
 		}
+		now = ex.Now().UnixMilli()
 		stored = map[string][]member{}
 		for _, s := range chaosSeries {
 			key, _ := reg.Kline(s.symbol, s.interval)
 			ms := readMembers(t, rc, key.Name())
 			iv, _ := keyspace.IntervalDuration(s.interval)
-			lastClosed := ex.Now().UnixMilli() - ex.Now().UnixMilli()%iv.Milliseconds() - iv.Milliseconds()
+			lastClosed := now - now%iv.Milliseconds() - iv.Milliseconds()
 			newestFinal := int64(0)
 			for _, m := range ms {
 				if m.k.Closed {
@@ -190,7 +195,6 @@ func chaosRun(t *testing.T, r *testenv.Redis, seed int64, run time.Duration) {
 		return true
 	}
 	testenv.Eventually(t, 30*time.Second, settled, "the node never settled after the chaos: %+v", n.IntegrityStats())
-	now := ex.Now().UnixMilli()
 
 	compared := 0
 	for _, s := range chaosSeries {
