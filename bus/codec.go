@@ -43,6 +43,11 @@ func Encode(publisher, event string, data any, compress bool) ([]byte, error) {
 // when compress is set or when its JSON is longer than above (above < 0:
 // never automatically). It returns the envelope, the payload's plain JSON
 // and whether it compressed.
+//
+// An uncompressed envelope is built in one allocation: the header with
+// is_compressed false, then the payload appended in place (plain is the
+// envelope's slice of it, capped). A payload that turns out to need
+// compressing gets an envelope of its own.
 func encode(publisher, event string, data any, compress bool, above int) (raw, plain []byte, compressed bool, err error) {
 	if event == "" {
 		return nil, nil, false, errors.New("bus: encode: empty event name")
@@ -50,74 +55,106 @@ func encode(publisher, event string, data any, compress bool, above int) (raw, p
 	if !utf8.ValidString(event) || !utf8.ValidString(publisher) {
 		return nil, nil, false, fmt.Errorf("bus: encode %q: event name or publisher is not valid UTF-8", event)
 	}
-	if plain = appendMarket(data); plain == nil {
-		if plain, err = json.Marshal(data); err != nil {
+	b := make([]byte, 0, len(publisher)+len(event)+envelopeOverhead+payloadHint(data))
+	b = append(b, `{"id":`...)
+	if b, err = appendString(b, publisher); err != nil {
+		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	}
+	b = append(b, `,"event":`...)
+	if b, err = appendString(b, event); err != nil {
+		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	}
+	b = append(b, `,"is_compressed":`...)
+	head := len(b) // the header up to is_compressed's value
+	b = append(b, `false,"data":`...)
+	at := len(b)
+	b, ok := appendMarket(b, data)
+	if !ok {
+		js, err := json.Marshal(data)
+		if err != nil {
 			return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
 		}
+		b = append(b, js...)
 	}
-	if !utf8.Valid(plain) { // a json.RawMessage passes through unchecked
+	if !utf8.Valid(b[at:]) { // a json.RawMessage passes through unchecked
 		return nil, nil, false, fmt.Errorf("bus: encode %s: data is not valid UTF-8", event)
 	}
-	id, err := json.Marshal(publisher)
+	if !compress && (above < 0 || len(b)-at <= above) {
+		b = append(b, '}')
+		return b, b[at : len(b)-1 : len(b)-1], false, nil
+	}
+	plain = b[at:len(b):len(b)]
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(plain) // a bytes.Buffer does not fail
+	zw.Close()
+	payload, err := json.Marshal(base64.StdEncoding.EncodeToString(z.Bytes()))
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
 	}
-	name, err := json.Marshal(event)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	raw = make([]byte, 0, head+len(payload)+len(`true,"data":}`))
+	raw = append(raw, b[:head]...)
+	raw = append(raw, `true,"data":`...)
+	raw = append(raw, payload...)
+	return append(raw, '}'), plain, true, nil
+}
+
+// envelopeOverhead is the envelope's bytes besides its id, event name and
+// payload: {"id":"","event":"","is_compressed":false,"data":}.
+const envelopeOverhead = len(`{"id":"","event":"","is_compressed":false,"data":}`)
+
+// payloadHint is the room an envelope's buffer leaves for the payload of
+// data: what its JSON usually takes, so that it is appended in place.
+func payloadHint(data any) int {
+	switch v := data.(type) {
+	case *exchange.Kline, *exchange.Ticker24h:
+		return 512
+	case *exchange.BookTicker:
+		return 256
+	case json.RawMessage:
+		return len(v)
 	}
-	payload := plain
-	compressed = compress || (above >= 0 && len(plain) > above)
-	if compressed {
-		var b bytes.Buffer
-		zw := gzip.NewWriter(&b)
-		zw.Write(plain) // a bytes.Buffer does not fail
-		zw.Close()
-		if payload, err = json.Marshal(base64.StdEncoding.EncodeToString(b.Bytes())); err != nil {
-			return nil, nil, false, fmt.Errorf("bus: encode %s: %w", event, err)
+	return 256
+}
+
+// appendString appends s as encoding/json writes a string (s is valid
+// UTF-8): as is within quotes when it holds none of the bytes encoding/json
+// escapes, which is every publisher and event name in practice, or else
+// through json.Marshal.
+func appendString(b []byte, s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			js, err := json.Marshal(s)
+			return append(b, js...), err
 		}
 	}
-	return appendEnvelope(make([]byte, 0, len(id)+len(name)+len(payload)+48), id, name, payload, compressed), plain, compressed, nil
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), nil
 }
 
-// appendEnvelope appends the envelope of id, name (both JSON strings) and
-// payload (compact JSON): byte for byte what encoding/json makes of an
-// Envelope holding them, without its validating and compacting the raw
-// members again, which cost as much as encoding the payload.
-func appendEnvelope(b, id, name, payload []byte, compressed bool) []byte {
-	b = append(b, `{"id":`...)
-	b = append(b, id...)
-	b = append(b, `,"event":`...)
-	b = append(b, name...)
-	b = append(b, `,"is_compressed":`...)
-	b = strconv.AppendBool(b, compressed)
-	b = append(b, `,"data":`...)
-	b = append(b, payload...)
-	return append(b, '}')
-}
-
-// appendMarket returns the JSON of the exchange's market types (a non-nil
+// appendMarket appends the JSON of the exchange's market types (a non-nil
 // *exchange.Kline, *Ticker24h or *BookTicker), written by their AppendJSON
 // byte for byte as encoding/json writes them but without its reflection,
-// on the path every event of a leader takes; nil for any other value.
-// Only these exact types: a type embedding one would have AppendJSON too,
-// and its own fields would be lost.
-func appendMarket(data any) []byte {
+// on the path every event of a leader takes; ok is false for any other
+// value, and b is then unchanged. Only these exact types: a type embedding
+// one would have AppendJSON too, and its own fields would be lost.
+func appendMarket(b []byte, data any) (_ []byte, ok bool) {
 	switch v := data.(type) {
 	case *exchange.Kline:
 		if v != nil {
-			return v.AppendJSON(make([]byte, 0, 512))
+			return v.AppendJSON(b), true
 		}
 	case *exchange.Ticker24h:
 		if v != nil {
-			return v.AppendJSON(make([]byte, 0, 512))
+			return v.AppendJSON(b), true
 		}
 	case *exchange.BookTicker:
 		if v != nil {
-			return v.AppendJSON(make([]byte, 0, 256))
+			return v.AppendJSON(b), true
 		}
 	}
-	return nil
+	return b, false
 }
 
 // Decode parses an envelope, ours or Jesse's. It requires a JSON object that

@@ -361,8 +361,10 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				n.repaired(b.sg, key, r.rp)
 				n.st.KlinesWritten.Add(uint64(len(ks)))
 				n.lat.record(time.Since(oldest[st]))
-				for _, k := range ks {
-					n.publish("kline", &k) // by pointer: its AppendJSON encodes it
+				for i := range ks {
+					// By pointer, encoded before publish returns: its
+					// AppendJSON writes it, and nothing is copied to the heap.
+					n.publish("kline", &ks[i])
 				}
 			}
 		})
@@ -405,7 +407,8 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 				return
 			}
 			n.repaired(b.sg, key, rp)
-			for _, bt := range books {
+			var bt exchange.BookTicker // one copy for the flush, not one per value
+			for _, bt = range books {
 				n.publish("book_ticker", &bt)
 			}
 		})
@@ -419,11 +422,8 @@ func (n *Node) flush(ctx context.Context, s sink, b *buffer) error {
 
 // publish sends what was written as events; a full queue drops them
 // (counted by the bus): market data is superseded by the next flush.
-func (n *Node) publish(name string, vs ...any) {
-	if n.cfg.Events == nil {
-		return
-	}
-	for _, v := range vs {
+func (n *Node) publish(name string, v any) {
+	if n.cfg.Events != nil {
 		n.cfg.Events.PublishAsync(name, v)
 	}
 }
