@@ -105,3 +105,14 @@ type Subscriber interface {
 	// and must not block: hand the event to a bounded queue.
 	Subscribe(ctx context.Context, fn func(Event)) error
 }
+
+// ReadySubscriber is a Subscriber that says when its subscription is in
+// place, so that a caller may subscribe only while someone listens and
+// still promise that every event published after ready reaches fn.
+type ReadySubscriber interface {
+	Subscriber
+	// SubscribeReady is Subscribe that calls ready, at most once and from
+	// any goroutine, once every event published from then on reaches fn.
+	// It may never call it (the server unreachable until ctx ends).
+	SubscribeReady(ctx context.Context, fn func(Event), ready func()) error
+}

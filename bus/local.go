@@ -114,11 +114,20 @@ func makeEvent(ctx context.Context, publisher, mode, name string, data any, comp
 // after it registered, until ctx ends; then it returns nil. Events still
 // queued when ctx ends are discarded.
 func (l *Local) Subscribe(ctx context.Context, fn func(Event)) error {
+	return l.SubscribeReady(ctx, fn, nil)
+}
+
+// SubscribeReady is Subscribe that calls ready (when not nil) once
+// registered, before the first event.
+func (l *Local) SubscribeReady(ctx context.Context, fn func(Event), ready func()) error {
 	q := newQueue(l.cfg.Queue, 0)
 	l.mu.Lock()
 	l.subs[q] = struct{}{}
 	l.mu.Unlock()
 	l.st.subscribers.Add(1)
+	if ready != nil {
+		ready()
+	}
 	defer func() {
 		l.mu.Lock()
 		delete(l.subs, q)

@@ -181,6 +181,15 @@ type Redis struct {
 	// asyncBytes is the envelopes' bytes in async (AsyncQueueBytes).
 	asyncBytes atomic.Int64
 	st         counters
+
+	// The one Redis subscription every Subscribe call of this bus shares
+	// (subscription below), under subMu.
+	subMu      sync.Mutex
+	subQueues  map[*queue]struct{} // the Subscribe calls' queues
+	subCancel  context.CancelFunc  // ends the receivers; nil: none running
+	subDone    chan struct{}       // closed when the receivers have returned
+	subUp      [2]bool             // the pattern, the sharded subscription confirmed (this attempt)
+	subWaiters []func()            // ready callbacks waiting for both
 }
 
 type asyncEvent struct {
@@ -392,23 +401,24 @@ func (r *Redis) Run(ctx context.Context) error {
 // When fn falls behind and the queue is full, messages are dropped and
 // counted (Stats.DroppedSlow): the client's connection, which the cache and
 // Publish share, never waits for a slow subscriber.
+//
+// All Subscribe calls of one Redis share one subscription on the server:
+// the first makes it, the last to end removes it (PUNSUBSCRIBE), so a
+// caller may subscribe only while it has a use for the events without
+// costing the others theirs.
 func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
+	return r.SubscribeReady(ctx, fn, nil)
+}
+
+// SubscribeReady is Subscribe that calls ready (when not nil) once the
+// server has confirmed the shared subscription: the PSUBSCRIBE, and on a
+// cluster the SSUBSCRIBE too (at once when it already is).
+func (r *Redis) SubscribeReady(ctx context.Context, fn func(Event), ready func()) error {
 	r.st.subscribers.Add(1)
 	defer r.st.subscribers.Add(-1)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	q := newQueue(r.cfg.Queue, r.cfg.QueueBytes)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// The pattern subscription on every Redis; the sharded one too on
-		// a cluster, where nodes SPUBLISH and Jesse-style publishers still
-		// PUBLISH.
-		var g sync.WaitGroup
-		g.Go(func() { r.receive(ctx, q, false) })
-		g.Go(func() { r.receive(ctx, q, true) })
-		g.Wait()
-	}()
+	r.join(q, ready)
+	defer r.leave(q)
 	q.drain(ctx, func(m Event) {
 		ev, err := Decode(m.Raw)
 		if err != nil {
@@ -418,14 +428,102 @@ func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
 		r.st.received.Add(1)
 		fn(ev)
 	})
-	cancel()
-	<-done
 	return nil
 }
 
+// join adds q to the shared subscription, starting its receivers when q is
+// the first (after the previous ones, if any, have unsubscribed: their
+// PUNSUBSCRIBE must not reach the server after the new PSUBSCRIBE).
+func (r *Redis) join(q *queue, ready func()) {
+	r.subMu.Lock()
+	for r.subCancel == nil && r.subDone != nil {
+		done := r.subDone
+		r.subMu.Unlock()
+		<-done
+		r.subMu.Lock()
+		if r.subDone == done {
+			r.subDone = nil
+		}
+	}
+	defer r.subMu.Unlock()
+	if r.subQueues == nil {
+		r.subQueues = make(map[*queue]struct{})
+	}
+	r.subQueues[q] = struct{}{}
+	if ready != nil {
+		if r.subUp[0] && r.subUp[1] {
+			ready()
+		} else {
+			r.subWaiters = append(r.subWaiters, ready)
+		}
+	}
+	if r.subCancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	r.subCancel, r.subDone, r.subUp = cancel, done, [2]bool{}
+	go func() {
+		defer close(done)
+		// The pattern subscription on every Redis; the sharded one too on
+		// a cluster, where nodes SPUBLISH and Jesse-style publishers still
+		// PUBLISH.
+		var g sync.WaitGroup
+		g.Go(func() { r.receive(ctx, false) })
+		g.Go(func() { r.receive(ctx, true) })
+		g.Wait()
+	}()
+}
+
+// leave removes q; the last to leave ends the receivers, which unsubscribe.
+func (r *Redis) leave(q *queue) {
+	r.subMu.Lock()
+	delete(r.subQueues, q)
+	if len(r.subQueues) > 0 || r.subCancel == nil {
+		r.subMu.Unlock()
+		return
+	}
+	cancel, done := r.subCancel, r.subDone
+	r.subCancel, r.subUp, r.subWaiters = nil, [2]bool{}, nil
+	r.subMu.Unlock()
+	cancel()
+	<-done
+}
+
+// fanOut queues a message for every Subscribe call; it runs on the client's
+// reader and must not block.
+func (r *Redis) fanOut(m valkey.PubSubMessage) {
+	raw := []byte(m.Message) // shared, read only, by every queue
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	for q := range r.subQueues {
+		if !q.push(Event{Raw: raw}) {
+			r.st.droppedSlow.Add(1)
+		}
+	}
+}
+
+// confirmed records whether the pattern (sharded: the sharded) subscription
+// is in place, and calls the ready callbacks waiting once both are.
+func (r *Redis) confirmed(sharded, up bool) {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	r.subUp[boolIndex(sharded)] = up
+	if r.subUp[0] && r.subUp[1] {
+		for _, f := range r.subWaiters {
+			f()
+		}
+		r.subWaiters = nil
+	}
+}
+
 // receive keeps a PSUBSCRIBE up (sharded: an SSUBSCRIBE, while the client
-// is a cluster's) until ctx ends, queueing raw messages.
-func (r *Redis) receive(ctx context.Context, q *queue, sharded bool) {
+// is a cluster's) until ctx ends, handing raw messages to fanOut, and then
+// unsubscribes: valkey-go's Receive leaves the server's subscription in
+// place when its ctx ends. It reports each attempt's confirmation to
+// confirmed, and the sharded one as in place when the client is not a
+// cluster's, where it has nothing to subscribe.
+func (r *Redis) receive(ctx context.Context, sharded bool) {
 	kind := "psubscribe"
 	if sharded {
 		kind = "ssubscribe"
@@ -434,24 +532,34 @@ func (r *Redis) receive(ctx context.Context, q *queue, sharded bool) {
 	// including those of the client's own reconnections; every one after
 	// the first is a resubscription. The hook runs on the client's pipeline
 	// goroutine, hence the atomics.
-	var confirmed atomic.Int64
+	var confirmations atomic.Int64
 	var ok atomic.Bool // the current attempt was confirmed
 	hctx := valkey.WithOnSubscriptionHook(ctx, func(s valkey.PubSubSubscription) {
 		if s.Kind != kind {
 			return
 		}
-		if confirmed.Add(1) > 1 {
+		if confirmations.Add(1) > 1 {
 			r.st.resubscribes.Add(1)
 		}
 		ok.Store(true)
+		r.confirmed(sharded, true)
 	})
-	// enqueue runs on Receive's goroutine and must not block: it feeds the
-	// client's reader.
-	enqueue := func(m valkey.PubSubMessage) {
-		if !q.push(Event{Raw: []byte(m.Message)}) {
-			r.st.droppedSlow.Add(1)
+	hctx = valkey.WithOnReceiveReturnHook(hctx, func(err error, c valkey.CommandClient) error {
+		if ctx.Err() == nil {
+			return err
 		}
-	}
+		// Ended by us: unsubscribe on the subscription's own connection.
+		uctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+		defer cancel()
+		unsub := c.B().Punsubscribe().Pattern(r.cfg.Pattern).Build()
+		if sharded {
+			unsub = c.B().Sunsubscribe().Channel(r.cfg.Channel).Build()
+		}
+		if uerr := c.Do(uctx, unsub).Error(); uerr != nil {
+			r.cfg.Logger.LogAttrs(uctx, slog.LevelDebug, "bus unsubscribe failed; the connection's next reset ends it", slog.String("pattern", r.cfg.Pattern), slog.Any("err", uerr))
+		}
+		return err
+	})
 
 	var backoff time.Duration
 	failing := false
@@ -461,20 +569,22 @@ func (r *Redis) receive(ctx context.Context, q *queue, sharded bool) {
 		}
 		var err error
 		ok.Store(false)
+		r.confirmed(sharded, false)
 		cl := r.src.Redis()
 		switch {
 		case cl == nil:
 			err = ErrUnavailable
 		case sharded && cl.Mode() != valkey.ClientModeCluster:
 			// Not a cluster: nothing to do until the client changes.
+			r.confirmed(sharded, true)
 			backoff = r.cfg.BackoffMax
 			continue
 		case sharded:
 			// Sharded pub/sub has no patterns: the one channel this
 			// deployment publishes on, on the master of its slot.
-			err = cl.Receive(hctx, cl.B().Ssubscribe().Channel(r.cfg.Channel).Build(), enqueue)
+			err = cl.Receive(hctx, cl.B().Ssubscribe().Channel(r.cfg.Channel).Build(), r.fanOut)
 		default:
-			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), enqueue)
+			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), r.fanOut)
 		}
 		if ctx.Err() != nil {
 			return
@@ -493,6 +603,13 @@ func (r *Redis) receive(ctx context.Context, q *queue, sharded bool) {
 			r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "bus subscription failing; retrying", slog.String("pattern", r.cfg.Pattern), slog.Any("err", err))
 		}
 	}
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Stats returns the bus's counters.

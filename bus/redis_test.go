@@ -482,3 +482,91 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, func() bool { return nr.Stats().PublishErrors == 5 }, "5 events without Redis: %+v", nr.Stats())
 	stop()
 }
+
+// Subscribe calls of one bus share one subscription on the server: a
+// second caller's ready comes at once, one leaving costs the other no
+// event, and the last one leaving unsubscribes (PUBSUB NUMPAT back to 0).
+// An event published once ready was called is received.
+func TestRedisSubscriptionShared(t *testing.T) {
+	r := testenv.StartOne(t) // one server: NUMPAT counts every subscription
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	rc := r.Client(t)
+	numpat := func() int64 {
+		n, err := rc.Do(context.Background(), rc.B().PubsubNumpat().Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	subscribe := func() (*recorder, chan struct{}) {
+		ctx, cancel := context.WithCancel(context.Background())
+		rec := &recorder{cancel: cancel, done: make(chan error, 1)}
+		up := make(chan struct{})
+		go func() {
+			rec.done <- b.SubscribeReady(ctx, func(ev bus.Event) {
+				rec.mu.Lock()
+				rec.evs = append(rec.evs, ev)
+				rec.mu.Unlock()
+			}, func() { close(up) })
+		}()
+		t.Cleanup(func() { rec.stop(t) })
+		select {
+		case <-up:
+		case <-time.After(5 * time.Second):
+			t.Fatal("ready never called")
+		}
+		return rec, up
+	}
+	first, _ := subscribe()
+	mustPublish(t, b, "one", 1) // right after ready: must arrive
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(first.named("live.one")) == 1 }, "the event published after ready was not received")
+	second, _ := subscribe()
+	if n := numpat(); n != 1 {
+		t.Fatalf("two callers: NUMPAT %d, want one shared subscription", n)
+	}
+	first.stop(t)
+	for i := range 20 {
+		mustPublish(t, b, "two", i)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(second.named("live.two")) == 20 }, "the remaining caller lost events when the other left: %d of 20", len(second.named("live.two")))
+	if n := numpat(); n != 1 {
+		t.Fatalf("one caller left: NUMPAT %d, want 1", n)
+	}
+	second.stop(t)
+	testenv.Eventually(t, 5*time.Second, func() bool { return numpat() == 0 }, "the last caller left and the subscription stayed")
+	third, _ := subscribe()
+	mustPublish(t, b, "three", 3)
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(third.named("live.three")) == 1 }, "a new caller after the last left received nothing")
+}
+
+// A payload over CompressAbove travels compressed (is_compressed true, the
+// gzip in base64) and is received as the plain JSON published; one at the
+// bound travels plain.
+func TestRedisCompressAbove(t *testing.T) {
+	r := testenv.Start(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{CompressAbove: 64})
+	rec := record(t, b, nil)
+	ready(t, b, rec)
+	big := strings.Repeat("x", 100)  // `"xxx…"`: 102 bytes of JSON
+	small := strings.Repeat("y", 62) // 64 bytes: at the bound
+	mustPublish(t, b, "big", big)
+	if err := b.PublishAsync("small", small); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return len(rec.named("live.big")) == 1 && len(rec.named("live.small")) == 1 }, "events not received")
+	for _, tc := range []struct {
+		name, data string
+		compressed bool
+	}{{"live.big", big, true}, {"live.small", small, false}} {
+		ev := rec.named(tc.name)[0]
+		var env struct {
+			IsCompressed bool `json:"is_compressed"`
+		}
+		if err := json.Unmarshal(ev.Raw, &env); err != nil {
+			t.Fatal(err)
+		}
+		if env.IsCompressed != tc.compressed || string(ev.Data) != `"`+tc.data+`"` {
+			t.Errorf("%s: is_compressed %v (want %v), data %s", tc.name, env.IsCompressed, tc.compressed, ev.Data)
+		}
+	}
+}
