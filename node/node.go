@@ -50,7 +50,7 @@ import (
 // blocking), subscribe, run, metrics.
 type eventBus interface {
 	bus.Publisher
-	bus.Subscriber
+	bus.ReadySubscriber // the gateway subscribes only while a client listens
 	PublishAsync(name string, data any) error
 	Run(ctx context.Context) error
 	Collector() prometheus.Collector

@@ -216,11 +216,12 @@ type client struct {
 	closed chan struct{}  // closed when the close handshake is over
 	wg     sync.WaitGroup // writer, pinger, closer; Add only under mu while !dead
 
-	subs     atomic.Pointer[matcher] // nil: no subscription; written by the reader only
-	authed   atomic.Bool
-	lastSeen atomic.Int64 // unix ns of the last pong or message
-	pinging  atomic.Bool
-	lastPing time.Time // the sweeper's goroutine only
+	subs      atomic.Pointer[matcher] // nil: no subscription; written by the reader only
+	listening bool                    // counted in Gateway.listeners; under Gateway.mu
+	authed    atomic.Bool
+	lastSeen  atomic.Int64 // unix ns of the last pong or message
+	pinging   atomic.Bool
+	lastPing  time.Time // the sweeper's goroutine only
 }
 
 func (g *Gateway) newClient() *client {
@@ -283,6 +284,7 @@ func (g *Gateway) endClient(c *client, sl *slot) {
 	c.closeWith(websocket.StatusNormalClosure, "", nil)
 	<-c.closed
 	c.wg.Wait()
+	g.listen(c, false)
 	g.unregister(c)
 	sl.release()
 }
@@ -341,8 +343,9 @@ func (c *client) readOne() bool {
 }
 
 // handle applies one client message and returns the reply. The new set is
-// stored before the reply is queued, so once a client reads "subscribed"
-// every later event of the set reaches it (a few may precede the reply).
+// stored, and the gateway's bus subscription confirmed (awaitBus), before
+// the reply is queued, so once a client reads "subscribed" every later
+// event of the set reaches it (a few may precede the reply).
 func (c *client) handle(b []byte) []byte {
 	m, err := parseClientMessage(b, c.g.cfg.MaxPatterns)
 	if err != nil {
@@ -357,10 +360,12 @@ func (c *client) handle(b []byte) []byte {
 			return errorReply(errTooManyPatterns)
 		}
 		c.subs.Store(next)
+		c.g.awaitBus(c.g.listen(c, len(next.list()) > 0))
 		return subscribedReply(next)
 	default: // typeUnsubscribe
 		next := c.subs.Load().unsubscribe(m.Events)
 		c.subs.Store(next)
+		c.g.awaitBus(c.g.listen(c, len(next.list()) > 0))
 		return subscribedReply(next)
 	}
 }

@@ -58,6 +58,17 @@ type Config struct {
 	// once per event, from the bus's goroutine, and must be fast.
 	Coalesce func(ev bus.Event) (key string, ok bool)
 
+	// SubscribeLinger is how long the gateway stays subscribed to the bus
+	// once no client has a non-empty subscription set (default 1 min;
+	// negative: subscribed from Run to its end). It subscribes again
+	// when a client subscribes. Only for a bus.ReadySubscriber; any other
+	// Subscriber is subscribed from Run to its end.
+	SubscribeLinger time.Duration
+	// SubscribeWait bounds how long a "subscribed" reply waits for the
+	// bus to confirm the gateway's subscription (default 2 s): with Redis
+	// unreachable the reply goes anyway, and events flow once it is back.
+	SubscribeWait time.Duration
+
 	// Logger receives debug lines about disconnects. Default: discard.
 	Logger *slog.Logger
 }
@@ -73,6 +84,8 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.PingInterval, 20*time.Second)
 	def(&c.IdleTimeout, 60*time.Second)
 	def(&c.FlushInterval, 20*time.Millisecond)
+	def(&c.SubscribeLinger, time.Minute)
+	def(&c.SubscribeWait, 2*time.Second)
 	if c.ClientQueue == 0 {
 		c.ClientQueue = 256
 	}
@@ -95,7 +108,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case c.AuthTimeout < 0 || c.WriteTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0:
+	case c.AuthTimeout < 0 || c.WriteTimeout < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.SubscribeWait < 0:
 		return c, errors.New("gateway: negative timeout")
 	case c.ClientQueue < 0 || c.MaxClients < 0 || c.MaxPending < 0 || c.MaxPatterns < 0:
 		return c, errors.New("gateway: negative bound")
@@ -128,6 +141,12 @@ type Gateway struct {
 	state   int // stateNew → stateRunning → stateStopped
 	cancel  context.CancelFunc
 	runDone chan struct{} // closed when Run returns
+
+	// The bus subscription's state (subscription.go), under mu.
+	lazy      bool          // subscribed only while a client listens
+	listeners int           // clients whose subscription set is not empty
+	ready     chan struct{} // the subscription's confirmation; nil: not subscribed
+	subWake   chan struct{} // cap 1: listeners changed, for subscribeLoop
 
 	// snap is the registry as an immutable slice, rebuilt on every
 	// register/unregister, so the fan-out and the sweeper iterate clients
@@ -175,13 +194,22 @@ func New(sub bus.Subscriber, cfg Config) (*Gateway, error) {
 		clients:  make(map[*client]struct{}),
 		runDone:  make(chan struct{}),
 		corkPool: newCorkPool(),
+		subWake:  make(chan struct{}, 1),
+	}
+	if _, ok := sub.(bus.ReadySubscriber); ok {
+		// Not lazy: subscribed from Run, "subscribed" replies waiting for
+		// its confirmation all the same.
+		if g.lazy = cfg.SubscribeLinger >= 0; !g.lazy {
+			g.ready = make(chan struct{})
+		}
 	}
 	g.snap.Store(new([]*client))
 	return g, nil
 }
 
-// Run owns the gateway's one subscription to the bus and its sweeper
-// (pings, idle timeouts) until ctx ends or Close is called. Then it closes
+// Run owns the gateway's subscription to the bus (held while a client
+// listens, see SubscribeLinger) and its sweeper (pings, idle timeouts)
+// until ctx ends or Close is called. Then it closes
 // every client with 1001 (going away), waits for all connection handlers
 // to return, and returns nil; or the Subscriber's error if it failed
 // first. Run may be called once.
@@ -203,14 +231,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.sweepLoop(ctx)
 	}()
 
-	err := g.sub.Subscribe(ctx, g.publish)
-	if ctx.Err() != nil {
-		err = nil
-	} else if err == nil {
-		err = errors.New("gateway: subscription ended")
-	} else {
-		err = fmt.Errorf("gateway: subscribe: %w", err)
-	}
+	err := g.subscribeLoop(ctx)
 	cancel()
 	<-sweepDone
 

@@ -523,7 +523,7 @@ func (e *env) dialSmallBuffer() *websocket.Conn {
 // A client that stops reading is disconnected in bounded time; the other
 // client keeps receiving every log event with low latency meanwhile.
 func TestSlowClientDisconnected(t *testing.T) {
-	e := start(t, Config{ClientQueue: 32, WriteTimeout: time.Second})
+	e := start(t, Config{ClientQueue: 128, WriteTimeout: time.Second})
 	slow := e.dialSmallBuffer()
 	subscribe(t, slow, "*")
 	fast := e.program()
@@ -992,6 +992,11 @@ func TestCollector(t *testing.T) {
 		"tradecache_gateway_idle_disconnects_total": 0,
 		"tradecache_gateway_auth_failures_total":    0,
 		"tradecache_gateway_rejected_total":         0,
+		// A gateway's Subscriber that cannot say when it is subscribed
+		// (the test's) is subscribed from Run, not counted.
+		"tradecache_gateway_bus_subscribed":          0,
+		"tradecache_gateway_bus_subscriptions_total": 0,
+		"tradecache_gateway_bus_wait_timeouts_total": 0,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

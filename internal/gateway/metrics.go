@@ -9,6 +9,8 @@ import (
 type counters struct {
 	sent, dropped, slow, idle, authFailures, rejected atomic.Uint64
 	nextID                                            atomic.Uint64
+	busSubscriptions, busWaitTimeouts                 atomic.Uint64
+	busSubscribed                                     atomic.Bool
 }
 
 // Stats are the gateway's counters since New.
@@ -21,6 +23,11 @@ type Stats struct {
 	IdleDisconnects uint64 // clients closed for no pong or message within IdleTimeout
 	AuthFailures    uint64 // wrong Bearer (401), wrong or missing first-message auth, auth timeout
 	Rejected        uint64 // upgrades refused with 503 (MaxClients, MaxPending, not running), and clients closed with 1013 on authenticating when MaxClients was reached
+	// BusSubscribed reports whether the gateway holds its bus subscription
+	// (a lazy gateway only while a client listens, and SubscribeLinger after).
+	BusSubscribed    bool
+	BusSubscriptions uint64 // times the gateway subscribed to the bus
+	BusWaitTimeouts  uint64 // "subscribed" replies sent after SubscribeWait without the bus's confirmation
 }
 
 // Stats returns the current counters.
@@ -34,6 +41,10 @@ func (g *Gateway) Stats() Stats {
 		IdleDisconnects: g.st.idle.Load(),
 		AuthFailures:    g.st.authFailures.Load(),
 		Rejected:        g.st.rejected.Load(),
+
+		BusSubscribed:    g.st.busSubscribed.Load(),
+		BusSubscriptions: g.st.busSubscriptions.Load(),
+		BusWaitTimeouts:  g.st.busWaitTimeouts.Load(),
 	}
 }
 
@@ -46,6 +57,9 @@ var (
 	descIdle     = prometheus.NewDesc("tradecache_gateway_idle_disconnects_total", "Clients closed for no pong or message within IdleTimeout.", nil, nil)
 	descAuthFail = prometheus.NewDesc("tradecache_gateway_auth_failures_total", "Failed authentications: wrong Bearer token, wrong or missing first-message auth, auth timeout.", nil, nil)
 	descRejected = prometheus.NewDesc("tradecache_gateway_rejected_total", "Upgrades refused with 503 (too many clients, too many still authenticating, or gateway not running), and clients closed with 1013 on authenticating when the client limit was reached.", nil, nil)
+	descBusSub   = prometheus.NewDesc("tradecache_gateway_bus_subscribed", "1 while the gateway holds its subscription to the event bus: while a client has subscribed to something, and for a linger after.", nil, nil)
+	descBusSubs  = prometheus.NewDesc("tradecache_gateway_bus_subscriptions_total", "Times the gateway subscribed to the event bus.", nil, nil)
+	descBusWait  = prometheus.NewDesc("tradecache_gateway_bus_wait_timeouts_total", "Subscribed replies sent without the bus having confirmed the gateway's subscription within its wait (Redis unreachable).", nil, nil)
 )
 
 // Collector exports Stats as tradecache_gateway_* metrics; register it on
@@ -55,7 +69,7 @@ func (g *Gateway) Collector() prometheus.Collector { return collector{g} }
 type collector struct{ g *Gateway }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClients, descPending, descSent, descDropped, descSlow, descIdle, descAuthFail, descRejected} {
+	for _, d := range []*prometheus.Desc{descClients, descPending, descSent, descDropped, descSlow, descIdle, descAuthFail, descRejected, descBusSub, descBusSubs, descBusWait} {
 		ch <- d
 	}
 }
@@ -73,4 +87,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descIdle, s.IdleDisconnects)
 	cnt(descAuthFail, s.AuthFailures)
 	cnt(descRejected, s.Rejected)
+	cnt(descBusSubs, s.BusSubscriptions)
+	cnt(descBusWait, s.BusWaitTimeouts)
+	subscribed := 0.0
+	if s.BusSubscribed {
+		subscribed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descBusSub, prometheus.GaugeValue, subscribed)
 }
