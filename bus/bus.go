@@ -108,11 +108,14 @@ type Subscriber interface {
 
 // ReadySubscriber is a Subscriber that says when its subscription is in
 // place, so that a caller may subscribe only while someone listens and
-// still promise that every event published after ready reaches fn.
+// still promise that every event published while it is reaches fn.
 type ReadySubscriber interface {
 	Subscriber
-	// SubscribeReady is Subscribe that calls ready, at most once and from
-	// any goroutine, once every event published from then on reaches fn.
-	// It may never call it (the server unreachable until ctx ends).
-	SubscribeReady(ctx context.Context, fn func(Event), ready func()) error
+	// SubscribeReady is Subscribe that reports the subscription's state to
+	// ready: true once every event published from then on reaches fn,
+	// false when that stops (a lost connection), true again when it is
+	// back. It may never report true (the server unreachable until ctx
+	// ends). Calls are in order and never concurrent; ready must not block
+	// or call the bus.
+	SubscribeReady(ctx context.Context, fn func(Event), ready func(up bool)) error
 }

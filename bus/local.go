@@ -117,16 +117,16 @@ func (l *Local) Subscribe(ctx context.Context, fn func(Event)) error {
 	return l.SubscribeReady(ctx, fn, nil)
 }
 
-// SubscribeReady is Subscribe that calls ready (when not nil) once
-// registered, before the first event.
-func (l *Local) SubscribeReady(ctx context.Context, fn func(Event), ready func()) error {
+// SubscribeReady is Subscribe that calls ready(true) (when ready is not
+// nil) once registered, before the first event; a Local is never down.
+func (l *Local) SubscribeReady(ctx context.Context, fn func(Event), ready func(up bool)) error {
 	q := newQueue(l.cfg.Queue, 0)
 	l.mu.Lock()
 	l.subs[q] = struct{}{}
 	l.mu.Unlock()
 	l.st.subscribers.Add(1)
 	if ready != nil {
-		ready()
+		ready(true)
 	}
 	defer func() {
 		l.mu.Lock()

@@ -184,12 +184,11 @@ type Redis struct {
 
 	// The one Redis subscription every Subscribe call of this bus shares
 	// (subscription below), under subMu.
-	subMu      sync.Mutex
-	subQueues  map[*queue]struct{} // the Subscribe calls' queues
-	subCancel  context.CancelFunc  // ends the receivers; nil: none running
-	subDone    chan struct{}       // closed when the receivers have returned
-	subUp      [2]bool             // the pattern, the sharded subscription confirmed (this attempt)
-	subWaiters []func()            // ready callbacks waiting for both
+	subMu     sync.Mutex
+	subQueues map[*queue]func(up bool) // the Subscribe calls' queues and state callbacks (nil: none)
+	subCancel context.CancelFunc       // ends the receivers; nil: none running
+	subDone   chan struct{}            // closed when the receivers have returned
+	subUp     [2]bool                  // the pattern, the sharded subscription in place
 }
 
 type asyncEvent struct {
@@ -198,7 +197,9 @@ type asyncEvent struct {
 }
 
 // NewRedis returns a Redis bus on the clients src gives. It does no I/O
-// and starts no goroutine.
+// and starts no goroutine. Make one per client and channel pattern: a bus
+// ends its subscription with PUNSUBSCRIBE on the client's connection,
+// which would end another's of the same pattern there too.
 func NewRedis(src RedisSource, cfg RedisConfig) (*Redis, error) {
 	if src == nil {
 		return nil, errors.New("bus: NewRedis: nil RedisSource")
@@ -410,10 +411,13 @@ func (r *Redis) Subscribe(ctx context.Context, fn func(Event)) error {
 	return r.SubscribeReady(ctx, fn, nil)
 }
 
-// SubscribeReady is Subscribe that calls ready (when not nil) once the
-// server has confirmed the shared subscription: the PSUBSCRIBE, and on a
-// cluster the SSUBSCRIBE too (at once when it already is).
-func (r *Redis) SubscribeReady(ctx context.Context, fn func(Event), ready func()) error {
+// SubscribeReady is Subscribe that reports the shared subscription's
+// state to ready (when not nil): true once the server has confirmed it —
+// the PSUBSCRIBE, and on a cluster the SSUBSCRIBE too — (at once when it
+// already is), false when it is lost (the connection broke), true again
+// once resubscribed. Calls are in order and never concurrent; ready must
+// not block or call the bus.
+func (r *Redis) SubscribeReady(ctx context.Context, fn func(Event), ready func(up bool)) error {
 	r.st.subscribers.Add(1)
 	defer r.st.subscribers.Add(-1)
 	q := newQueue(r.cfg.Queue, r.cfg.QueueBytes)
@@ -434,7 +438,7 @@ func (r *Redis) SubscribeReady(ctx context.Context, fn func(Event), ready func()
 // join adds q to the shared subscription, starting its receivers when q is
 // the first (after the previous ones, if any, have unsubscribed: their
 // PUNSUBSCRIBE must not reach the server after the new PSUBSCRIBE).
-func (r *Redis) join(q *queue, ready func()) {
+func (r *Redis) join(q *queue, ready func(up bool)) {
 	r.subMu.Lock()
 	for r.subCancel == nil && r.subDone != nil {
 		done := r.subDone
@@ -447,15 +451,11 @@ func (r *Redis) join(q *queue, ready func()) {
 	}
 	defer r.subMu.Unlock()
 	if r.subQueues == nil {
-		r.subQueues = make(map[*queue]struct{})
+		r.subQueues = make(map[*queue]func(bool))
 	}
-	r.subQueues[q] = struct{}{}
-	if ready != nil {
-		if r.subUp[0] && r.subUp[1] {
-			ready()
-		} else {
-			r.subWaiters = append(r.subWaiters, ready)
-		}
+	r.subQueues[q] = ready
+	if ready != nil && r.subUp[0] && r.subUp[1] {
+		ready(true)
 	}
 	if r.subCancel != nil {
 		return
@@ -484,14 +484,16 @@ func (r *Redis) leave(q *queue) {
 		return
 	}
 	cancel, done := r.subCancel, r.subDone
-	r.subCancel, r.subUp, r.subWaiters = nil, [2]bool{}, nil
+	r.subCancel, r.subUp = nil, [2]bool{}
 	r.subMu.Unlock()
 	cancel()
 	<-done
 }
 
-// fanOut queues a message for every Subscribe call; it runs on the client's
-// reader and must not block.
+// fanOut queues a message for every Subscribe call. It runs on a receiver's
+// Receive and must not block: valkey-go's reader waits for it once 16
+// messages are pending, and every command of the client's connection with
+// it.
 func (r *Redis) fanOut(m valkey.PubSubMessage) {
 	raw := []byte(m.Message) // shared, read only, by every queue
 	r.subMu.Lock()
@@ -504,25 +506,30 @@ func (r *Redis) fanOut(m valkey.PubSubMessage) {
 }
 
 // confirmed records whether the pattern (sharded: the sharded) subscription
-// is in place, and calls the ready callbacks waiting once both are.
+// is in place, and tells the state callbacks when both being in place
+// changes.
 func (r *Redis) confirmed(sharded, up bool) {
 	r.subMu.Lock()
 	defer r.subMu.Unlock()
+	was := r.subUp[0] && r.subUp[1]
 	r.subUp[boolIndex(sharded)] = up
-	if r.subUp[0] && r.subUp[1] {
-		for _, f := range r.subWaiters {
-			f()
+	if now := r.subUp[0] && r.subUp[1]; now != was {
+		for _, f := range r.subQueues {
+			if f != nil {
+				f(now)
+			}
 		}
-		r.subWaiters = nil
 	}
 }
 
 // receive keeps a PSUBSCRIBE up (sharded: an SSUBSCRIBE, while the client
 // is a cluster's) until ctx ends, handing raw messages to fanOut, and then
 // unsubscribes: valkey-go's Receive leaves the server's subscription in
-// place when its ctx ends. It reports each attempt's confirmation to
-// confirmed, and the sharded one as in place when the client is not a
-// cluster's, where it has nothing to subscribe.
+// place when its ctx ends. It reports to confirmed each confirmation and
+// each loss (valkey-go retries a broken connection within one Receive,
+// calling the return hook each time), and the sharded subscription as in
+// place when the client is not a cluster's, where it has nothing to
+// subscribe.
 func (r *Redis) receive(ctx context.Context, sharded bool) {
 	kind := "psubscribe"
 	if sharded {
@@ -544,20 +551,34 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		ok.Store(true)
 		r.confirmed(sharded, true)
 	})
+	// unsubscribed is closed when the unsubscribe sent by the return hook
+	// has been answered; receive returns only then, so a next subscription
+	// on the connection never precedes it.
+	var unsubscribed chan struct{}
 	hctx = valkey.WithOnReceiveReturnHook(hctx, func(err error, c valkey.CommandClient) error {
 		if ctx.Err() == nil {
+			r.confirmed(sharded, false) // lost; valkey-go may be retrying
 			return err
 		}
-		// Ended by us: unsubscribe on the subscription's own connection.
-		uctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
-		defer cancel()
+		// Ended by us: unsubscribe on the subscription's own connection,
+		// from another goroutine. The hook runs before valkey-go stops
+		// routing messages to this Receive: waiting here for the reply
+		// would leave the connection's reader blocked on a full channel,
+		// and every command on the connection with it.
 		unsub := c.B().Punsubscribe().Pattern(r.cfg.Pattern).Build()
 		if sharded {
 			unsub = c.B().Sunsubscribe().Channel(r.cfg.Channel).Build()
 		}
-		if uerr := c.Do(uctx, unsub).Error(); uerr != nil {
-			r.cfg.Logger.LogAttrs(uctx, slog.LevelDebug, "bus unsubscribe failed; the connection's next reset ends it", slog.String("pattern", r.cfg.Pattern), slog.Any("err", uerr))
-		}
+		done := make(chan struct{})
+		unsubscribed = done
+		go func() {
+			defer close(done)
+			uctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+			defer cancel()
+			if uerr := c.Do(uctx, unsub).Error(); uerr != nil {
+				r.cfg.Logger.LogAttrs(uctx, slog.LevelDebug, "bus unsubscribe failed; the connection's next reset ends it", slog.String("pattern", r.cfg.Pattern), slog.Any("err", uerr))
+			}
+		}()
 		return err
 	})
 
@@ -569,10 +590,10 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		}
 		var err error
 		ok.Store(false)
-		r.confirmed(sharded, false)
 		cl := r.src.Redis()
 		switch {
 		case cl == nil:
+			r.confirmed(sharded, false)
 			err = ErrUnavailable
 		case sharded && cl.Mode() != valkey.ClientModeCluster:
 			// Not a cluster: nothing to do until the client changes.
@@ -587,6 +608,9 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), r.fanOut)
 		}
 		if ctx.Err() != nil {
+			if unsubscribed != nil {
+				<-unsubscribed
+			}
 			return
 		}
 		if ok.Load() {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -507,7 +508,11 @@ func TestRedisSubscriptionShared(t *testing.T) {
 				rec.mu.Lock()
 				rec.evs = append(rec.evs, ev)
 				rec.mu.Unlock()
-			}, func() { close(up) })
+			}, func(ok bool) {
+				if ok {
+					close(up) // the first call: never true twice in a row
+				}
+			})
 		}()
 		t.Cleanup(func() { rec.stop(t) })
 		select {
@@ -569,4 +574,118 @@ func TestRedisCompressAbove(t *testing.T) {
 			t.Errorf("%s: is_compressed %v (want %v), data %s", tc.name, env.IsCompressed, tc.compressed, ev.Data)
 		}
 	}
+}
+
+// The shared subscription's state follows the server: reported in place,
+// lost when Redis goes away, in place again once resubscribed; in order,
+// never true twice in a row. A caller joining while it is lost waits.
+func TestRedisSubscriptionStateAcrossRestart(t *testing.T) {
+	r := testenv.StartOne(t)
+	b, _ := newRedisBus(t, r, bus.RedisConfig{})
+	var mu sync.Mutex
+	var states []bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.SubscribeReady(ctx, func(bus.Event) {}, func(up bool) {
+			mu.Lock()
+			states = append(states, up)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	seen := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(states)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return slices.Equal(seen(), []bool{true}) }, "never reported in place: %v", seen())
+	r.Stop(t)
+	testenv.Eventually(t, 5*time.Second, func() bool { return slices.Equal(seen(), []bool{true, false}) }, "not reported lost with Redis stopped: %v", seen())
+	// Joining while lost: no report until the server is back.
+	var joined []bool
+	told := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(joined)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() {
+		done2 <- b.SubscribeReady(ctx2, func(bus.Event) {}, func(up bool) {
+			mu.Lock()
+			joined = append(joined, up)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel2(); <-done2 })
+	time.Sleep(500 * time.Millisecond) // more than the bus's BackoffMax: its receivers went round
+	if got := told(); len(got) != 0 {
+		t.Fatalf("a caller joining while Redis is down was told %v", got)
+	}
+	r.Restart(t)
+	testenv.Eventually(t, 20*time.Second, func() bool { return slices.Equal(seen(), []bool{true, false, true}) }, "not reported in place again after the restart: %v", seen())
+	testenv.Eventually(t, 5*time.Second, func() bool { return slices.Equal(told(), []bool{true}) }, "the caller that joined while down was told %v, want [true]", told())
+	// Steady: no report while nothing changes (the receivers go round
+	// every BackoffMax, 200 ms here).
+	time.Sleep(time.Second)
+	if got, got2 := seen(), told(); !slices.Equal(got, []bool{true, false, true}) || !slices.Equal(got2, []bool{true}) {
+		t.Fatalf("reports while nothing changed: %v and %v", got, got2)
+	}
+}
+
+// The last subscriber leaving while messages flow does not stall the
+// client's connection, which the cache, the lease and Publish share: its
+// unsubscribe is answered while valkey-go still routes messages to the
+// ending subscription. A PING on that connection, sent as it leaves,
+// answers well within PublishTimeout.
+func TestRedisLeavingUnderFloodKeepsTheConnection(t *testing.T) {
+	r := testenv.StartOne(t)
+	// A long PublishTimeout: an unsubscribe that blocked the connection
+	// would hold it that long, far from a loaded machine's slowest PING.
+	b, c := newRedisBus(t, r, bus.RedisConfig{PublishTimeout: 3 * time.Second})
+	rc := r.Client(t)
+	fctx, fstop := context.WithCancel(context.Background())
+	fdone := make(chan struct{})
+	go func() {
+		defer close(fdone)
+		cmds := make(valkey.Commands, 0, 500)
+		for fctx.Err() == nil {
+			cmds = cmds[:0]
+			for range 500 {
+				cmds = append(cmds, rc.B().Publish().Channel(b.Channel()).Message(`{"id":"x","event":"live.k","is_compressed":false,"data":1}`).Build())
+			}
+			rc.DoMulti(context.Background(), cmds...)
+		}
+	}()
+	defer func() { fstop(); <-fdone }()
+	var worst time.Duration
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		up := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			b.SubscribeReady(ctx, func(bus.Event) {}, func(ok bool) {
+				if ok {
+					close(up)
+				}
+			})
+		}()
+		<-up
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		time.Sleep(2 * time.Millisecond)
+		began := time.Now()
+		cl := c.Redis()
+		if err := cl.Do(context.Background(), cl.B().Ping().Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(began))
+		<-done
+	}
+	if worst > time.Second {
+		t.Fatalf("a PING on the connection took %v while the last subscriber left under a flood", worst)
+	}
+	t.Logf("worst PING while leaving: %v", worst)
 }

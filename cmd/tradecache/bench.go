@@ -102,7 +102,7 @@ func benchIngestCmd(ctx context.Context, e *env, args []string) error {
 			fs.BoolVar(&inProcess, "in-process", false, "run the exchange in the node's process (its CPU figures then hold both)")
 			fs.DurationVar(&o.FlushEvery, "flush-every", 0, "the node's buffer → Redis period (0: its default, 100ms)")
 			fs.BoolVar(&o.Events, "events", false, "publish what the node writes as events on a Redis channel, as serve's leader does")
-			fs.BoolVar(&subscriber, "subscriber", false, "with --events: also subscribe to them in a process of its own, as every node serving /ws does, and measure its CPU")
+			fs.BoolVar(&subscriber, "subscriber", false, "with --events: also subscribe to them in a process of its own, as a node does while a /ws client listens or notifications are forwarded, and measure its CPU")
 			fs.BoolVar(&o.Replay, "replay", false, "send the kline streams from templates as fast as the node reads them (--update-every unused), not from the simulated market")
 			fs.BoolVar(&asJSON, "json", false, "print one JSON object")
 		}}

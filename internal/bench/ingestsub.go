@@ -16,9 +16,9 @@ import (
 
 // With events (IngestOptions.Events and SubscriberCommand), the ingest
 // bench also runs a subscriber of the leader's channel in a process of its
-// own: what every node serving /ws pays for the leader's events, with no
-// client connected (the gateway decodes every event and finds nobody to
-// send it to). The bench starts the process with its settings in the
+// own: what a node pays for the leader's events while it receives them —
+// its /ws gateway while a client listens (with none it does not subscribe),
+// its notification forwarding always — before any client's share. The bench starts the process with its settings in the
 // environment; it prints {"ready":true} once its first event arrived (or
 // {"error":..}), then answers the bench's "start" and "stop" lines on its
 // stdin with one line of figures for the run between them, and exits when
@@ -97,8 +97,8 @@ func IngestSubMain(ctx context.Context, in io.Reader, out io.Writer, getenv func
 	subDone := make(chan struct{})
 	go func() {
 		defer close(subDone)
-		// As a node's gateway with no client: every event decoded, none
-		// sent anywhere. Subscribe retries until ctx ends.
+		// As a node's subscriber before any client's share: every event
+		// decoded, none sent anywhere. Subscribe retries until ctx ends.
 		_ = rb.Subscribe(ctx, func(bus.Event) {
 			if n.Add(1) == 1 {
 				close(first)

@@ -42,8 +42,10 @@
 // it does arrive: the gateway subscribes to the bus only while some client
 // has a non-empty set (and Config.SubscribeLinger after), and the reply
 // that needs the subscription waits for Redis to confirm it (at most
-// Config.SubscribeWait: with Redis unreachable it goes anyway). A node
-// whose /ws has no listener thus receives and decodes no event. A bad message (invalid JSON, unknown type, bad or too
+// Config.SubscribeWait: with Redis unreachable it goes anyway; after an
+// outage, until the bus has resubscribed). A node whose /ws has no
+// listener thus receives and decodes no event, unless something else on
+// it subscribes to the bus (notification forwarding does). A bad message (invalid JSON, unknown type, bad or too
 // many patterns, binary, a second auth) is answered with
 // {"type":"error","error":"…"} and the connection stays open. A message
 // over MessageLimit (4 KiB) closes the connection (1009).

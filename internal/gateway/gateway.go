@@ -145,8 +145,11 @@ type Gateway struct {
 	// The bus subscription's state (subscription.go), under mu.
 	lazy      bool          // subscribed only while a client listens
 	listeners int           // clients whose subscription set is not empty
-	ready     chan struct{} // the subscription's confirmation; nil: not subscribed
+	ready     chan struct{} // closed while the subscription is in place; nil: not subscribed
+	readyUp   bool          // ready is closed
+	gen       uint64        // subscriptions ended, for their late reports
 	subWake   chan struct{} // cap 1: listeners changed, for subscribeLoop
+	quit      chan struct{} // closed when Run stops: replies no longer wait for the bus
 
 	// snap is the registry as an immutable slice, rebuilt on every
 	// register/unregister, so the fan-out and the sweeper iterate clients
@@ -195,6 +198,7 @@ func New(sub bus.Subscriber, cfg Config) (*Gateway, error) {
 		runDone:  make(chan struct{}),
 		corkPool: newCorkPool(),
 		subWake:  make(chan struct{}, 1),
+		quit:     make(chan struct{}),
 	}
 	if _, ok := sub.(bus.ReadySubscriber); ok {
 		// Not lazy: subscribed from Run, "subscribed" replies waiting for
@@ -233,6 +237,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	err := g.subscribeLoop(ctx)
 	cancel()
+	close(g.quit)
 	<-sweepDone
 
 	g.mu.Lock()

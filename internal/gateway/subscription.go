@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tradecache/tradecache/bus"
@@ -18,18 +17,20 @@ import (
 // its subscription is in place (bus.ReadySubscriber), the gateway
 // subscribes when a client's set first becomes non-empty and unsubscribes
 // once no client has had one for Config.SubscribeLinger. A "subscribed"
-// reply waits (up to Config.SubscribeWait) until the bus has confirmed the
-// subscription, so the protocol's promise holds: every event published
-// after the reply reaches the client.
+// reply waits (up to Config.SubscribeWait) until the bus's subscription is
+// in place, so the protocol's promise holds: every event published after
+// the reply reaches the client.
 //
 // State, under Gateway.mu: listeners counts clients with a non-empty set;
-// ready is the current subscription's confirmation, closed by the bus's
-// ready callback, and nil while the gateway is not subscribed (nor about
-// to be). Run's goroutine owns the subscription itself (subscribeLoop).
+// ready is closed while the subscription is in place (readyUp), replaced
+// by an open one when the bus reports it lost, and nil while the gateway
+// is not subscribed (nor about to be); gen counts the subscriptions ended,
+// so that a late report of one cannot touch the next one's ready. Run's
+// goroutine owns the subscription itself (subscribeLoop).
 
-// listen records that c's set is now empty or not, and returns the
-// subscription's confirmation to wait on when it is not (nil: nothing to
-// wait for). Only c's reader calls it, and endClient once that is over.
+// listen records that c's set is now empty or not, and returns what to
+// wait on before replying when it is not (nil: nothing to wait for). Only
+// c's reader calls it, and endClient once that is over.
 func (g *Gateway) listen(c *client, on bool) <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -41,7 +42,7 @@ func (g *Gateway) listen(c *client, on bool) <-chan struct{} {
 			g.listeners--
 		}
 		if on && g.listeners == 1 && g.ready == nil && g.lazy {
-			g.ready = make(chan struct{})
+			g.ready, g.readyUp = make(chan struct{}), false
 		}
 		select { // subscribeLoop re-reads the state
 		case g.subWake <- struct{}{}:
@@ -54,9 +55,29 @@ func (g *Gateway) listen(c *client, on bool) <-chan struct{} {
 	return g.ready
 }
 
+// busState is a subscription's state callback (bus.ReadySubscriber): it
+// closes ready when the subscription is in place and opens a new one when
+// it is lost. gen is the count of subscriptions ended when it began.
+func (g *Gateway) busState(gen uint64) func(up bool) {
+	return func(up bool) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.gen != gen || g.ready == nil {
+			return // a report of an ended subscription
+		}
+		switch {
+		case up && !g.readyUp:
+			close(g.ready)
+			g.readyUp = true
+		case !up && g.readyUp:
+			g.ready, g.readyUp = make(chan struct{}), false
+		}
+	}
+}
+
 // awaitBus waits until ready is closed, up to SubscribeWait: with Redis
 // down the reply goes anyway, and the set's events flow once the bus
-// subscribes.
+// subscribes. A gateway shutting down does not wait.
 func (g *Gateway) awaitBus(ready <-chan struct{}) {
 	if ready == nil {
 		return
@@ -70,6 +91,7 @@ func (g *Gateway) awaitBus(ready <-chan struct{}) {
 	defer t.Stop()
 	select {
 	case <-ready:
+	case <-g.quit:
 	case <-t.C:
 		g.st.busWaitTimeouts.Add(1)
 	}
@@ -86,7 +108,7 @@ func (g *Gateway) subscribeLoop(ctx context.Context) error {
 	}
 	for {
 		g.mu.Lock()
-		ready := g.ready
+		ready, gen := g.ready, g.gen
 		g.mu.Unlock()
 		if ready == nil {
 			select {
@@ -99,7 +121,7 @@ func (g *Gateway) subscribeLoop(ctx context.Context) error {
 		g.st.busSubscriptions.Add(1)
 		g.st.busSubscribed.Store(true)
 		err := g.run1(ctx, func(ctx context.Context) error {
-			return rs.SubscribeReady(ctx, g.publish, sync.OnceFunc(func() { close(ready) }))
+			return rs.SubscribeReady(ctx, g.publish, g.busState(gen))
 		})
 		g.st.busSubscribed.Store(false)
 		if err != nil || ctx.Err() != nil {
@@ -160,7 +182,9 @@ func (g *Gateway) run1(ctx context.Context, subscribe func(context.Context) erro
 			g.mu.Lock()
 			idle := g.listeners == 0
 			if idle {
-				g.ready = nil // a listener from now on starts the next subscription
+				// A listener from now on starts the next subscription.
+				g.ready, g.readyUp = nil, false
+				g.gen++
 			}
 			g.mu.Unlock()
 			if idle {

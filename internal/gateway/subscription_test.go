@@ -48,10 +48,56 @@ func startOn(t *testing.T, sub bus.Subscriber, cfg Config) *env {
 	return &env{t: t, g: g, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 }
 
+// A reply waits for the subscription to be in place again after Redis
+// was lost: the promise holds across an outage, not only at the start.
+func TestSubscribedReplyWaitsAfterAnOutage(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	b, rc, r := redisBusOn(t)
+	e := startOn(t, b, Config{SubscribeWait: wait})
+	first := e.program()
+	subscribe(t, first, "live.*")
+	if st := e.g.Stats(); st.BusWaitTimeouts != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	r.Stop(t)
+	// Once the gateway knows, a new client's reply waits SubscribeWait.
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		e.g.mu.Lock()
+		defer e.g.mu.Unlock()
+		return !e.g.readyUp
+	}, "the gateway never learned that its subscription was lost")
+	during := e.program()
+	began := time.Now()
+	subscribe(t, during, "live.*")
+	if took, st := time.Since(began), e.g.Stats(); took < wait || st.BusWaitTimeouts != 1 {
+		t.Fatalf("a reply during the outage came after %v with stats %+v; want SubscribeWait (%v) and one timeout", took, st, wait)
+	}
+	r.Restart(t)
+	testenv.Eventually(t, 20*time.Second, func() bool { return numpat(t, rc) == 1 }, "never resubscribed after the restart")
+	after := e.program()
+	subscribe(t, after, "live.*")
+	if err := b.Publish(context.Background(), "back", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, after); !strings.Contains(got, `"event":"live.back"`) {
+		t.Fatalf("after the outage: got %s", got)
+	}
+	if st := e.g.Stats(); st.BusWaitTimeouts != 1 || st.BusSubscriptions != 1 {
+		t.Errorf("stats %+v: want the one subscription kept through the outage", st)
+	}
+}
+
 // redisBus returns a bus on a Redis of its own (a single server whatever
 // the topology, so PUBSUB NUMPAT counts every pattern subscription), with
 // its Run going, and a plain client of that server.
 func redisBus(t *testing.T) (*bus.Redis, valkey.Client) {
+	t.Helper()
+	b, rc, _ := redisBusOn(t)
+	return b, rc
+}
+
+// redisBusOn is redisBus that also returns the server.
+func redisBusOn(t *testing.T) (*bus.Redis, valkey.Client, *testenv.Redis) {
 	t.Helper()
 	r := testenv.StartOne(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -73,7 +119,7 @@ func redisBus(t *testing.T) (*bus.Redis, valkey.Client) {
 	go func() { b.Run(ctx); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierRedis }, "cache never reached redis")
-	return b, r.Client(t)
+	return b, r.Client(t), r
 }
 
 func numpat(t *testing.T, rc valkey.Client) int64 {
@@ -225,6 +271,13 @@ func TestLazySubscriptionErrorEndsRun(t *testing.T) {
 	e := &env{t: t, g: g, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 	c := e.program()
 	send(t, c, `{"type":"subscribe","events":["*"]}`)
+	go func() { // read, so that the gateway's close handshake completes
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
 	select {
 	case err := <-runErr:
 		if !errors.Is(err, errSubFailed) {
@@ -240,6 +293,6 @@ var errSubFailed = errors.New("subscription failed")
 type failingReadySub struct{}
 
 func (failingReadySub) Subscribe(ctx context.Context, fn func(bus.Event)) error { return errSubFailed }
-func (failingReadySub) SubscribeReady(ctx context.Context, fn func(bus.Event), ready func()) error {
+func (failingReadySub) SubscribeReady(ctx context.Context, fn func(bus.Event), ready func(bool)) error {
 	return errSubFailed
 }
