@@ -19,7 +19,8 @@ import (
 
 // RedisSource gives the Redis client while Redis is reachable and nil
 // otherwise. *cache.Cache implements it, so the bus follows the cache's
-// view of Redis instead of probing on its own.
+// view of Redis instead of probing on its own. The clients it gives are
+// all of one mode (a cluster's or not) for its life.
 type RedisSource interface {
 	Redis() valkey.Client
 }
@@ -454,10 +455,10 @@ func (r *Redis) join(q *queue, ready func(up bool)) {
 		r.subQueues = make(map[*queue]func(bool))
 	}
 	r.subQueues[q] = ready
-	if ready != nil && r.subUp[0] && r.subUp[1] {
-		ready(true)
-	}
 	if r.subCancel != nil {
+		if ready != nil && r.subUp[0] && r.subUp[1] {
+			ready(true)
+		}
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -551,10 +552,10 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		ok.Store(true)
 		r.confirmed(sharded, true)
 	})
-	// unsubscribed is closed when the unsubscribe sent by the return hook
-	// has been answered; receive returns only then, so a next subscription
-	// on the connection never precedes it.
-	var unsubscribed chan struct{}
+	// unsubscribing counts the unsubscribes the return hook sent; receive
+	// returns once they are answered, so a next subscription on the
+	// connection never precedes them.
+	var unsubscribing sync.WaitGroup
 	hctx = valkey.WithOnReceiveReturnHook(hctx, func(err error, c valkey.CommandClient) error {
 		if ctx.Err() == nil {
 			r.confirmed(sharded, false) // lost; valkey-go may be retrying
@@ -569,16 +570,15 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		if sharded {
 			unsub = c.B().Sunsubscribe().Channel(r.cfg.Channel).Build()
 		}
-		done := make(chan struct{})
-		unsubscribed = done
-		go func() {
-			defer close(done)
-			uctx, cancel := context.WithTimeout(context.Background(), r.cfg.PublishTimeout)
+		unsubscribing.Go(func() {
+			// Not PublishTimeout: an unsubscribe answered after its caller
+			// gave up would end the next subscription in valkey-go's books.
+			uctx, cancel := context.WithTimeout(context.Background(), unsubscribeTimeout)
 			defer cancel()
 			if uerr := c.Do(uctx, unsub).Error(); uerr != nil {
 				r.cfg.Logger.LogAttrs(uctx, slog.LevelDebug, "bus unsubscribe failed; the connection's next reset ends it", slog.String("pattern", r.cfg.Pattern), slog.Any("err", uerr))
 			}
-		}()
+		})
 		return err
 	})
 
@@ -593,13 +593,14 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		cl := r.src.Redis()
 		switch {
 		case cl == nil:
-			r.confirmed(sharded, false)
+			// Any loss was reported by the return hook.
 			err = ErrUnavailable
 		case sharded && cl.Mode() != valkey.ClientModeCluster:
-			// Not a cluster: nothing to do until the client changes.
+			// Not a cluster, and a source's client keeps its mode: nothing
+			// to subscribe, ever.
 			r.confirmed(sharded, true)
-			backoff = r.cfg.BackoffMax
-			continue
+			<-ctx.Done()
+			return
 		case sharded:
 			// Sharded pub/sub has no patterns: the one channel this
 			// deployment publishes on, on the master of its slot.
@@ -608,9 +609,7 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 			err = cl.Receive(hctx, cl.B().Psubscribe().Pattern(r.cfg.Pattern).Build(), r.fanOut)
 		}
 		if ctx.Err() != nil {
-			if unsubscribed != nil {
-				<-unsubscribed
-			}
+			unsubscribing.Wait()
 			return
 		}
 		if ok.Load() {
@@ -628,6 +627,10 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 		}
 	}
 }
+
+// unsubscribeTimeout bounds the wait for an unsubscribe's answer: a hung
+// connection is reset by the client well before it.
+const unsubscribeTimeout = 10 * time.Second
 
 func boolIndex(b bool) int {
 	if b {

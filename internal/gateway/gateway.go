@@ -213,10 +213,10 @@ func New(sub bus.Subscriber, cfg Config) (*Gateway, error) {
 
 // Run owns the gateway's subscription to the bus (held while a client
 // listens, see SubscribeLinger) and its sweeper (pings, idle timeouts)
-// until ctx ends or Close is called. Then it closes
-// every client with 1001 (going away), waits for all connection handlers
-// to return, and returns nil; or the Subscriber's error if it failed
-// first. Run may be called once.
+// until ctx ends or Close is called. Then it closes every client with 1001
+// (going away), waits for all connection handlers to return, and returns
+// nil; or the Subscriber's error if it failed first. Run may be called
+// once.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
