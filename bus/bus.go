@@ -49,7 +49,11 @@
 //     capped jittered backoff (100 ms to 5 s); malformed messages are counted
 //     and skipped. Each Subscribe call has a bounded queue (4096 messages,
 //     64 MiB) between the client and fn, with Local's policy below, so a slow
-//     subscriber never stalls the connection the cache shares.
+//     subscriber never stalls the connection the cache shares. All calls
+//     share one server subscription, made by the first and removed
+//     (PUNSUBSCRIBE) by the last, so a caller may subscribe only while it
+//     needs the events; SubscribeReady (ReadySubscriber) reports when that
+//     subscription is in place and when it is lost.
 //
 // Local is the in-process bus for a node without Redis. Each Subscribe call
 // has a bounded queue (4096 events); when it is full, Publish drops the
