@@ -536,10 +536,10 @@ func (r *Redis) receive(ctx context.Context, sharded bool) {
 	if sharded {
 		kind = "ssubscribe"
 	}
-	// confirmed counts PSUBSCRIBE confirmations over this Subscribe call,
-	// including those of the client's own reconnections; every one after
-	// the first is a resubscription. The hook runs on the client's pipeline
-	// goroutine, hence the atomics.
+	// confirmations counts this receiver's confirmations, including those
+	// of the client's own reconnections; every one after the first is a
+	// resubscription. The hook runs on the client's pipeline goroutine,
+	// hence the atomics.
 	var confirmations atomic.Int64
 	var ok atomic.Bool // the current attempt was confirmed
 	hctx := valkey.WithOnSubscriptionHook(ctx, func(s valkey.PubSubSubscription) {
