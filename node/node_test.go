@@ -448,3 +448,56 @@ func openFDs(t *testing.T) int {
 	}
 	return len(es)
 }
+
+// A node on Redis holds no subscription to the event channel while no /ws
+// client listens (PUBSUB NUMPAT 0 on its own server), and one once a
+// client subscribes, whose events then arrive.
+func TestNodeSubscribesToEventsOnlyWhileWatched(t *testing.T) {
+	r := testenv.StartOne(t)
+	out, stop := runDemo(t, "watched", node.Redis{URL: r.URL()})
+	defer stop()
+	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
+	var m []string
+	testenv.Eventually(t, 10*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address")
+	rc := r.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	numpat := func() int64 {
+		n, err := rc.Do(ctx, rc.B().PubsubNumpat().Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Running, publishing (heartbeats, klines), and nobody watching.
+	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "demo mode") }, "no demo line")
+	time.Sleep(time.Second)
+	if n := numpat(); n != 0 {
+		t.Fatalf("NUMPAT %d with no /ws client, want 0", n)
+	}
+	conn, _, err := websocket.Dial(ctx, "ws://"+m[1]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m[2]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(1 << 20)
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"*"}}); err != nil {
+		t.Fatal(err)
+	}
+	var reply struct{ Type string }
+	if err := wsjson.Read(ctx, conn, &reply); err != nil || reply.Type != "subscribed" {
+		t.Fatalf("reply %+v, %v", reply, err)
+	}
+	if n := numpat(); n != 1 {
+		t.Fatalf("NUMPAT %d once a client subscribed, want 1", n)
+	}
+	for {
+		var env struct{ Event string }
+		if err := wsjson.Read(ctx, conn, &env); err != nil {
+			t.Fatalf("no event after subscribing: %v", err)
+		}
+		if strings.HasSuffix(env.Event, ".heartbeat") {
+			return
+		}
+	}
+}
