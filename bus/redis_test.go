@@ -491,14 +491,6 @@ func TestRedisPublishAsyncBurst(t *testing.T) {
 func TestRedisSubscriptionShared(t *testing.T) {
 	r := testenv.StartOne(t) // one server: NUMPAT counts every subscription
 	b, _ := newRedisBus(t, r, bus.RedisConfig{})
-	rc := r.Client(t)
-	numpat := func() int64 {
-		n, err := rc.Do(context.Background(), rc.B().PubsubNumpat().Build()).AsInt64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	subscribe := func() (*recorder, chan struct{}) {
 		ctx, cancel := context.WithCancel(context.Background())
 		rec := &recorder{cancel: cancel, done: make(chan error, 1)}
@@ -526,7 +518,7 @@ func TestRedisSubscriptionShared(t *testing.T) {
 	mustPublish(t, b, "one", 1) // right after ready: must arrive
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(first.named("live.one")) == 1 }, "the event published after ready was not received")
 	second, _ := subscribe()
-	if n := numpat(); n != 1 {
+	if n := r.NumPat(t); n != 1 {
 		t.Fatalf("two callers: NUMPAT %d, want one shared subscription", n)
 	}
 	first.stop(t)
@@ -534,11 +526,11 @@ func TestRedisSubscriptionShared(t *testing.T) {
 		mustPublish(t, b, "two", i)
 	}
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(second.named("live.two")) == 20 }, "the remaining caller lost events when the other left: %d of 20", len(second.named("live.two")))
-	if n := numpat(); n != 1 {
+	if n := r.NumPat(t); n != 1 {
 		t.Fatalf("one caller left: NUMPAT %d, want 1", n)
 	}
 	second.stop(t)
-	testenv.Eventually(t, 5*time.Second, func() bool { return numpat() == 0 }, "the last caller left and the subscription stayed")
+	testenv.Eventually(t, 5*time.Second, func() bool { return r.NumPat(t) == 0 }, "the last caller left and the subscription stayed")
 	third, _ := subscribe()
 	mustPublish(t, b, "three", 3)
 	testenv.Eventually(t, 5*time.Second, func() bool { return len(third.named("live.three")) == 1 }, "a new caller after the last left received nothing")
@@ -582,43 +574,12 @@ func TestRedisCompressAbove(t *testing.T) {
 func TestRedisSubscriptionStateAcrossRestart(t *testing.T) {
 	r := testenv.StartOne(t)
 	b, _ := newRedisBus(t, r, bus.RedisConfig{})
-	var mu sync.Mutex
-	var states []bool
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.SubscribeReady(ctx, func(bus.Event) {}, func(up bool) {
-			mu.Lock()
-			states = append(states, up)
-			mu.Unlock()
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	seen := func() []bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(states)
-	}
+	seen := reportsOf(t, b)
 	testenv.Eventually(t, 5*time.Second, func() bool { return slices.Equal(seen(), []bool{true}) }, "never reported in place: %v", seen())
 	r.Stop(t)
 	testenv.Eventually(t, 5*time.Second, func() bool { return slices.Equal(seen(), []bool{true, false}) }, "not reported lost with Redis stopped: %v", seen())
 	// Joining while lost: no report until the server is back.
-	var joined []bool
-	told := func() []bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(joined)
-	}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	done2 := make(chan error, 1)
-	go func() {
-		done2 <- b.SubscribeReady(ctx2, func(bus.Event) {}, func(up bool) {
-			mu.Lock()
-			joined = append(joined, up)
-			mu.Unlock()
-		})
-	}()
-	t.Cleanup(func() { cancel2(); <-done2 })
+	told := reportsOf(t, b)
 	time.Sleep(500 * time.Millisecond) // more than the bus's BackoffMax: its receivers went round
 	if got := told(); len(got) != 0 {
 		t.Fatalf("a caller joining while Redis is down was told %v", got)
@@ -688,4 +649,26 @@ func TestRedisLeavingUnderFloodKeepsTheConnection(t *testing.T) {
 		t.Fatalf("a PING on the connection took %v while the last subscriber left under a flood", worst)
 	}
 	t.Logf("worst PING while leaving: %v", worst)
+}
+
+// reportsOf subscribes to b until the test ends and returns what its state
+// callback was told so far.
+func reportsOf(t *testing.T, b *bus.Redis) func() []bool {
+	var mu sync.Mutex
+	var states []bool
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.SubscribeReady(ctx, func(bus.Event) {}, func(up bool) {
+			mu.Lock()
+			states = append(states, up)
+			mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(states)
+	}
 }

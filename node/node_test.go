@@ -182,18 +182,7 @@ func TestEventPrefix(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
-	var m []string
-	testenv.Eventually(t, 5*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address")
-	conn, _, err := websocket.Dial(ctx, "ws://"+m[1]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m[2]}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(1 << 20)
-	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"*"}}); err != nil {
-		t.Fatal(err)
-	}
+	conn := subscribeAll(ctx, t, dashboardAt(t, out))
 	for {
 		var env struct {
 			Type  string          `json:"type"`
@@ -456,39 +445,21 @@ func TestNodeSubscribesToEventsOnlyWhileWatched(t *testing.T) {
 	r := testenv.StartOne(t)
 	out, stop := runDemo(t, "watched", node.Redis{URL: r.URL()})
 	defer stop()
-	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
-	var m []string
-	testenv.Eventually(t, 10*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address")
-	rc := r.Client(t)
+	dash := dashboardAt(t, out)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	numpat := func() int64 {
-		n, err := rc.Do(ctx, rc.B().PubsubNumpat().Build()).AsInt64()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	// Running, publishing (heartbeats, klines), and nobody watching.
 	testenv.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "demo mode") }, "no demo line")
 	time.Sleep(time.Second)
-	if n := numpat(); n != 0 {
+	if n := r.NumPat(t); n != 0 {
 		t.Fatalf("NUMPAT %d with no /ws client, want 0", n)
 	}
-	conn, _, err := websocket.Dial(ctx, "ws://"+m[1]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + m[2]}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseNow()
-	conn.SetReadLimit(1 << 20)
-	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"*"}}); err != nil {
-		t.Fatal(err)
-	}
+	conn := subscribeAll(ctx, t, dash)
 	var reply struct{ Type string }
 	if err := wsjson.Read(ctx, conn, &reply); err != nil || reply.Type != "subscribed" {
 		t.Fatalf("reply %+v, %v", reply, err)
 	}
-	if n := numpat(); n != 1 {
+	if n := r.NumPat(t); n != 1 {
 		t.Fatalf("NUMPAT %d once a client subscribed, want 1", n)
 	}
 	for {
@@ -500,4 +471,30 @@ func TestNodeSubscribesToEventsOnlyWhileWatched(t *testing.T) {
 			return
 		}
 	}
+}
+
+// dashboardAt waits for a demo node's dashboard line and returns its
+// address and /ws token.
+func dashboardAt(t *testing.T, out *testenv.Buffer) [2]string {
+	t.Helper()
+	dash := regexp.MustCompile(`dashboard: http://(127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)`)
+	var m []string
+	testenv.Eventually(t, 10*time.Second, func() bool { m = dash.FindStringSubmatch(out.String()); return m != nil }, "no dashboard address")
+	return [2]string{m[1], m[2]}
+}
+
+// subscribeAll connects to the /ws of dash (address, token), closed when
+// the test ends, and subscribes to every event.
+func subscribeAll(ctx context.Context, t *testing.T, dash [2]string) *websocket.Conn {
+	t.Helper()
+	conn, _, err := websocket.Dial(ctx, "ws://"+dash[0]+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + dash[1]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	conn.SetReadLimit(1 << 20)
+	if err := wsjson.Write(ctx, conn, map[string]any{"type": "subscribe", "events": []string{"*"}}); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

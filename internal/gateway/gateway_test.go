@@ -69,12 +69,23 @@ type env struct {
 	stop func() error // cancels Run and returns its error
 }
 
+// start runs a gateway on the in-test bus, subscribed, until the test ends.
 func start(t *testing.T, cfg Config) *env {
+	t.Helper()
+	sub := newFakeSub()
+	e := startOn(t, sub, cfg)
+	<-sub.ready
+	e.sub = sub
+	return e
+}
+
+// startOn runs a gateway relaying sub until the test ends; Run's error,
+// if any, fails the test.
+func startOn(t *testing.T, sub bus.Subscriber, cfg Config) *env {
 	t.Helper()
 	if cfg.Tokens == nil {
 		cfg.Tokens = []string{testToken}
 	}
-	sub := newFakeSub()
 	g, err := New(sub, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +93,6 @@ func start(t *testing.T, cfg Config) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- g.Run(ctx) }()
-	<-sub.ready
 	srv := httptest.NewServer(g)
 	var once sync.Once
 	var rerr error
@@ -103,7 +113,7 @@ func start(t *testing.T, cfg Config) *env {
 		}
 		srv.Close()
 	})
-	return &env{t: t, g: g, sub: sub, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", stop: stop}
+	return &env{t: t, g: g, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", stop: stop}
 }
 
 func (e *env) dial(hdr http.Header) (*websocket.Conn, *http.Response, error) {

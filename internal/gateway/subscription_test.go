@@ -18,41 +18,11 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// startOn runs a gateway relaying sub until the test ends, and returns its
-// env (sub-less: events come from the bus).
-func startOn(t *testing.T, sub bus.Subscriber, cfg Config) *env {
-	t.Helper()
-	if cfg.Tokens == nil {
-		cfg.Tokens = []string{testToken}
-	}
-	g, err := New(sub, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- g.Run(ctx) }()
-	srv := httptest.NewServer(g)
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return")
-		}
-		srv.Close()
-	})
-	return &env{t: t, g: g, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
-}
-
 // A reply waits for the subscription to be in place again after Redis
 // was lost: the promise holds across an outage, not only at the start.
 func TestSubscribedReplyWaitsAfterAnOutage(t *testing.T) {
 	const wait = 300 * time.Millisecond
-	b, rc, r := redisBusOn(t)
+	b, r := redisBus(t)
 	e := startOn(t, b, Config{SubscribeWait: wait})
 	first := e.program()
 	subscribe(t, first, "live.*")
@@ -73,7 +43,7 @@ func TestSubscribedReplyWaitsAfterAnOutage(t *testing.T) {
 		t.Fatalf("a reply during the outage came after %v with stats %+v; want SubscribeWait (%v) and one timeout", took, st, wait)
 	}
 	r.Restart(t)
-	testenv.Eventually(t, 20*time.Second, func() bool { return numpat(t, rc) == 1 }, "never resubscribed after the restart")
+	testenv.Eventually(t, 20*time.Second, func() bool { return r.NumPat(t) == 1 }, "never resubscribed after the restart")
 	after := e.program()
 	subscribe(t, after, "live.*")
 	if err := b.Publish(context.Background(), "back", 1); err != nil {
@@ -89,15 +59,8 @@ func TestSubscribedReplyWaitsAfterAnOutage(t *testing.T) {
 
 // redisBus returns a bus on a Redis of its own (a single server whatever
 // the topology, so PUBSUB NUMPAT counts every pattern subscription), with
-// its Run going, and a plain client of that server.
-func redisBus(t *testing.T) (*bus.Redis, valkey.Client) {
-	t.Helper()
-	b, rc, _ := redisBusOn(t)
-	return b, rc
-}
-
-// redisBusOn is redisBus that also returns the server.
-func redisBusOn(t *testing.T) (*bus.Redis, valkey.Client, *testenv.Redis) {
+// its Run going, and the server.
+func redisBus(t *testing.T) (*bus.Redis, *testenv.Redis) {
 	t.Helper()
 	r := testenv.StartOne(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -119,16 +82,7 @@ func redisBusOn(t *testing.T) (*bus.Redis, valkey.Client, *testenv.Redis) {
 	go func() { b.Run(ctx); done <- struct{}{} }()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	testenv.Eventually(t, 5*time.Second, func() bool { return c.Tier() == cache.TierRedis }, "cache never reached redis")
-	return b, r.Client(t), r
-}
-
-func numpat(t *testing.T, rc valkey.Client) int64 {
-	t.Helper()
-	n, err := rc.Do(context.Background(), rc.B().PubsubNumpat().Build()).AsInt64()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return b, r
 }
 
 // The gateway holds no subscription on Redis while no client listens;
@@ -138,14 +92,14 @@ func numpat(t *testing.T, rc valkey.Client) int64 {
 // listening, and a later subscribe makes a new one.
 func TestGatewaySubscribesWhileClientsListen(t *testing.T) {
 	const linger = 300 * time.Millisecond
-	b, rc := redisBus(t)
+	b, r := redisBus(t)
 	e := startOn(t, b, Config{SubscribeLinger: linger})
 
 	c := e.program()
 	send(t, c, `{"type":"subscribe","events":[]}`) // an empty set listens to nothing
 	recv(t, c)
 	time.Sleep(100 * time.Millisecond)
-	if n, st := numpat(t, rc), e.g.Stats(); n != 0 || st.BusSubscribed || st.BusSubscriptions != 0 {
+	if n, st := r.NumPat(t), e.g.Stats(); n != 0 || st.BusSubscribed || st.BusSubscriptions != 0 {
 		t.Fatalf("with no client listening: NUMPAT %d, stats %+v; want no subscription", n, st)
 	}
 
@@ -160,7 +114,7 @@ func TestGatewaySubscribesWhileClientsListen(t *testing.T) {
 		if got := recv(t, c); !strings.Contains(got, `"event":"live.x"`) || !strings.HasSuffix(got, `"data":`+string(rune('0'+round))+`}`) {
 			t.Fatalf("round %d: got %s, want the event published after the reply", round, got)
 		}
-		if n, st := numpat(t, rc), e.g.Stats(); n != 1 || !st.BusSubscribed || st.BusSubscriptions != uint64(round) {
+		if n, st := r.NumPat(t), e.g.Stats(); n != 1 || !st.BusSubscribed || st.BusSubscriptions != uint64(round) {
 			t.Fatalf("round %d, listening: NUMPAT %d, stats %+v; want one subscription, %d made", round, n, st, round)
 		}
 		// Stop listening: by unsubscribing, then by leaving.
@@ -171,7 +125,7 @@ func TestGatewaySubscribesWhileClientsListen(t *testing.T) {
 		} else {
 			c.CloseNow()
 		}
-		testenv.Eventually(t, 5*time.Second, func() bool { return numpat(t, rc) == 0 && !e.g.Stats().BusSubscribed }, "round %d: still subscribed after the linger", round)
+		testenv.Eventually(t, 5*time.Second, func() bool { return r.NumPat(t) == 0 && !e.g.Stats().BusSubscribed }, "round %d: still subscribed after the linger", round)
 		if took := time.Since(stopped); took < linger {
 			t.Errorf("round %d: unsubscribed after %v, before the linger of %v", round, took, linger)
 		}
@@ -181,7 +135,7 @@ func TestGatewaySubscribesWhileClientsListen(t *testing.T) {
 // A client that listens again within the linger keeps the subscription:
 // no new one is made.
 func TestGatewayKeepsItsSubscriptionWithinTheLinger(t *testing.T) {
-	b, rc := redisBus(t)
+	b, r := redisBus(t)
 	e := startOn(t, b, Config{SubscribeLinger: time.Minute})
 	c := e.program()
 	subscribe(t, c, "*")
@@ -195,7 +149,7 @@ func TestGatewayKeepsItsSubscriptionWithinTheLinger(t *testing.T) {
 	if got := recv(t, c2); !strings.Contains(got, `"event":"live.y"`) {
 		t.Fatalf("got %s", got)
 	}
-	if n, st := numpat(t, rc), e.g.Stats(); n != 1 || st.BusSubscriptions != 1 || st.BusWaitTimeouts != 0 {
+	if n, st := r.NumPat(t), e.g.Stats(); n != 1 || st.BusSubscriptions != 1 || st.BusWaitTimeouts != 0 {
 		t.Fatalf("NUMPAT %d, stats %+v; want the one subscription kept", n, st)
 	}
 }

@@ -362,6 +362,18 @@ func (r *Redis) signal(tb testing.TB, s syscall.Signal) {
 	}
 }
 
+// NumPat returns PUBSUB NUMPAT of the server: the pattern subscriptions
+// its clients hold (on a cluster, those of its first node).
+func (r *Redis) NumPat(tb testing.TB) int64 {
+	tb.Helper()
+	c := r.Client(tb)
+	n, err := c.Do(context.Background(), c.B().PubsubNumpat().Build()).AsInt64()
+	if err != nil {
+		tb.Fatalf("testenv: PUBSUB NUMPAT: %v", err)
+	}
+	return n
+}
+
 // Client returns a valkey client for the server (authenticated when it
 // requires a password), closed when tb ends.
 func (r *Redis) Client(tb testing.TB) valkey.Client {
